@@ -1,0 +1,195 @@
+"""The LaunchDarkly context of the current request/task, kept on Sentry's isolation scope.
+
+sentry-sdk forks the isolation scope per request (Django/Flask/ASGI) and per thread, and
+copies its ``contexts`` on fork, so storing the context there gives per-request isolation
+for free. The value stored is a :class:`ContextSlot`: a ``dict`` subclass, so that if our
+event processor never runs sentry-sdk serializes it as ``{}`` and never the raw Context.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+
+import sentry_sdk
+
+if TYPE_CHECKING:
+    from ldclient import Context
+
+logger = logging.getLogger("sentry_flags")
+
+CONTEXT_KEY = "launchdarklyContext"
+HINT_KEY = "sentry_flags_ld_context"
+
+# LaunchDarkly's built-in user attributes that carry personal data: redacted too when the
+# app does not allow PII, because sentry-sdk's scrubber never looks inside ``contexts``.
+PII_ATTRIBUTES = frozenset({"email", "ip", "name", "firstName", "lastName", "avatar"})
+
+AttrRef = tuple[str, ...]
+ContextProvider = Callable[[], Optional["Context"]]
+
+
+def parse_ref(ref: str) -> Optional[AttrRef]:
+    """An LD attribute reference: ``name`` (literal) or ``/a/b`` with ``~1``=/ and ``~0``=~."""
+    if not isinstance(ref, str) or not ref:
+        return None
+    if not ref.startswith("/"):
+        return (ref,)
+    parts = ref[1:].split("/")
+    if any(not p for p in parts):
+        return None
+    return tuple(p.replace("~1", "/").replace("~0", "~") for p in parts)
+
+
+def _ref_text(path: AttrRef) -> str:
+    if len(path) == 1 and not path[0].startswith("/"):
+        return path[0]
+    return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in path)
+
+
+@dataclass(frozen=True)
+class Redaction:
+    """Private-attribute settings of the LD client whose evaluation saw the context."""
+
+    all_private: bool = False
+    refs: tuple[AttrRef, ...] = ()
+
+    @classmethod
+    def from_refs(cls, all_private: bool, refs: Iterable[str]) -> Redaction:
+        parsed = tuple(p for p in (parse_ref(r) for r in refs) if p is not None)
+        return cls(bool(all_private), parsed)
+
+    @classmethod
+    def from_client(cls, ld_client: Any) -> Redaction:
+        """Read ``private_attributes``/``all_attributes_private`` from an LDClient's config."""
+        config = getattr(ld_client, "_config", None)
+        if config is None:
+            return cls()
+        try:
+            return cls.from_refs(
+                bool(getattr(config, "all_attributes_private", False)),
+                list(getattr(config, "private_attributes", ()) or ()),
+            )
+        except Exception:  # a foreign config must never break capture
+            logger.debug("could not read LaunchDarkly private attributes", exc_info=True)
+            return cls()
+
+
+NO_REDACTION = Redaction()
+
+
+def redact(context: Context, redaction: Redaction, *, pii: bool) -> dict[str, Any]:
+    """LaunchDarkly's event form of ``context`` with private attributes removed.
+
+    Like LD's own analytics events: ``kind``/``key``/``anonymous`` always stay, redacted
+    attribute references are listed under ``_meta.redactedAttributes``.
+    """
+    if context.multiple:
+        out: dict[str, Any] = {"kind": "multi"}
+        for i in range(context.individual_context_count):
+            single = context.get_individual_context(i)
+            if single is not None:
+                out[single.kind] = _redact_single(single, redaction, pii, with_kind=False)
+        return out
+    return _redact_single(context, redaction, pii, with_kind=True)
+
+
+def _redact_single(
+    context: Context, redaction: Redaction, pii: bool, *, with_kind: bool
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"key": context.key}
+    if with_kind:
+        out["kind"] = context.kind
+    if context.anonymous:
+        out["anonymous"] = True
+    refs = redaction.refs + tuple(
+        p for p in (parse_ref(r) for r in context.private_attributes) if p is not None
+    )
+    redacted: list[str] = []
+    names = ([] if context.name is None else ["name"]) + list(context.custom_attributes)
+    for attr in names:
+        if redaction.all_private or (attr,) in refs or (not pii and attr in PII_ATTRIBUTES):
+            redacted.append(_ref_text((attr,)))
+            continue
+        out[attr] = _redact_value((attr,), context.get(attr), refs, redacted)
+    if redacted:
+        out["_meta"] = {"redactedAttributes": redacted}
+    return out
+
+
+def _redact_value(path: AttrRef, value: Any, refs: tuple[AttrRef, ...], redacted: list[str]) -> Any:
+    if not isinstance(value, Mapping) or not any(
+        len(r) > len(path) and r[: len(path)] == path for r in refs
+    ):
+        return value
+    kept: dict[str, Any] = {}
+    for key, item in value.items():
+        child = (*path, str(key))
+        if child in refs:
+            redacted.append(_ref_text(child))
+        else:
+            kept[key] = _redact_value(child, item, refs, redacted)
+    return kept
+
+
+class ContextSlot(dict[str, Any]):
+    """Holds a Context (or a lazy provider of one) on the scope, with its redaction."""
+
+    __slots__ = ("_source", "redaction")
+
+    def __init__(
+        self, source: Union[Context, ContextProvider], redaction: Optional[Redaction]
+    ) -> None:
+        super().__init__()
+        self._source = source
+        self.redaction = redaction
+
+    def resolve(self) -> Optional[Context]:
+        source = self._source
+        context = source() if callable(source) else source
+        if context is None:
+            return None
+        if not getattr(context, "valid", False):
+            logger.debug("ignoring invalid LaunchDarkly context: %s", getattr(context, "error", None))
+            return None
+        return context
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ContextSlot:
+        return self  # immutable once stored; the Context inside is immutable too
+
+    def __copy__(self) -> ContextSlot:
+        return self
+
+
+def set_launchdarkly_context(
+    context: Union[Context, ContextProvider, None], *, _redaction: Optional[Redaction] = None
+) -> None:
+    """Make ``context`` the LaunchDarkly context of the current request or task.
+
+    Pass a zero-argument callable to defer building the context until an error is
+    captured. ``None`` clears it. Never raises.
+    """
+    try:
+        scope = sentry_sdk.get_isolation_scope()
+        if context is None:
+            scope.remove_context(CONTEXT_KEY)
+        else:
+            scope.set_context(CONTEXT_KEY, ContextSlot(context, _redaction))
+    except Exception:
+        logger.debug("could not store the LaunchDarkly context", exc_info=True)
+
+
+def get_launchdarkly_context() -> Optional[Context]:
+    """The LaunchDarkly context known for the current request or task, if any."""
+    try:
+        # sentry-sdk has no public getter for a scope's contexts; the current scope wins,
+        # as it does when scopes are merged into an event.
+        for scope in (sentry_sdk.get_current_scope(), sentry_sdk.get_isolation_scope()):
+            slot = getattr(scope, "_contexts", {}).get(CONTEXT_KEY)
+            if isinstance(slot, ContextSlot):
+                return slot.resolve()
+    except Exception:
+        logger.debug("could not read the LaunchDarkly context", exc_info=True)
+    return None

@@ -1,0 +1,153 @@
+"""The only place that runs vendor calls: a bounded queue served by one worker thread.
+
+Waking another thread per event is what costs (see docs/benchmarks.md), so ``submit`` only
+appends to a deque; the worker wakes on a short timer, or early when a batch is waiting.
+A full queue drops and counts; nothing here blocks the caller or grows without bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Optional
+
+from sentry_flags._event import ErrorView
+from sentry_flags._privacy import Privacy
+
+if TYPE_CHECKING:
+    from sentry_flags.forwarders._base import Forwarder
+
+logger = logging.getLogger("sentry_flags")
+
+DEFAULT_QUEUE_SIZE = 1000
+WAKE_INTERVAL = 0.1
+WAKE_BATCH = 64
+
+_Item = tuple[dict[str, Any], Privacy, Any, float]
+
+
+class Delivery:
+    """Hands captured events to the forwarders off the caller's thread."""
+
+    def __init__(
+        self,
+        forwarders: Sequence[Forwarder],
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        interval: float = WAKE_INTERVAL,
+    ) -> None:
+        self.forwarders = tuple(forwarders)
+        self.queue_size = queue_size
+        self.interval = interval
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _reset_ref(ref))
+
+    def _reset(self) -> None:
+        # After fork the parent's worker thread does not exist in the child, and the
+        # parent's queued events are the parent's to send.
+        self._queue: deque[_Item] = deque()
+        self._wake = threading.Event()
+        self._idle = threading.Condition(threading.Lock())
+        self._busy = False
+        self._thread: Optional[threading.Thread] = None
+        self._lock = threading.Lock()
+
+    def submit(self, event: dict[str, Any], privacy: Privacy, ld_context: Any) -> None:
+        """Queue one event for every forwarder. O(1), never blocks, never raises."""
+        queue = self._queue
+        if len(queue) >= self.queue_size:
+            self.dropped += 1
+            for forwarder in self.forwarders:
+                forwarder.count_dropped()
+            return
+        queue.append((event, privacy, ld_context, time.monotonic()))
+        if self._thread is None:
+            self._start()
+        elif len(queue) == WAKE_BATCH:
+            self._wake.set()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            thread = threading.Thread(target=self._run, name="sentry-flags-delivery", daemon=True)
+            thread.start()
+            self._thread = thread
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            self._drain()
+
+    def _drain(self) -> None:
+        queue = self._queue
+        while queue:
+            with self._idle:
+                self._busy = True
+            try:
+                event, privacy, ld_context, captured_at = queue.popleft()
+            except IndexError:
+                break
+            try:
+                view = ErrorView.build(event, privacy, ld_context)
+            except Exception:
+                logger.debug("could not read a captured event; not forwarded", exc_info=True)
+                continue
+            for forwarder in self.forwarders:
+                forwarder.handle(view, captured_at)
+        with self._idle:
+            self._busy = False
+            self._idle.notify_all()
+
+    def flush(self, timeout: float) -> bool:
+        """Deliver what is queued and flush the vendor clients, within ``timeout`` seconds."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        if self._thread is None and self._queue:
+            self._start()
+        self._wake.set()
+        with self._idle:
+            while self._queue or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    logger.debug("sentry-flags flush timed out with %d queued", len(self._queue))
+                    return False
+                self._wake.set()
+                self._idle.wait(min(left, 0.05))
+        return self._flush_vendors(deadline - time.monotonic())
+
+    def _flush_vendors(self, timeout: float) -> bool:
+        # Vendor flushes can block for many seconds on a dead endpoint (Segment's did for
+        # over 20 s): run them aside and stop waiting at our own deadline.
+        if not self.forwarders or timeout <= 0:
+            return not self.forwarders
+        done = threading.Event()
+
+        def flush_all() -> None:
+            for forwarder in self.forwarders:
+                try:
+                    forwarder.flush()
+                except Exception:
+                    logger.debug("%s flush failed", forwarder.vendor, exc_info=True)
+            done.set()
+
+        threading.Thread(target=flush_all, name="sentry-flags-flush", daemon=True).start()
+        if not done.wait(timeout):
+            logger.debug("vendor flush did not finish in %.1fs", timeout)
+            return False
+        return True
+
+
+def _reset_ref(ref: weakref.ref[Delivery]) -> None:
+    delivery = ref()
+    if delivery is not None:
+        delivery._reset()

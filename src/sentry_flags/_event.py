@@ -1,0 +1,214 @@
+"""One normalized, immutable view of a captured error, shared by every forwarder.
+
+Built once per event, off the app's thread, after privacy rules are applied: forwarders
+never see the raw Sentry event, so none of them can leak what the app did not allow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Optional
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from sentry_flags._context import CONTEXT_KEY
+from sentry_flags._privacy import Privacy, is_sensitive_key
+from sentry_flags._shape import exceptions, frames, mapping, messages, text
+
+if TYPE_CHECKING:
+    from ldclient import Context
+
+FILTERED = "[Filtered]"
+PII_USER_KEYS = frozenset({"email", "ip_address", "username", "name", "geo"})
+
+
+@dataclass(frozen=True)
+class ErrorView:
+    """What forwarders may know about one Sentry error event."""
+
+    event_id: str
+    timestamp: datetime
+    level: str
+    environment: Optional[str] = None
+    release: Optional[str] = None
+    transaction: Optional[str] = None
+    culprit: Optional[str] = None
+    exception_type: Optional[str] = None
+    exception_value: Optional[str] = None
+    exception_types: tuple[str, ...] = ()
+    message: Optional[str] = None
+    logger: Optional[str] = None
+    server_name: Optional[str] = None
+    user: Mapping[str, Any] = field(default_factory=dict)
+    tags: Mapping[str, Any] = field(default_factory=dict)
+    contexts: Mapping[str, Any] = field(default_factory=dict)
+    url: Optional[str] = None
+    method: Optional[str] = None
+    query: Optional[str] = None
+    referer: Optional[str] = None
+    user_agent: Optional[str] = None
+    ld_context: Optional[Context] = field(default=None, compare=False, repr=False)
+
+    @property
+    def user_id(self) -> Optional[str]:
+        uid = self.user.get("id")
+        return None if uid is None or uid == "" else str(uid)
+
+    @property
+    def ld_context_json(self) -> Optional[Mapping[str, Any]]:
+        """The redacted ``launchdarklyContext`` as it was attached to the Sentry event."""
+        found = self.contexts.get(CONTEXT_KEY)
+        return found if isinstance(found, Mapping) else None
+
+    def lookup(self, path: tuple[str, ...]) -> Any:
+        """Follow ``path`` (e.g. ``("user", "id")``) through the privacy-filtered event."""
+        root: Any = {
+            "user": self.user,
+            "tags": self.tags,
+            "contexts": self.contexts,
+            "request": {
+                "url": self.url, "method": self.method, "query_string": self.query,
+                "referer": self.referer, "user_agent": self.user_agent,
+            },
+            "event_id": self.event_id,
+            "level": self.level,
+            "environment": self.environment,
+            "release": self.release,
+            "transaction": self.transaction,
+            "culprit": self.culprit,
+            "server_name": self.server_name,
+            "logger": self.logger,
+        }
+        for part in path:
+            if isinstance(root, Mapping):
+                root = root.get(part)
+            elif isinstance(root, (list, tuple)) and part.isdigit() and int(part) < len(root):
+                root = root[int(part)]
+            else:
+                return None
+        return root
+
+    @classmethod
+    def build(
+        cls, event: Mapping[str, Any], privacy: Privacy, ld_context: Optional[Context] = None
+    ) -> ErrorView:
+        values = exceptions(event)
+        last = values[-1] if values else {}
+        request = mapping(event.get("request"))
+        headers = _headers(request.get("headers"))
+        msgs = messages(event)
+        transaction = text(event.get("transaction"))
+        return cls(
+            event_id=text(event.get("event_id")) or "",
+            timestamp=_timestamp(event.get("timestamp")),
+            level=text(event.get("level")) or "error",
+            environment=text(event.get("environment")),
+            release=text(event.get("release")),
+            transaction=transaction,
+            culprit=text(event.get("culprit")) or transaction or _frame_culprit(last),
+            exception_type=text(last.get("type")),
+            exception_value=text(last.get("value")),
+            exception_types=tuple(t for t in (text(v.get("type")) for v in values) if t),
+            message=msgs[0] if msgs else None,
+            logger=text(event.get("logger")),
+            server_name=text(event.get("server_name")),
+            user=_user(event.get("user"), privacy),
+            tags=_tags(event.get("tags")),
+            contexts=mapping(event.get("contexts")),
+            url=clean_url(text(request.get("url")), privacy),
+            method=text(request.get("method")),
+            query=_query(request.get("query_string"), privacy),
+            referer=clean_url(headers.get("referer"), privacy),
+            user_agent=headers.get("user-agent"),
+            ld_context=ld_context,
+        )
+
+
+def _timestamp(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value, timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            pass
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        except ValueError:
+            pass
+    return datetime.now(timezone.utc)
+
+
+def _frame_culprit(exception: Mapping[str, Any]) -> Optional[str]:
+    """Sentry's culprit: ``module in function`` of the innermost in-app frame."""
+    candidates = [f for f in frames(exception) if isinstance(f, Mapping)]
+    in_app = [f for f in candidates if f.get("in_app") is True] or candidates
+    for frame in reversed(in_app):
+        where = text(frame.get("module")) or text(frame.get("filename"))
+        func = text(frame.get("function"))
+        if where and func:
+            return f"{where} in {func}"
+        if where or func:
+            return where or func
+    return None
+
+
+def _user(value: Any, privacy: Privacy) -> dict[str, Any]:
+    user = mapping(value)
+    return {
+        k: v
+        for k, v in user.items()
+        if isinstance(k, str) and (privacy.user_info or k not in PII_USER_KEYS)
+    }
+
+
+def _tags(value: Any) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        return {k: v for k, v in value.items() if isinstance(k, str)}
+    if isinstance(value, list):  # Sentry also accepts [[key, value], ...]
+        return {
+            p[0]: p[1]
+            for p in value
+            if isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[0], str)
+        }
+    return {}
+
+
+def _headers(value: Any) -> dict[str, str]:
+    pairs = value.items() if isinstance(value, Mapping) else value if isinstance(value, list) else ()
+    out: dict[str, str] = {}
+    for pair in pairs:
+        if isinstance(pair, (list, tuple)) and len(pair) == 2:
+            k, v = pair
+            if isinstance(k, str) and isinstance(v, str):
+                out[k.lower()] = v
+    return out
+
+
+def _filter_query(query: str) -> str:
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return urlencode([(k, FILTERED if is_sensitive_key(k) else v) for k, v in pairs])
+
+
+def _query(value: Any, privacy: Privacy) -> Optional[str]:
+    if not privacy.query_values:
+        return None
+    if isinstance(value, str) and value:
+        return _filter_query(value)
+    return None
+
+
+def clean_url(url: Optional[str], privacy: Privacy) -> Optional[str]:
+    """Drop credentials and fragments always; query values unless the app allows them."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rpartition("@")[2]
+        query = _filter_query(parts.query) if privacy.query_values and parts.query else ""
+        return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    except ValueError:
+        return None

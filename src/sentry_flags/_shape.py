@@ -1,0 +1,122 @@
+"""Tolerant readers for Sentry event dicts.
+
+Events reach us from user code and other integrations; any key may be missing or of the
+wrong type. Every reader returns a safe default instead of raising.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Optional
+
+Event = dict[str, Any]
+
+
+def mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def text(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) else None
+
+
+def exceptions(event: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Exception values, oldest first, as sentry-sdk orders them (the raised one is last)."""
+    exc = event.get("exception")
+    values = exc.get("values") if isinstance(exc, Mapping) else exc
+    if not isinstance(values, list):
+        return []
+    return [v for v in values if isinstance(v, Mapping)]
+
+
+def frames(exception: Mapping[str, Any]) -> list[Any]:
+    stacktrace = exception.get("stacktrace")
+    found = stacktrace.get("frames") if isinstance(stacktrace, Mapping) else None
+    return found if isinstance(found, list) else []
+
+
+def all_frames(event: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every mutable frame of every exception and thread stacktrace."""
+    holders: list[Any] = list(exceptions(event))
+    threads = event.get("threads")
+    values = threads.get("values") if isinstance(threads, Mapping) else threads
+    if isinstance(values, list):
+        holders.extend(v for v in values if isinstance(v, Mapping))
+    for holder in holders:
+        for frame in frames(holder):
+            if isinstance(frame, dict):
+                yield frame
+
+
+def messages(event: Mapping[str, Any]) -> list[str]:
+    """The event's message texts: ``message`` and ``logentry.message``/``formatted``."""
+    found: list[str] = []
+    for key in ("message", "logentry"):
+        value = event.get(key)
+        if isinstance(value, str):
+            found.append(value)
+        elif isinstance(value, Mapping):
+            for sub in ("formatted", "message"):
+                item = value.get(sub)
+                if isinstance(item, str) and item not in found:
+                    found.append(item)
+    return found
+
+
+def error_texts(event: Mapping[str, Any]) -> list[str]:
+    """What ``ignore_errors`` matches: ``"Type: value"``, ``value`` and the messages."""
+    found = messages(event)
+    for exc in exceptions(event):
+        etype, value = text(exc.get("type")), text(exc.get("value"))
+        if etype and value is not None:
+            found.append(f"{etype}: {value}")
+        elif etype:
+            found.append(etype)
+        if value:
+            found.append(value)
+    return found
+
+
+def _is_pseudo_path(path: Optional[str]) -> bool:
+    return bool(path) and path.startswith("<") and path.endswith(">")  # type: ignore[union-attr]
+
+
+def raising_frame(event: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:
+    """The last real frame of the last exception: where the error was raised."""
+    values = exceptions(event)
+    if not values:
+        return None
+    for frame in reversed(frames(values[-1])):
+        if not isinstance(frame, Mapping):
+            continue
+        path = text(frame.get("abs_path")) or text(frame.get("filename"))
+        if path is None and not text(frame.get("module")):
+            continue
+        if _is_pseudo_path(path):
+            continue
+        return frame
+    return None
+
+
+def request_url(event: Mapping[str, Any]) -> Optional[str]:
+    url = mapping(event.get("request")).get("url")
+    return url if isinstance(url, str) and url else None
+
+
+def event_urls(event: Mapping[str, Any]) -> list[str]:
+    """What ``allow_urls``/``deny_urls`` match: request URL and the raising frame's paths."""
+    urls: list[str] = []
+    url = request_url(event)
+    if url:
+        urls.append(url)
+    frame = raising_frame(event)
+    if frame is not None:
+        for key in ("abs_path", "filename", "module"):
+            value = text(frame.get(key))
+            if value and not _is_pseudo_path(value) and value not in urls:
+                urls.append(value)
+    return urls
+
+
+def is_error_event(event: Mapping[str, Any]) -> bool:
+    return event.get("type") not in ("transaction", "check_in")

@@ -1,0 +1,142 @@
+"""What every forwarder shares: environment filter, counters, rate limit, the vendor call.
+
+A forwarder knows its vendor and nothing else. It runs on the delivery worker thread,
+never on the app's, and must never raise: :meth:`Forwarder.handle` counts and logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Optional
+
+from sentry_flags._event import ErrorView
+
+logger = logging.getLogger("sentry_flags")
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A snapshot of a forwarder's counters."""
+
+    forwarded: int = 0
+    failed: int = 0
+    rate_limited: int = 0
+    dropped: int = 0  # the delivery queue was full
+    skipped: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+
+class Counters:
+    """Thread-safe counters behind :class:`Stats`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._skipped: Counter[str] = Counter()
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += n
+
+    def skip(self, reason: str) -> None:
+        with self._lock:
+            self._skipped[reason] += 1
+
+    def snapshot(self) -> Stats:
+        with self._lock:
+            c = self._counts
+            return Stats(
+                forwarded=c["forwarded"],
+                failed=c["failed"],
+                rate_limited=c["rate_limited"],
+                dropped=c["dropped"],
+                skipped=dict(self._skipped),
+            )
+
+
+class TokenBucket:
+    """``rate`` events per second with bursts up to ``rate``; measured at capture time."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = float(rate)
+        self._tokens = self.rate
+        self._last: Optional[float] = None
+
+    def take(self, now: float) -> bool:
+        if self._last is not None:
+            self._tokens = min(self.rate, self._tokens + (now - self._last) * self.rate)
+        self._last = now if self._last is None else max(self._last, now)
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+def parse_environments(value: Any) -> Optional[frozenset[str]]:
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise TypeError(
+            "environments must be None or a set of Sentry environment names (str), "
+            f"got {type(value).__name__}"
+        )
+    names = list(value)
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"environments must contain non-empty str names, got {name!r}")
+    if not names:
+        raise ValueError("environments must not be empty: pass None to forward every environment")
+    return frozenset(names)
+
+
+def require_method(option: str, client: Any, method: str, expected: str) -> None:
+    if client is None or not callable(getattr(client, method, None)):
+        raise TypeError(f"{option} must be {expected} with a {method}() method, got {client!r}")
+
+
+class Forwarder(ABC):
+    """Base of the vendor forwarders; subclasses implement :meth:`forward`."""
+
+    vendor: ClassVar[str]
+
+    def __init__(self, *, environments: Optional[Iterable[str]] = None) -> None:
+        self.environments = parse_environments(environments)
+        self._counters = Counters()
+
+    @property
+    def stats(self) -> Stats:
+        return self._counters.snapshot()
+
+    def handle(self, view: ErrorView, captured_at: float) -> None:
+        """Forward one error; called on the delivery worker. Never raises."""
+        if self.environments is not None and view.environment not in self.environments:
+            self._counters.skip("environment")
+            return
+        try:
+            self.forward(view, captured_at)
+        except Exception as exc:
+            self._counters.add("failed")
+            logger.debug("%s forwarder failed: %s", self.vendor, type(exc).__name__, exc_info=True)
+
+    @abstractmethod
+    def forward(self, view: ErrorView, captured_at: float) -> None:
+        """Send ``view`` through the vendor SDK; count what happened on ``self._counters``."""
+
+    def flush(self) -> None:
+        """Ask the vendor client to send what it queued. May block; delivery bounds it."""
+
+    def count_dropped(self) -> None:
+        self._counters.add("dropped")
+
+
+def now() -> float:
+    return time.monotonic()

@@ -1,0 +1,98 @@
+"""Capture the LaunchDarkly context of every flag evaluation.
+
+Use :class:`SentryFlagsPlugin` in ``ldclient.Config(plugins=[...])`` when the LD client is
+built after Sentry, or pass the client to ``FlagsIntegration(launchdarkly_client=...)``.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+from sentry_flags._context import NO_REDACTION, Redaction, set_launchdarkly_context
+
+try:
+    from ldclient.client import LDClient
+    from ldclient.evaluation import EvaluationDetail
+    from ldclient.hook import EvaluationSeriesContext, Hook, Metadata
+except ImportError as exc:  # pragma: no cover - exercised by the no-extras tox env
+    raise ImportError(
+        "sentry_flags.launchdarkly needs the LaunchDarkly SDK: pip install 'sentry-flags[launchdarkly]'"
+    ) from exc
+
+try:
+    from ldclient.plugin import EnvironmentMetadata, Plugin, PluginMetadata
+except ImportError:  # LD SDK < 9.12 has hooks but no plugins
+    Plugin = None  # type: ignore[assignment,misc]
+
+__all__ = ["LaunchDarklyContextHook", "SentryFlagsPlugin", "install_hook"]
+
+HOOK_NAME = "sentry-flags"
+
+
+class LaunchDarklyContextHook(Hook):
+    """Records the evaluated context on the current Sentry isolation scope.
+
+    Runs before evaluation so the context is known even if evaluation fails; storing it
+    costs one small object, redaction waits until an error is actually captured.
+    """
+
+    def __init__(self, redaction: Redaction = NO_REDACTION) -> None:
+        self.redaction = redaction
+
+    @property
+    def metadata(self) -> Metadata:
+        return Metadata(name=HOOK_NAME)
+
+    def before_evaluation(
+        self, series_context: EvaluationSeriesContext, data: dict[Any, Any]
+    ) -> dict[Any, Any]:
+        set_launchdarkly_context(series_context.context, _redaction=self.redaction)
+        return data
+
+    def after_evaluation(
+        self,
+        series_context: EvaluationSeriesContext,
+        data: dict[Any, Any],
+        detail: EvaluationDetail,
+    ) -> dict[Any, Any]:
+        return data
+
+
+_hooked: weakref.WeakKeyDictionary[LDClient, LaunchDarklyContextHook] = weakref.WeakKeyDictionary()
+_hooked_lock = threading.Lock()
+
+
+def install_hook(client: LDClient) -> LaunchDarklyContextHook:
+    """Add our hook to ``client`` once, however often Sentry is initialised."""
+    with _hooked_lock:
+        hook = _hooked.get(client)
+        if hook is None:
+            hook = LaunchDarklyContextHook(Redaction.from_client(client))
+            client.add_hook(hook)
+            _hooked[client] = hook
+        return hook
+
+
+if Plugin is not None:
+
+    class SentryFlagsPlugin(Plugin):
+        """LD SDK plugin form of the capture hook (LD Python SDK 9.12+)."""
+
+        def __init__(self) -> None:
+            self._hook = LaunchDarklyContextHook()
+
+        @property
+        def metadata(self) -> PluginMetadata:
+            return PluginMetadata(name=HOOK_NAME)
+
+        def register(self, client: LDClient, metadata: EnvironmentMetadata) -> None:
+            # get_hooks() runs before register(), so the client's privacy settings
+            # reach the hook here.
+            self._hook.redaction = Redaction.from_client(client)
+            with _hooked_lock:
+                _hooked[client] = self._hook
+
+        def get_hooks(self, metadata: EnvironmentMetadata) -> list[Hook]:
+            return [self._hook]
