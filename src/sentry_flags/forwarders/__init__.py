@@ -8,14 +8,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sentry_flags.forwarders._base import Forwarder, Stats
+from sentry_flags.forwarders._base import Forwarder, Stats, VendorCall
 
 if TYPE_CHECKING:
     from sentry_flags.forwarders.launchdarkly import LaunchDarklyForwarder
     from sentry_flags.forwarders.segment import SegmentForwarder
     from sentry_flags.forwarders.split import SplitForwarder
 
-__all__ = ["Forwarder", "LaunchDarklyForwarder", "SegmentForwarder", "SplitForwarder", "Stats"]
+__all__ = [
+    "Forwarder",
+    "LaunchDarklyForwarder",
+    "SegmentForwarder",
+    "SplitForwarder",
+    "Stats",
+    "VendorCall",
+]
 
 _LAZY = {
     "SplitForwarder": "sentry_flags.forwarders.split",

@@ -103,8 +103,21 @@ def require_method(option: str, client: Any, method: str, expected: str) -> None
         raise TypeError(f"{option} must be {expected} with a {method}() method, got {client!r}")
 
 
+@dataclass(frozen=True)
+class VendorCall:
+    """One vendor SDK call, as data: what ``send`` will pass to the client's ``method``."""
+
+    method: str
+    kwargs: Mapping[str, Any]
+
+
 class Forwarder(ABC):
-    """Base of the vendor forwarders; subclasses implement :meth:`forward`."""
+    """Base of the vendor forwarders.
+
+    Subclasses implement :meth:`calls` (pure: the vendor calls one error becomes, counting
+    skips and rate limits) and :meth:`send` (the SDK call itself). Keeping them apart is
+    what lets :mod:`sentry_flags.testing` record exactly what would be sent.
+    """
 
     vendor: ClassVar[str]
 
@@ -122,14 +135,34 @@ class Forwarder(ABC):
             self._counters.skip("environment")
             return
         try:
-            self.forward(view, captured_at)
+            calls = self.calls(view, captured_at)
         except Exception as exc:
-            self._counters.add("failed")
-            logger.debug("%s forwarder failed: %s", self.vendor, type(exc).__name__, exc_info=True)
+            self._fail("could not build the call", exc)
+            return
+        for call in calls:
+            try:
+                sent = self.send(call)
+            except Exception as exc:
+                self._fail("call failed", exc)
+                continue
+            if sent:
+                self._counters.add("forwarded")
+                logger.debug("event %s forwarded to %s", view.event_id, self.vendor)
+            else:
+                self._counters.add("failed")
+                logger.debug("%s refused event %s", self.vendor, view.event_id)
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        self._counters.add("failed")
+        logger.debug("%s forwarder: %s (%s)", self.vendor, what, type(exc).__name__, exc_info=True)
 
     @abstractmethod
-    def forward(self, view: ErrorView, captured_at: float) -> None:
-        """Send ``view`` through the vendor SDK; count what happened on ``self._counters``."""
+    def calls(self, view: ErrorView, captured_at: float) -> list[VendorCall]:
+        """The vendor calls for ``view``; count skips with ``self._counters.skip(reason)``."""
+
+    @abstractmethod
+    def send(self, call: VendorCall) -> bool:
+        """Make ``call`` through the vendor SDK; False when the SDK refused it."""
 
     def flush(self) -> None:
         """Ask the vendor client to send what it queued. May block; delivery bounds it."""
