@@ -7,6 +7,7 @@ bound to each client as it is set on a scope, and checked again at event time.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sys
 import threading
@@ -155,6 +156,10 @@ class FlagsIntegration(Integration):
     def setup_once() -> None:
         add_global_event_processor(_process_event)  # type: ignore[arg-type]
         _patch_sentry()
+        # Registered before sentry-sdk's own atexit handler, so it runs after Sentry's
+        # close (which already drained us through flush); it matters when the app
+        # disabled the default integrations.
+        atexit.register(_flush_at_exit)
 
     # -- per client -----------------------------------------------------------------------
 
@@ -304,6 +309,15 @@ def _patch_sentry() -> None:
 
     Scope.set_client = set_client  # type: ignore[method-assign]
     _Client.flush = flush  # type: ignore[method-assign]
+
+
+def _flush_at_exit() -> None:
+    try:
+        integration = sentry_sdk.get_client().get_integration(FlagsIntegration)
+        if integration is not None:
+            integration.flush(FLUSH_SHARE)
+    except Exception:
+        logger.debug("sentry-flags exit flush failed", exc_info=True)
 
 
 def _hook_launchdarkly(client: Any) -> Redaction:
