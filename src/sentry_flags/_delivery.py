@@ -75,6 +75,11 @@ class Delivery:
         elif len(queue) == WAKE_BATCH:
             self._wake.set()
 
+    def skip(self, reason: str) -> None:
+        """Count an event every forwarder skips before it is queued."""
+        for forwarder in self.forwarders:
+            forwarder.count_skipped(reason)
+
     def _start(self) -> None:
         with self._lock:
             if self._thread is not None:

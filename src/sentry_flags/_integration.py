@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import sentry_sdk
 from sentry_sdk.integrations import Integration
+from sentry_sdk.integrations.logging import ignore_logger
 from sentry_sdk.scope import Scope, add_global_event_processor
 
 from sentry_flags._context import (
@@ -48,6 +49,10 @@ logger = logging.getLogger("sentry_flags")
 BeforeSend = Callable[[Event, dict[str, Any]], Optional[Event]]
 
 FLUSH_SHARE = 2.0  # seconds of a Sentry flush we may spend draining the vendors
+
+# Errors the vendor SDKs log become Sentry events through sentry-sdk's logging integration;
+# forwarding those to the failing vendor would feed the failure back into itself.
+VENDOR_LOGGERS = ("splitio", "ldclient", "segment", "analytics", "backoff", "sentry_flags")
 
 CONFIG_KEYS = {
     "ignoreErrors": "ignore_errors",
@@ -156,6 +161,7 @@ class FlagsIntegration(Integration):
     def setup_once() -> None:
         add_global_event_processor(_process_event)  # type: ignore[arg-type]
         _patch_sentry()
+        ignore_logger("sentry_flags")
         # Registered before sentry-sdk's own atexit handler, so it runs after Sentry's
         # close (which already drained us through flush); it matters when the app
         # disabled the default integrations.
@@ -251,10 +257,18 @@ class _Stage:
         delivery = integration.delivery
         if delivery is not None:
             try:
-                delivery.submit(event, self.privacy, hint.get(HINT_KEY))
+                if _from_vendor_sdk(event):
+                    delivery.skip("vendor_sdk_log")
+                else:
+                    delivery.submit(event, self.privacy, hint.get(HINT_KEY))
             except Exception:
                 logger.debug("could not queue event for forwarding", exc_info=True)
         return event
+
+
+def _from_vendor_sdk(event: Event) -> bool:
+    name = event.get("logger")
+    return isinstance(name, str) and name.split(".", 1)[0] in VENDOR_LOGGERS
 
 
 def _process_event(event: Event, hint: dict[str, Any]) -> Optional[Event]:

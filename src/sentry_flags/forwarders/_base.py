@@ -170,6 +170,9 @@ class Forwarder(ABC):
     def count_dropped(self) -> None:
         self._counters.add("dropped")
 
+    def count_skipped(self, reason: str) -> None:
+        self._counters.skip(reason)
+
 
 def now() -> float:
     return time.monotonic()
