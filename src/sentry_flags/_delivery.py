@@ -92,7 +92,13 @@ class Delivery:
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()
-            self._drain()
+            try:
+                self._drain()
+            except Exception:  # the worker must outlive any bug, ours or a forwarder's
+                logger.debug("sentry-flags delivery error", exc_info=True)
+                with self._idle:
+                    self._busy = False
+                    self._idle.notify_all()
 
     def _drain(self) -> None:
         queue = self._queue
@@ -109,7 +115,10 @@ class Delivery:
                 logger.debug("could not read a captured event; not forwarded", exc_info=True)
                 continue
             for forwarder in self.forwarders:
-                forwarder.handle(view, captured_at)
+                try:
+                    forwarder.handle(view, captured_at)
+                except Exception:  # a subclass that overrode handle() and raised
+                    logger.debug("%s forwarder raised", forwarder.vendor, exc_info=True)
         with self._idle:
             self._busy = False
             self._idle.notify_all()
