@@ -1,0 +1,901 @@
+"""Loopback stand-ins for the Sentry, LaunchDarkly, Split and Segment HTTP APIs.
+
+The demo, our tests and yours drive the real vendor SDK clients against these
+receivers and then assert on what actually arrived over the wire, instead of
+mocking the SDKs.
+Everything binds to 127.0.0.1 on an ephemeral port; nothing here talks to the
+internet.
+
+Every receiver records every request it sees.  A test can switch a receiver's
+behaviour (``set_mode``) to exercise failure handling: HTTP 500, HTTP 429 with
+``Retry-After``, bytes that are not HTTP at all, a 200 whose body is not JSON,
+hanging, or refusing connections outright.  The parsed views (``.events``,
+``.messages`` ...) only include requests the receiver answered in ``NORMAL``
+mode, i.e. data the SDK would consider delivered.
+"""
+
+from __future__ import annotations
+
+import enum
+import gzip
+import json
+import re
+import socket
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Iterable, Literal, Optional, TypeVar, Union
+from urllib.parse import parse_qs, urlsplit
+
+try:  # sentry-sdk prefers brotli when the module is installed
+    import brotli  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - depends on the environment
+    brotli = None
+
+__all__ = [
+    "DEFAULT_SPLITS",
+    "DEFAULT_TIMEOUT",
+    "LOOPBACK",
+    "BaseReceiver",
+    "Envelope",
+    "EnvelopeItem",
+    "LaunchDarklyReceiver",
+    "Mode",
+    "RecordedRequest",
+    "Response",
+    "SegmentReceiver",
+    "SentryReceiver",
+    "SplitReceiver",
+    "assert_never",
+    "closed_port_url",
+    "decode_body",
+    "join_threads",
+    "ld_flag",
+    "parse_envelope",
+    "split_definition",
+    "wait_for",
+]
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = 5.0
+LOOPBACK = "127.0.0.1"
+
+
+# --------------------------------------------------------------------------
+# Waiting helpers: every wait is bounded so a broken SDK fails a test instead
+# of hanging the suite.
+
+
+def wait_for(
+    predicate: Callable[[], Union[T, Literal[False], None]],
+    timeout: float = DEFAULT_TIMEOUT,
+    interval: float = 0.01,
+    message: str = "",
+) -> T:
+    """Poll ``predicate`` until it returns something truthy; return that value.
+
+    Raises AssertionError (so pytest shows it as a failed assertion) when the
+    deadline passes.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not satisfied within {timeout}s: {message or predicate!r}")
+        time.sleep(interval)
+
+
+def assert_never(
+    predicate: Callable[[], Any],
+    duration: float = 0.3,
+    interval: float = 0.01,
+    message: str = "",
+) -> None:
+    """Fail if ``predicate`` becomes truthy at any point during ``duration`` seconds.
+
+    Negative assertions ("nothing was sent") can only ever be checked for a
+    while; keep ``duration`` comfortably above the SDK's flush interval.
+    """
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            raise AssertionError(f"unexpectedly satisfied: {message or result!r}")
+        time.sleep(interval)
+
+
+def join_threads(name_prefix: str, timeout: float = DEFAULT_TIMEOUT) -> bool:
+    """Join every live thread whose name starts with ``name_prefix``, bounded overall.
+
+    Returns False if some are still running.  For SDK threads that expose no
+    handle of their own (e.g. Split's ``SDKInitializer`` and ``pool_worker_N``).
+    """
+    deadline = time.monotonic() + timeout
+
+    def matching() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.startswith(name_prefix)]
+
+    for thread in matching():
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return not matching()
+
+
+def closed_port_url() -> str:
+    """Base URL of a loopback port with nothing listening (connections are refused).
+
+    The port is free when this returns; another process could grab it later,
+    which is unlikely enough for tests.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        port = sock.getsockname()[1]
+    return f"http://{LOOPBACK}:{port}"
+
+
+# --------------------------------------------------------------------------
+# Generic receiver
+
+
+class Mode(str, enum.Enum):
+    NORMAL = "normal"
+    ERROR = "error"  # HTTP 500 (or ``error_status``)
+    RATE_LIMIT = "rate_limit"  # HTTP 429 with Retry-After
+    GARBAGE = "garbage"  # bytes that are not an HTTP response, then close
+    BAD_BODY = "bad_body"  # HTTP 200 whose body is not JSON
+    HANG = "hang"  # no answer until released, stopped or hang_timeout
+    REFUSE = "refuse"  # listening socket closed: connect() is refused
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # names lower-cased
+    raw_body: bytes  # exactly as received (possibly compressed)
+    body: bytes  # after undoing Content-Encoding
+    json: Any  # decoded body, or None when it is not JSON
+    mode: Mode  # how the receiver treated it
+    status: Optional[int]  # HTTP status answered; None when no HTTP answer was given
+    received_at: float = field(default_factory=time.time)
+
+    @property
+    def delivered(self) -> bool:
+        """True when the SDK got a normal 2xx answer for this request."""
+        return self.mode is Mode.NORMAL and self.status is not None and self.status < 300
+
+    def header(self, name: str) -> Optional[str]:
+        return self.headers.get(name.lower())
+
+    def query_value(self, name: str) -> Optional[str]:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: Any = b""  # bytes/str are sent as-is, anything else is JSON-encoded
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> tuple[bytes, dict[str, str]]:
+        headers = dict(self.headers)
+        if isinstance(self.body, bytes):
+            data = self.body
+        elif isinstance(self.body, str):
+            data = self.body.encode()
+        else:
+            data = json.dumps(self.body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        return data, headers
+
+
+def decode_body(raw: bytes, content_encoding: Optional[str]) -> bytes:
+    """Undo Content-Encoding (gzip, deflate, br).  Raises ValueError when it can't."""
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    try:
+        if encoding in ("gzip", "x-gzip"):
+            return gzip.decompress(raw)
+        if encoding == "deflate":
+            return zlib.decompress(raw)
+        if encoding == "br":
+            if brotli is None:
+                raise ValueError("brotli body received but the brotli module is not installed")
+            return bytes(brotli.decompress(raw))
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"cannot decode {encoding} body: {exc}") from exc
+    raise ValueError(f"unsupported Content-Encoding {encoding!r}")
+
+
+def _parse_json(data: bytes) -> Any:
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+class _Server(ThreadingHTTPServer):
+    # Handler threads must never keep the interpreter alive, and server_close()
+    # must not wait on a handler that is deliberately hanging.
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True  # lets refuse/accept re-bind the same port at once
+
+
+class _Handler(BaseHTTPRequestHandler):
+    # HTTP/1.0 closes the connection after each answer, so no handler thread
+    # lingers on an idle keep-alive connection after the test is over.
+    protocol_version = "HTTP/1.0"
+    timeout = 10  # a client that connects and sends nothing cannot pin a thread
+    receiver: BaseReceiver  # set on the per-receiver subclass
+
+    def _handle(self) -> None:
+        self.receiver._dispatch(self)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep pytest output readable
+
+
+class BaseReceiver:
+    """Threaded HTTP server on 127.0.0.1 that records requests.
+
+    Subclasses override ``respond`` to answer like the real API.  The base
+    class answers every request with ``200 {}``.
+    """
+
+    hang_timeout = 30.0  # upper bound for Mode.HANG, even if nobody releases it
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._mode = Mode.NORMAL
+        self._mode_path_prefix: Optional[str] = None
+        self._retry_after = "1"
+        self._error_status = 500
+        self._release = threading.Event()
+        self._stopped = False
+        self._server: Optional[_Server] = None
+        self._thread: Optional[threading.Thread] = None
+        self.port = 0
+        self._listen()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def _listen(self) -> None:
+        handler = type(f"{type(self).__name__}Handler", (_Handler,), {"receiver": self})
+        server = _Server((LOOPBACK, self.port), handler)
+        self.port = server.server_address[1]
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # short, so stop() returns quickly
+            name=f"{type(self).__name__}:{self.port}",
+            daemon=True,
+        )
+        thread.start()
+        self._server, self._thread = server, thread
+
+    def _close_listener(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=2)
+
+    def stop(self) -> None:
+        """Release hung requests and close the listening socket.  Idempotent."""
+        self._stopped = True
+        self._release.set()
+        self._close_listener()
+
+    def __enter__(self: T) -> T:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:54321`` (no trailing slash)."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    # -- behaviour switches ------------------------------------------------
+
+    def set_mode(
+        self,
+        mode: Mode | str,
+        *,
+        path_prefix: Optional[str] = None,
+        retry_after: float | str = 1,
+        error_status: int = 500,
+    ) -> None:
+        """Change how requests are answered from now on.
+
+        ``path_prefix`` limits the misbehaviour to matching paths (others are
+        answered normally); it does not apply to REFUSE, which works at the
+        socket level.  Leaving HANG releases the requests that are hanging.
+        """
+        mode = Mode(mode)
+        if self._stopped:
+            raise RuntimeError("receiver is stopped")
+        with self._lock:
+            self._mode = mode
+            self._mode_path_prefix = path_prefix
+            self._retry_after = str(retry_after)
+            self._error_status = error_status
+        if mode is Mode.HANG:
+            self._release.clear()
+        else:
+            self._release.set()
+        if mode is Mode.REFUSE and self._server is not None:
+            self._close_listener()
+        elif mode is not Mode.REFUSE and self._server is None:
+            self._listen()
+
+    def release(self) -> None:
+        """Let hanging requests go (they are closed without an answer)."""
+        self._release.set()
+
+    def _mode_for(self, path: str) -> Mode:
+        with self._lock:
+            if self._mode_path_prefix is None or path.startswith(self._mode_path_prefix):
+                return self._mode
+            return Mode.NORMAL
+
+    # -- recording ---------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def requests_to(self, path_prefix: str = "", method: Optional[str] = None) -> list[RecordedRequest]:
+        return [
+            r
+            for r in self.requests
+            if r.path.startswith(path_prefix) and (method is None or r.method == method)
+        ]
+
+    def delivered(self, path_prefix: str = "", method: Optional[str] = None) -> list[RecordedRequest]:
+        return [r for r in self.requests_to(path_prefix, method) if r.delivered]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    def wait_for_requests(
+        self,
+        count: int = 1,
+        path_prefix: str = "",
+        method: Optional[str] = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> list[RecordedRequest]:
+        """Wait until at least ``count`` matching requests arrived (in any mode)."""
+        return wait_for(
+            lambda: (found := self.requests_to(path_prefix, method)) and len(found) >= count and found,
+            timeout=timeout,
+            message=f"{count} request(s) to {path_prefix or '/'} on {type(self).__name__}",
+        )
+
+    # -- request handling ----------------------------------------------------
+
+    def respond(self, request: RecordedRequest) -> Response:
+        """Answer a request in NORMAL mode.  Subclasses emulate the real API."""
+        return Response(200, {})
+
+    def _dispatch(self, handler: _Handler) -> None:
+        split = urlsplit(handler.path)
+        path = split.path
+        raw = _read_body(handler)
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        mode = self._mode_for(path)
+        try:
+            body = decode_body(raw, headers.get("content-encoding"))
+            decode_error = False
+        except ValueError:
+            body, decode_error = raw, True
+
+        draft = RecordedRequest(
+            method=handler.command,
+            path=path,
+            query=parse_qs(split.query, keep_blank_values=True),
+            headers=headers,
+            raw_body=raw,
+            body=body,
+            json=None if decode_error else _parse_json(body),
+            mode=mode,
+            status=None,
+        )
+
+        response: Optional[Response] = None
+        if mode is Mode.NORMAL:
+            response = Response(400, {"error": "undecodable body"}) if decode_error else self.respond(draft)
+        elif mode is Mode.ERROR:
+            response = Response(self._error_status, {"error": "injected failure"})
+        elif mode is Mode.RATE_LIMIT:
+            response = Response(429, {"error": "rate limited"}, {"Retry-After": self._retry_after})
+        elif mode is Mode.BAD_BODY:
+            response = Response(200, b"\x00this is {not json", {"Content-Type": "application/json"})
+
+        recorded = replace(draft, status=response.status if response else None)
+        with self._lock:
+            self._requests.append(recorded)
+
+        try:
+            if response is not None:
+                data, extra_headers = response.encode()
+                handler.send_response(response.status)
+                for name, value in extra_headers.items():
+                    handler.send_header(name, value)
+                handler.send_header("Content-Length", str(len(data)))
+                handler.end_headers()
+                if handler.command != "HEAD":
+                    handler.wfile.write(data)
+            elif mode is Mode.GARBAGE:
+                handler.wfile.write(b"\x16\x03\x01 definitely not HTTP \xff\xfe\r\n\r\n")
+            elif mode is Mode.HANG:
+                self._release.wait(self.hang_timeout)
+            handler.wfile.flush()
+        except OSError:
+            pass  # the client gave up (timeout) or went away; that's its business
+        handler.close_connection = True
+
+
+def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
+    if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        chunks: list[bytes] = []
+        while True:
+            size = int(handler.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                # Trailers, if any, end with an empty line.
+                while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(chunks)
+            chunks.append(handler.rfile.read(size))
+            handler.rfile.readline()  # CRLF after each chunk
+    length = int(handler.headers.get("Content-Length") or 0)
+    return handler.rfile.read(length) if length else b""
+
+
+def _flatten(batches: Iterable[Any]) -> list[Any]:
+    return [item for batch in batches if isinstance(batch, list) for item in batch]
+
+
+# --------------------------------------------------------------------------
+# Sentry
+
+
+@dataclass(frozen=True)
+class EnvelopeItem:
+    headers: dict[str, Any]
+    payload: bytes
+
+    @property
+    def type(self) -> Optional[str]:
+        return self.headers.get("type")
+
+    @property
+    def json(self) -> Any:
+        return _parse_json(self.payload)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    headers: dict[str, Any]
+    items: list[EnvelopeItem]
+
+
+def parse_envelope(data: bytes) -> Envelope:
+    """Parse a Sentry envelope: header line, then (item header line, payload)*.
+
+    A payload is ``length`` bytes when the item header says so, otherwise it
+    runs to the next newline.
+    """
+    header_line, _, rest = data.partition(b"\n")
+    headers = json.loads(header_line) if header_line.strip() else {}
+    items = []
+    pos = 0
+    while pos < len(rest):
+        end = rest.find(b"\n", pos)
+        line = rest[pos:] if end == -1 else rest[pos:end]
+        pos = len(rest) if end == -1 else end + 1
+        if not line.strip():
+            continue
+        item_headers = json.loads(line)
+        length = item_headers.get("length")
+        if length is not None:
+            payload = rest[pos : pos + length]
+            pos += length
+            if rest[pos : pos + 1] == b"\n":
+                pos += 1
+        else:
+            end = rest.find(b"\n", pos)
+            payload = rest[pos:] if end == -1 else rest[pos:end]
+            pos = len(rest) if end == -1 else end + 1
+        items.append(EnvelopeItem(item_headers, payload))
+    return Envelope(headers, items)
+
+
+class SentryReceiver(BaseReceiver):
+    """Accepts ``POST /api/<project>/envelope/`` like Sentry/Relay."""
+
+    ENVELOPE_PATH = re.compile(r"^/api/(?P<project>[^/]+)/envelope/$")
+
+    def __init__(self, project_id: str = "1", public_key: str = "public") -> None:
+        self.project_id = project_id
+        self.public_key = public_key
+        super().__init__()
+
+    @property
+    def dsn(self) -> str:
+        return f"http://{self.public_key}@{LOOPBACK}:{self.port}/{self.project_id}"
+
+    def respond(self, request: RecordedRequest) -> Response:
+        if request.method != "POST" or not self.ENVELOPE_PATH.match(request.path):
+            return Response(404, {"detail": "not found"})
+        try:
+            envelope = parse_envelope(request.body)
+        except ValueError:
+            return Response(400, {"detail": "invalid envelope"})
+        return Response(200, {"id": envelope.headers.get("event_id")})
+
+    @property
+    def envelopes(self) -> list[Envelope]:
+        return [parse_envelope(r.body) for r in self.delivered("/api/", "POST")]
+
+    def items(self, item_type: Optional[str] = None) -> list[EnvelopeItem]:
+        return [
+            item
+            for envelope in self.envelopes
+            for item in envelope.items
+            if item_type is None or item.type == item_type
+        ]
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Error/message events (item type ``event``), decoded."""
+        return [item.json for item in self.items("event")]
+
+    @property
+    def transactions(self) -> list[dict[str, Any]]:
+        return [item.json for item in self.items("transaction")]
+
+    def wait_for_events(self, count: int = 1, timeout: float = DEFAULT_TIMEOUT) -> list[dict[str, Any]]:
+        return wait_for(
+            lambda: (events := self.events) and len(events) >= count and events,
+            timeout=timeout,
+            message=f"{count} Sentry event(s)",
+        )
+
+
+# --------------------------------------------------------------------------
+# LaunchDarkly
+
+
+def ld_flag(
+    key: str,
+    variations: Optional[list[Any]] = None,
+    *,
+    on: bool = True,
+    fallthrough_variation: int = 0,
+    off_variation: int = 1,
+    version: int = 1,
+    track_events: bool = False,
+) -> dict[str, Any]:
+    """Minimal server-side flag JSON as served by ``/sdk/latest-all``."""
+    return {
+        "key": key,
+        "version": version,
+        "on": on,
+        "variations": [True, False] if variations is None else variations,
+        "fallthrough": {"variation": fallthrough_variation},
+        "offVariation": off_variation,
+        "targets": [],
+        "contextTargets": [],
+        "rules": [],
+        "prerequisites": [],
+        "salt": key,
+        "trackEvents": track_events,
+        "trackEventsFallthrough": False,
+        "debugEventsUntilDate": None,
+        "clientSideAvailability": {"usingMobileKey": False, "usingEnvironmentId": False},
+        "deleted": False,
+    }
+
+
+class LaunchDarklyReceiver(BaseReceiver):
+    """Polling (``GET /sdk/latest-all``) and events (``/bulk``, ``/diagnostic``) APIs.
+
+    Use ``url`` as ``base_uri``, ``events_uri`` and ``stream_uri``; streaming
+    (``GET /all``) is not served, so configure ``stream=False``.
+    """
+
+    POLL_PATH = "/sdk/latest-all"
+
+    def __init__(self) -> None:
+        self._flags: dict[str, dict[str, Any]] = {}
+        self._segments: dict[str, dict[str, Any]] = {}
+        super().__init__()
+
+    def set_flags(self, *flags: dict[str, Any]) -> None:
+        """Replace the served flags; bump ``version`` when changing a flag."""
+        with self._lock:
+            self._flags = {flag["key"]: flag for flag in flags}
+
+    def config_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``ldclient.config.Config`` pointing every URL here."""
+        return {"base_uri": self.url, "events_uri": self.url, "stream_uri": self.url}
+
+    def respond(self, request: RecordedRequest) -> Response:
+        if request.method == "GET" and request.path == self.POLL_PATH:
+            with self._lock:
+                return Response(200, {"flags": self._flags, "segments": self._segments})
+        if request.method == "POST" and request.path in ("/bulk", "/diagnostic"):
+            return Response(202, b"")
+        return Response(404, {"message": "not found"})
+
+    @property
+    def event_batches(self) -> list[list[dict[str, Any]]]:
+        return [r.json for r in self.delivered("/bulk", "POST") if isinstance(r.json, list)]
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Analytics events, flattened; custom events have ``kind == "custom"``."""
+        return _flatten(self.event_batches)
+
+    @property
+    def custom_events(self) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("kind") == "custom"]
+
+    @property
+    def diagnostic_events(self) -> list[dict[str, Any]]:
+        return [r.json for r in self.delivered("/diagnostic", "POST")]
+
+    def wait_for_events(
+        self, count: int = 1, kind: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> list[dict[str, Any]]:
+        def matching() -> list[dict[str, Any]]:
+            return [e for e in self.events if kind is None or e.get("kind") == kind]
+
+        return wait_for(
+            lambda: (found := matching()) and len(found) >= count and found,
+            timeout=timeout,
+            message=f"{count} LaunchDarkly event(s) of kind {kind or 'any'}",
+        )
+
+
+# --------------------------------------------------------------------------
+# Split
+
+
+def split_definition(
+    name: str,
+    *,
+    treatment: str = "on",
+    default_treatment: str = "off",
+    traffic_type: str = "user",
+    killed: bool = False,
+    change_number: int = 1,
+    configurations: Optional[dict[str, str]] = None,
+) -> dict[str, Any]:
+    """A feature flag that serves ``treatment`` to every key (100% rollout)."""
+    return {
+        "name": name,
+        "trafficTypeName": traffic_type,
+        "seed": 1234,
+        "trafficAllocation": 100,
+        "trafficAllocationSeed": 1234,
+        "status": "ACTIVE",
+        "killed": killed,
+        "defaultTreatment": default_treatment,
+        "changeNumber": change_number,
+        "algo": 2,
+        "configurations": configurations or {},
+        "sets": [],
+        "impressionsDisabled": False,
+        "conditions": [
+            {
+                "conditionType": "ROLLOUT",
+                "matcherGroup": {
+                    "combiner": "AND",
+                    "matchers": [
+                        {
+                            "keySelector": {"trafficType": traffic_type, "attribute": None},
+                            "matcherType": "ALL_KEYS",
+                            "negate": False,
+                        }
+                    ],
+                },
+                "partitions": [{"treatment": treatment, "size": 100}],
+                "label": "default rule",
+            }
+        ],
+    }
+
+
+DEFAULT_SPLITS = (
+    split_definition("sentry_flags_user_flag", treatment="on", traffic_type="user"),
+    split_definition("sentry_flags_org_flag", treatment="v2", traffic_type="org"),
+)
+
+
+class SplitReceiver(BaseReceiver):
+    """SDK, events, auth and telemetry APIs of Split, all under ``/api``.
+
+    Pass ``factory_kwargs()`` to ``splitio.get_factory``.  splitChanges
+    implements the ``since``/``till`` handshake: the SDK keeps fetching until
+    ``since == till`` and only then becomes ready.
+    """
+
+    def __init__(self, splits: Iterable[dict[str, Any]] = DEFAULT_SPLITS) -> None:
+        self._splits: list[dict[str, Any]] = []
+        self._segments: dict[str, list[str]] = {}
+        self._change_number = 0
+        self._segment_change_numbers: dict[str, int] = {}
+        super().__init__()
+        self.set_splits(*splits)
+
+    @property
+    def api_url(self) -> str:
+        # No trailing slash: splitio joins paths as urljoin(base + "/", path).
+        return f"{self.url}/api"
+
+    def factory_kwargs(self) -> dict[str, str]:
+        """URL keyword arguments for ``splitio.get_factory``."""
+        return {
+            "sdk_api_base_url": self.api_url,
+            "events_api_base_url": self.api_url,
+            "auth_api_base_url": self.api_url,
+            "telemetry_api_base_url": self.api_url,
+            "streaming_api_base_url": f"{self.url}/sse",
+        }
+
+    def set_splits(self, *splits: dict[str, Any]) -> None:
+        """Replace the served flags; polling SDKs pick them up on their next fetch."""
+        with self._lock:
+            self._change_number += 1
+            self._splits = [dict(s, changeNumber=self._change_number) for s in splits]
+
+    def set_segment(self, name: str, keys: Iterable[str]) -> None:
+        with self._lock:
+            self._segments[name] = list(keys)
+            self._segment_change_numbers[name] = self._segment_change_numbers.get(name, 0) + 1
+
+    @property
+    def change_number(self) -> int:
+        return self._change_number
+
+    def respond(self, request: RecordedRequest) -> Response:
+        path = request.path
+        if request.method == "GET" and path == "/api/splitChanges":
+            return Response(200, self._split_changes(request))
+        if request.method == "GET" and path.startswith("/api/segmentChanges/"):
+            return Response(200, self._segment_changes(path.rsplit("/", 1)[1], request))
+        if request.method == "GET" and path == "/api/v2/auth":
+            return Response(200, {"pushEnabled": False, "token": ""})
+        if request.method == "POST" and path in (
+            "/api/events/bulk",
+            "/api/testImpressions/bulk",
+            "/api/testImpressions/count",
+            "/api/v1/metrics/config",
+            "/api/v1/metrics/usage",
+            "/api/v1/keys/ss",
+        ):
+            return Response(200, b"")
+        return Response(404, {"message": "not found"})
+
+    def _split_changes(self, request: RecordedRequest) -> dict[str, Any]:
+        since = int(request.query_value("since") or -1)
+        with self._lock:
+            current, splits = self._change_number, list(self._splits)
+        if since < current:
+            flags, till = splits, current
+        else:
+            flags, till = [], since
+        if request.query_value("s") == "1.1":  # legacy shape, used after a proxy fallback
+            return {"splits": flags, "since": since, "till": till}
+        rb_since = int(request.query_value("rbSince") or -1)
+        return {
+            "ff": {"d": flags, "s": since, "t": till},
+            "rbs": {"d": [], "s": rb_since, "t": rb_since},
+        }
+
+    def _segment_changes(self, name: str, request: RecordedRequest) -> dict[str, Any]:
+        since = int(request.query_value("since") or -1)
+        with self._lock:
+            current = self._segment_change_numbers.get(name, -1)
+            keys = list(self._segments.get(name, []))
+        if since < current:
+            return {"name": name, "added": keys, "removed": [], "since": since, "till": current}
+        return {"name": name, "added": [], "removed": [], "since": since, "till": since}
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Tracked events as posted: eventTypeId, trafficTypeName, key, value, properties, timestamp."""
+        return _flatten(r.json for r in self.delivered("/api/events/bulk", "POST"))
+
+    @property
+    def impressions(self) -> list[dict[str, Any]]:
+        """Impressions flattened to one dict each, with the flag name under ``f``.
+
+        Keys as posted: k (key), t (treatment), m (time), c (change number),
+        r (label), b (bucketing key), pt (previous time).
+        """
+        return [
+            {"f": group["f"], **impression}
+            for group in _flatten(r.json for r in self.delivered("/api/testImpressions/bulk", "POST"))
+            for impression in group.get("i", [])
+        ]
+
+    @property
+    def impression_counts(self) -> list[dict[str, Any]]:
+        return [
+            count
+            for r in self.delivered("/api/testImpressions/count", "POST")
+            for count in (r.json or {}).get("pf", [])
+        ]
+
+    @property
+    def telemetry(self) -> list[RecordedRequest]:
+        return self.delivered("/api/v1/")
+
+    def wait_for_events(self, count: int = 1, timeout: float = DEFAULT_TIMEOUT) -> list[dict[str, Any]]:
+        return wait_for(
+            lambda: (events := self.events) and len(events) >= count and events,
+            timeout=timeout,
+            message=f"{count} Split event(s)",
+        )
+
+    def wait_for_impressions(self, count: int = 1, timeout: float = DEFAULT_TIMEOUT) -> list[dict[str, Any]]:
+        return wait_for(
+            lambda: (found := self.impressions) and len(found) >= count and found,
+            timeout=timeout,
+            message=f"{count} Split impression(s)",
+        )
+
+
+# --------------------------------------------------------------------------
+# Segment
+
+
+class SegmentReceiver(BaseReceiver):
+    """Tracking API ``POST /v1/batch`` (both segment-analytics-python 2.x and
+    the legacy analytics-python 1.x post there, relative to ``host``)."""
+
+    def respond(self, request: RecordedRequest) -> Response:
+        if request.method == "POST" and request.path == "/v1/batch":
+            # Legacy analytics-python 1.x only treats exactly 200 as success.
+            return Response(200, {"success": True})
+        return Response(404, {"message": "not found"})
+
+    @property
+    def host(self) -> str:
+        return self.url
+
+    @property
+    def batches(self) -> list[dict[str, Any]]:
+        """Whole request bodies: ``{"batch": [...], "sentAt": ..., "writeKey": ...}``."""
+        return [r.json for r in self.delivered("/v1/batch", "POST") if isinstance(r.json, dict)]
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return [m for batch in self.batches for m in batch.get("batch", [])]
+
+    def wait_for_messages(self, count: int = 1, timeout: float = DEFAULT_TIMEOUT) -> list[dict[str, Any]]:
+        return wait_for(
+            lambda: (found := self.messages) and len(found) >= count and found,
+            timeout=timeout,
+            message=f"{count} Segment message(s)",
+        )
