@@ -59,11 +59,17 @@ class Delivery:
         self._idle = threading.Condition(threading.Lock())
         self._busy = False
         self._thread: Optional[threading.Thread] = None
+        self._stop = threading.Event()
+        self._vendor_flush: Optional[threading.Event] = None
         self._lock = threading.Lock()
+        for forwarder in self.forwarders:
+            forwarder.after_fork()
 
     def submit(self, event: dict[str, Any], privacy: Privacy, ld_context: Any) -> None:
         """Queue one event for every forwarder. O(1), never blocks, never raises."""
         queue = self._queue
+        # Unlocked on purpose: concurrent callers may overshoot the bound by at most one
+        # item each, and a lock here would be paid by every captured error.
         if len(queue) >= self.queue_size:
             self.dropped += 1
             for forwarder in self.forwarders:
@@ -84,12 +90,15 @@ class Delivery:
         with self._lock:
             if self._thread is not None:
                 return
-            thread = threading.Thread(target=self._run, name="sentry-flags-delivery", daemon=True)
+            self._stop = threading.Event()
+            thread = threading.Thread(
+                target=self._run, args=(self._stop,), name="sentry-flags-delivery", daemon=True
+            )
             thread.start()
             self._thread = thread
 
-    def _run(self) -> None:
-        while True:
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
             try:
@@ -139,12 +148,27 @@ class Delivery:
                 self._idle.wait(min(left, 0.05))
         return self._flush_vendors(deadline - time.monotonic())
 
+    def close(self, timeout: float) -> None:
+        """Deliver what is queued, then stop the worker; a later submit starts a new one."""
+        self.flush(timeout)
+        with self._lock:
+            thread, self._thread = self._thread, None
+            self._stop.set()
+        if thread is not None:
+            self._wake.set()
+            thread.join(max(0.0, timeout))
+
     def _flush_vendors(self, timeout: float) -> bool:
         # Vendor flushes can block for many seconds on a dead endpoint (Segment's did for
-        # over 20 s): run them aside and stop waiting at our own deadline.
+        # over 20 s): run them aside and stop waiting at our own deadline. While one is
+        # still hung, later flushes wait on it instead of piling up more threads.
         if not self.forwarders or timeout <= 0:
             return not self.forwarders
-        done = threading.Event()
+        with self._lock:
+            running = self._vendor_flush
+            if running is not None and not running.is_set():
+                return running.wait(timeout)
+            done = self._vendor_flush = threading.Event()
 
         def flush_all() -> None:
             for forwarder in self.forwarders:

@@ -216,6 +216,10 @@ class FlagsIntegration(Integration):
     def flush(self, timeout: float) -> bool:
         return self.delivery.flush(timeout) if self.delivery is not None else True
 
+    def close(self, timeout: float) -> None:
+        if self.delivery is not None:
+            self.delivery.close(timeout)
+
 
 class _Stage:
     """Our before_send: filters -> settings -> the user's before_send -> forward."""
@@ -301,6 +305,7 @@ def _patch_sentry() -> None:
 
     original_set_client = Scope.set_client
     original_flush = _Client.flush
+    original_close = _Client.close
 
     def set_client(self: Scope, client: Any = None) -> None:
         original_set_client(self, client)
@@ -321,8 +326,19 @@ def _patch_sentry() -> None:
             logger.debug("sentry-flags flush failed", exc_info=True)
         return original_flush(self, timeout, *args, **kwargs)
 
+    def close(self: Any, timeout: Optional[float] = None, *args: Any, **kwargs: Any) -> Any:
+        result = original_close(self, timeout, *args, **kwargs)  # flushes us first
+        try:
+            integration = self.get_integration(FlagsIntegration)
+            if integration is not None:
+                integration.close(0.5)
+        except Exception:
+            logger.debug("sentry-flags close failed", exc_info=True)
+        return result
+
     Scope.set_client = set_client  # type: ignore[method-assign]
     _Client.flush = flush  # type: ignore[method-assign]
+    _Client.close = close  # type: ignore[method-assign]
 
 
 def _flush_at_exit() -> None:

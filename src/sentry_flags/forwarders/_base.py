@@ -43,6 +43,10 @@ class Counters:
         self._counts: Counter[str] = Counter()
         self._skipped: Counter[str] = Counter()
 
+    def after_fork(self) -> None:
+        # The lock may have been held by the parent's worker at fork time.
+        self._lock = threading.Lock()
+
     def add(self, name: str, n: int = 1) -> None:
         with self._lock:
             self._counts[name] += n
@@ -166,6 +170,10 @@ class Forwarder(ABC):
 
     def flush(self) -> None:
         """Ask the vendor client to send what it queued. May block; delivery bounds it."""
+
+    def after_fork(self) -> None:
+        """Called in a forked child before it forwards anything."""
+        self._counters.after_fork()
 
     def count_dropped(self) -> None:
         self._counters.add("dropped")
