@@ -1,0 +1,358 @@
+"""LaunchDarklyForwarder: real sentry-sdk and a real LDClient, events read off the LD receiver."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional
+
+import pytest
+
+from receivers import LaunchDarklyReceiver, assert_never, wait_for
+
+pytest.importorskip("ldclient")
+
+import sentry_sdk
+from ldclient import Context
+
+from sentry_flags import ErrorView, FlagsIntegration
+from sentry_flags.forwarders import LaunchDarklyForwarder
+from sentry_flags.forwarders.launchdarkly import MAX_VALUE_LENGTH
+from sentry_flags.testing import flush_forwarders
+
+FLAG = "new-checkout"
+
+
+@pytest.fixture
+def flags(ld_test_data: Any) -> Any:
+    ld_test_data.update(ld_test_data.flag(FLAG).variation_for_all(True))
+    return ld_test_data
+
+
+@pytest.fixture(autouse=True)
+def _own_isolation_scope() -> Any:
+    # The LD context lives on the isolation scope; never let one test's leak into another's.
+    with sentry_sdk.isolation_scope():
+        yield
+
+
+def init(sentry_init: Callable[..., Any], ld_client: Any, *forwarders: Any, **options: Any) -> Any:
+    integration = FlagsIntegration(launchdarkly_client=ld_client, forwarders=list(forwarders))
+    return sentry_init(integrations=[integration], **options)
+
+
+def capture(message: str, exc_type: type[Exception] = ValueError) -> str:
+    try:
+        raise exc_type(message)
+    except exc_type:
+        event_id = sentry_sdk.capture_exception()
+    assert event_id is not None
+    return event_id
+
+
+def custom_events(receiver: LaunchDarklyReceiver, key: Optional[str] = None) -> list[dict[str, Any]]:
+    return [e for e in receiver.custom_events if key is None or e.get("key") == key]
+
+
+def wait_custom(receiver: LaunchDarklyReceiver, count: int = 1, key: Optional[str] = None) -> Any:
+    return wait_for(
+        lambda: (found := custom_events(receiver, key)) and len(found) >= count and found,
+        message=f"{count} custom event(s) {key or ''}",
+    )
+
+
+# -- end to end -----------------------------------------------------------------------------
+
+
+def test_error_arrives_as_custom_event_on_the_evaluated_context(
+    sentry_init: Callable[..., Any], ld_client: Any, flags: Any, ld_receiver: LaunchDarklyReceiver
+) -> None:
+    forwarder = LaunchDarklyForwarder(ld_client)
+    init(sentry_init, ld_client, forwarder, environment="staging", release="shop@1.2.3")
+    context = Context.builder("user-42").kind("user").set("plan", "pro").build()
+    assert ld_client.variation(FLAG, context, False) is True
+
+    event_id = capture("card declined", RuntimeError)
+    sentry_sdk.flush()
+
+    [event] = wait_custom(ld_receiver)
+    assert event["key"] == "sentry-errors"
+    assert event["context"] == {"kind": "user", "key": "user-42", "plan": "pro"}
+    data = event["data"]
+    assert data["eventId"] == event_id
+    assert data["exceptionType"] == "RuntimeError"
+    assert data["exceptionValue"] == "card declined"
+    assert data["environment"] == "staging"
+    assert data["release"] == "shop@1.2.3"
+    assert data["level"] == "error"
+    assert "capture" in data["culprit"]
+    assert "transaction" not in data  # unknown outside a request: left out, not null
+    assert set(data) <= {
+        "eventId", "exceptionType", "exceptionValue", "culprit",
+        "release", "environment", "level", "transaction",
+    }  # fmt: skip
+    assert forwarder.stats.forwarded == 1
+    assert forwarder.stats.failed == 0
+
+
+def test_private_attributes_are_redacted_by_launchdarkly_itself(
+    sentry_init: Callable[..., Any],
+    make_ld_client: Callable[..., Any],
+    flags: Any,
+    ld_receiver: LaunchDarklyReceiver,
+) -> None:
+    ld_client = make_ld_client(update_processor_class=flags, private_attributes=["name"])
+    init(sentry_init, ld_client, LaunchDarklyForwarder(ld_client))
+    context = (
+        Context.builder("user-7")
+        .name("Ada Lovelace")
+        .set("email", "ada@example.com")
+        .set("plan", "pro")
+        .private("email")
+        .build()
+    )
+    ld_client.variation(FLAG, context, False)
+
+    capture("boom")
+    sentry_sdk.flush()
+
+    [event] = wait_custom(ld_receiver)
+    assert event["context"]["key"] == "user-7"
+    assert event["context"]["plan"] == "pro"
+    assert "email" not in event["context"]
+    assert "name" not in event["context"]
+    assert sorted(event["context"]["_meta"]["redactedAttributes"]) == ["email", "name"]
+    for request in ld_receiver.requests:
+        assert b"ada@example.com" not in request.body
+        assert b"Ada Lovelace" not in request.body
+
+
+def test_event_key_is_configurable(
+    sentry_init: Callable[..., Any], ld_client: Any, flags: Any, ld_receiver: LaunchDarklyReceiver
+) -> None:
+    init(sentry_init, ld_client, LaunchDarklyForwarder(ld_client, event_key="checkout-errors"))
+    ld_client.variation(FLAG, Context.create("user-1"), False)
+
+    capture("boom")
+    sentry_sdk.flush()
+
+    [event] = wait_custom(ld_receiver)
+    assert event["key"] == "checkout-errors"
+
+
+def test_error_without_context_is_skipped_and_counted(
+    sentry_init: Callable[..., Any], ld_client: Any, flags: Any, ld_receiver: LaunchDarklyReceiver
+) -> None:
+    forwarder = LaunchDarklyForwarder(ld_client)
+    init(sentry_init, ld_client, forwarder)
+
+    capture("no flag was evaluated")
+    ld_client.variation(FLAG, Context.create("user-1"), False)
+    capture("after an evaluation")
+    sentry_sdk.flush()
+
+    # The second error arriving shows delivery ran; the first would have come with it.
+    [event] = wait_custom(ld_receiver)
+    assert event["data"]["exceptionValue"] == "after an evaluation"
+    assert_never(lambda: len(custom_events(ld_receiver)) > 1, duration=0.3)
+    stats = forwarder.stats
+    assert stats.skipped == {"no_context": 1}
+    assert stats.forwarded == 1
+
+
+def test_environment_filter(
+    sentry_init: Callable[..., Any], ld_client: Any, flags: Any, ld_receiver: LaunchDarklyReceiver
+) -> None:
+    production = LaunchDarklyForwarder(ld_client, "prod-errors", environments={"production"})
+    staging = LaunchDarklyForwarder(ld_client, "staging-errors", environments=["staging", "qa"])
+    init(sentry_init, ld_client, production, staging, environment="staging")
+    ld_client.variation(FLAG, Context.create("user-1"), False)
+
+    capture("boom")
+    sentry_sdk.flush()
+
+    wait_custom(ld_receiver, key="staging-errors")
+    assert_never(lambda: custom_events(ld_receiver, "prod-errors"), duration=0.3)
+    assert production.stats.skipped == {"environment": 1}
+    assert production.stats.forwarded == 0
+    assert staging.stats.forwarded == 1
+
+
+def test_each_thread_forwards_its_own_context(
+    sentry_init: Callable[..., Any], ld_client: Any, flags: Any, ld_receiver: LaunchDarklyReceiver
+) -> None:
+    init(sentry_init, ld_client, LaunchDarklyForwarder(ld_client))
+    # Both threads evaluate before either raises, so a shared slot would show up as
+    # both errors carrying the last evaluated context.
+    evaluated = threading.Barrier(2, timeout=5)
+    failures: list[BaseException] = []
+
+    def work(user: str) -> None:
+        try:
+            ld_client.variation(FLAG, Context.create(user), False)
+            evaluated.wait()
+            capture(f"failed for {user}")
+        except BaseException as exc:  # reported to the main thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(u,)) for u in ("alice", "bob")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert not failures
+    sentry_sdk.flush()
+
+    found = wait_custom(ld_receiver, count=2)
+    assert {e["data"]["exceptionValue"]: e["context"]["key"] for e in found} == {
+        "failed for alice": "alice",
+        "failed for bob": "bob",
+    }
+
+
+def test_flush_makes_launchdarkly_send_now(
+    sentry_init: Callable[..., Any],
+    make_ld_client: Callable[..., Any],
+    flags: Any,
+    ld_receiver: LaunchDarklyReceiver,
+) -> None:
+    # With LD's own timer far away, only our flush can get the event out in time.
+    ld_client = make_ld_client(update_processor_class=flags, flush_interval=60)
+    init(sentry_init, ld_client, LaunchDarklyForwarder(ld_client))
+    ld_client.variation(FLAG, Context.create("user-1"), False)
+
+    capture("boom")
+    sentry_sdk.flush()
+
+    wait_custom(ld_receiver)
+
+
+def test_sdk_failure_is_counted_and_never_reaches_the_app(
+    sentry_init: Callable[..., Any], ld_client: Any, flags: Any, mocker: Any
+) -> None:
+    forwarder = LaunchDarklyForwarder(ld_client)
+    init(sentry_init, ld_client, forwarder)
+    ld_client.variation(FLAG, Context.create("user-1"), False)
+    mocker.patch.object(ld_client, "track", side_effect=RuntimeError("event processor gone"))
+
+    capture("boom")
+    assert flush_forwarders()
+
+    assert forwarder.stats.failed == 1
+    assert forwarder.stats.forwarded == 0
+
+
+# -- the call itself (pure) -------------------------------------------------------------------
+
+
+def view(**fields: Any) -> ErrorView:
+    defaults: dict[str, Any] = {
+        "event_id": "e" * 32,
+        "timestamp": datetime(2024, 1, 1, tzinfo=timezone.utc),
+        "level": "error",
+        "ld_context": Context.create("user-1"),
+    }
+    return ErrorView(**{**defaults, **fields})
+
+
+class DuckClient:
+    """Anything with LDClient's ``track`` is accepted."""
+
+    def __init__(self) -> None:
+        self.tracked: list[dict[str, Any]] = []
+
+    def track(self, event_name: str, context: Any, data: Any = None) -> None:
+        self.tracked.append({"event_name": event_name, "context": context, "data": data})
+
+
+def test_call_shape() -> None:
+    forwarder = LaunchDarklyForwarder(DuckClient())
+    context = Context.create("user-1")
+    [call] = forwarder.calls(
+        view(
+            ld_context=context,
+            exception_type="KeyError",
+            exception_value="'sku'",
+            culprit="shop.cart in add",
+            transaction="/cart",
+            environment="production",
+        ),
+        0.0,
+    )
+    assert call.method == "track"
+    assert call.kwargs["event_name"] == "sentry-errors"
+    assert call.kwargs["context"] is context
+    assert call.kwargs["data"] == {
+        "eventId": "e" * 32,
+        "exceptionType": "KeyError",
+        "exceptionValue": "'sku'",
+        "culprit": "shop.cart in add",
+        "transaction": "/cart",
+        "environment": "production",
+        "level": "error",
+    }
+
+
+def test_long_exception_value_is_truncated() -> None:
+    [call] = LaunchDarklyForwarder(DuckClient()).calls(view(exception_value="x" * 5000), 0.0)
+    value = call.kwargs["data"]["exceptionValue"]
+    assert len(value) == MAX_VALUE_LENGTH
+    assert value.endswith("...")
+
+
+def test_message_event_carries_its_message() -> None:
+    [call] = LaunchDarklyForwarder(DuckClient()).calls(view(message="disk almost full"), 0.0)
+    assert call.kwargs["data"]["message"] == "disk almost full"
+    assert "exceptionType" not in call.kwargs["data"]
+
+
+def test_invalid_context_is_skipped() -> None:
+    forwarder = LaunchDarklyForwarder(DuckClient())
+    assert forwarder.calls(view(ld_context=Context.create("key", "kind")), 0.0) == []
+    assert forwarder.stats.skipped == {"invalid_context": 1}
+
+
+def test_duck_typed_client_receives_the_call() -> None:
+    client = DuckClient()
+    forwarder = LaunchDarklyForwarder(client, "errs")
+    forwarder.handle(view(exception_type="ValueError"), 0.0)
+    forwarder.flush()  # no flush() on the client: nothing to do, no error
+    [tracked] = client.tracked
+    assert tracked["event_name"] == "errs"
+    assert tracked["data"]["exceptionType"] == "ValueError"
+    assert forwarder.stats.forwarded == 1
+
+
+# -- validation ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("client", [None, object(), type("NoCall", (), {"track": 1})()])
+def test_client_without_track_is_rejected(client: Any) -> None:
+    with pytest.raises(TypeError, match=r"ld_client must be .*track\(\)"):
+        LaunchDarklyForwarder(client)
+
+
+def test_event_key_must_be_a_str() -> None:
+    with pytest.raises(TypeError, match="event_key must be a str"):
+        LaunchDarklyForwarder(DuckClient(), event_key=42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("key", ["", "   "])
+def test_event_key_must_not_be_empty(key: str) -> None:
+    with pytest.raises(ValueError, match="event_key must be a non-empty"):
+        LaunchDarklyForwarder(DuckClient(), event_key=key)
+
+
+@pytest.mark.parametrize(
+    ("environments", "error"),
+    [("production", TypeError), ([], ValueError), ([""], TypeError), ([1], TypeError)],
+)
+def test_bad_environments_are_rejected(environments: Any, error: type[Exception]) -> None:
+    with pytest.raises(error, match="environments"):
+        LaunchDarklyForwarder(DuckClient(), environments=environments)
+
+
+def test_lazy_export() -> None:
+    from sentry_flags import forwarders
+
+    assert forwarders.LaunchDarklyForwarder is LaunchDarklyForwarder
