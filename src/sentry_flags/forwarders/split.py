@@ -331,7 +331,7 @@ def _check_value(value: Any) -> Optional[float]:
         raise TypeError(f"value must be a number or None, got {value!r}")
     if not math.isfinite(value):
         raise ValueError(f"value must be finite, got {value!r}")
-    return value  # type: ignore[return-value]
+    return float(value)
 
 
 # -- building the events -----------------------------------------------------------------
