@@ -1,0 +1,404 @@
+"""Segment: each captured error as an ``Error Captured`` track event, as Sentry's own forwarder.
+
+The event has the shape Sentry's Segment data forwarder sends (properties ``eventId``,
+``exceptionType``, ``release``, ``environment``, ``transaction``, ``userAgent``, ``page``;
+request data also in Segment's standard ``context``), so existing Segment destinations and
+warehouse tables keep working when an app moves from Sentry's forwarder to this one.
+Works with ``segment.analytics.Client`` (segment-analytics-python 2.x), the legacy
+``analytics.Client`` (analytics-python 1.4), either package's module-level API, or anything
+with the same ``track``; no Segment import is needed here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from numbers import Real
+from types import ModuleType
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from sentry_flags._event import ErrorView
+from sentry_flags.forwarders._base import Forwarder, TokenBucket, VendorCall, require_method
+
+__all__ = [
+    "DEFAULT_EVENT_NAME",
+    "DEFAULT_MAX_PER_SECOND",
+    "MAX_MESSAGE_SIZE",
+    "SEGMENT_MAX_MSG_SIZE",
+    "SegmentForwarder",
+    "cut",
+    "encoded_size",
+    "error_message",
+    "message_size",
+]
+
+logger = logging.getLogger("sentry_flags")
+
+DEFAULT_EVENT_NAME = "Error Captured"
+DEFAULT_MAX_PER_SECOND = 200  # what Sentry's own Segment forwarder allows
+LIBRARY_NAME = "sentry-flags"
+
+# segment.analytics.consumer.MAX_MSG_SIZE: the 2.x client raises on a bigger message, and
+# analytics-python 1.4 queues it, drops it in its consumer without task_done(), and then
+# hangs forever in flush(). Measured as both measure it: len(json.dumps(msg).encode()).
+SEGMENT_MAX_MSG_SIZE = 32 << 10
+# Ours, well under Segment's: the client adds fields of its own (library, anonymousId, a
+# reformatted timestamp) after we measure, and a future release may add more.
+MAX_MESSAGE_SIZE = 28 << 10
+
+# Per-field limits, in JSON-encoded bytes (json.dumps escapes every non-ASCII character, so a
+# character costs 1 to 12 bytes). Their sum, every field twice where it is sent twice, stays
+# under MAX_MESSAGE_SIZE on its own; the measurement in calls() is the backstop.
+MAX_SHORT = 256  # exception type, environment, release
+MAX_TRANSACTION = 512
+MAX_LEVEL = 32
+MAX_METHOD = 32
+MAX_ID = 128  # a Sentry event id is 32 hex digits; anything longer is not one
+MAX_LONG = 1024  # exception value, message: what identifies the error
+MAX_USER_AGENT = 512
+MAX_URL = 2048  # url, path, query and referrer, each
+MAX_USER_ID = 1024  # never cut: a cut user id would be someone else's
+MAX_EVENT_NAME = 200  # characters, checked at construction
+MAX_IP = 64
+ELLIPSIS = "..."
+
+BACKOFF_INITIAL = 1.0
+BACKOFF_MAX = 60.0
+
+
+class SegmentForwarder(Forwarder):
+    """Sends ``segment_client.track(user_id, "Error Captured", properties, context, ...)``.
+
+    ``user_id`` is the Sentry event's ``user.id``; errors without one are skipped and counted
+    as ``skipped["no_user_id"]``, as Sentry's own forwarder does (Segment needs a user).
+    ``message_id`` is the Sentry event id, so Segment de-duplicates a retried delivery, and
+    ``timestamp`` is when the error happened. At most ``max_per_second`` errors a second
+    (token bucket on capture time) are sent; the rest are counted as ``rate_limited``.
+    ``segment_client`` is never shut down here. Other skips, in ``stats.skipped``:
+    ``environment``, ``user_id_too_long``, ``backoff`` (Segment refused a call a moment
+    ago), ``no_write_key`` (module API before ``write_key`` is set), ``client_stopped``.
+    """
+
+    vendor = "segment"
+
+    backoff_initial = BACKOFF_INITIAL
+    backoff_max = BACKOFF_MAX
+
+    def __init__(
+        self,
+        segment_client: Any,
+        max_per_second: float = DEFAULT_MAX_PER_SECOND,
+        environments: Optional[Iterable[str]] = None,
+        event_name: str = DEFAULT_EVENT_NAME,
+    ) -> None:
+        require_method(
+            "segment_client", segment_client, "track",
+            "a Segment client (segment.analytics.Client or analytics.Client)",
+        )  # fmt: skip
+        self.max_per_second = _check_rate(max_per_second)
+        self.event_name = _check_event_name(event_name)
+        super().__init__(environments=environments)
+        self.client = segment_client
+        self._bucket = TokenBucket(self.max_per_second)
+        self._library = {"name": LIBRARY_NAME, "version": _version()}
+        self._delay: Optional[float] = None  # None: the next backoff is backoff_initial
+        self._resume_at = -math.inf
+        self._now = -math.inf  # captured_at of the error being handled
+
+    # -- Forwarder ------------------------------------------------------------------------
+
+    def handle(self, view: ErrorView, captured_at: float) -> None:
+        # send() needs the capture time to start a backoff; handle runs on one thread.
+        self._now = captured_at
+        super().handle(view, captured_at)
+
+    def calls(self, view: ErrorView, captured_at: float) -> list[VendorCall]:
+        user_id = view.user_id
+        if user_id is None:
+            self._counters.skip("no_user_id")
+            return []
+        if encoded_size(user_id) > MAX_USER_ID:
+            self._counters.skip("user_id_too_long")
+            return []
+        if captured_at < self._resume_at:
+            self._counters.skip("backoff")
+            return []
+        client = self.client
+        if _unconfigured_module(client):
+            # Its first call would build the default client and raise (write_key unset).
+            self._counters.skip("no_write_key")
+            return []
+        if _consumers_stopped(_module_client(client)):
+            # shutdown()/join() was called, or this is a forked child: the message would sit
+            # in the queue forever and make every later flush() hang.
+            self._counters.skip("client_stopped")
+            return []
+        if not self._bucket.take(captured_at):
+            self._counters.add("rate_limited")
+            return []
+        kwargs = error_message(view, self.event_name, user_id, self._library)
+        if message_size(kwargs) > MAX_MESSAGE_SIZE:  # unreachable with the limits above
+            self._counters.skip("too_large")
+            return []
+        return [VendorCall("track", kwargs)]
+
+    def send(self, call: VendorCall) -> bool:
+        kwargs = dict(call.kwargs)
+        kwargs["context"] = _LibraryKept(kwargs["context"])
+        try:
+            result = self.client.track(**kwargs)
+        except BaseException:
+            self._refused()
+            raise
+        # segment's track returns (success, msg): success is False when its queue is full.
+        # The module-level API of analytics-python returns None: taken as accepted.
+        if result is False or (isinstance(result, tuple) and result and result[0] is False):
+            self._refused()
+            return False
+        self._delay = None
+        self._resume_at = -math.inf
+        return True
+
+    def flush(self) -> None:
+        """The client's ``flush()``: blocks until Segment's consumer posted what it queued."""
+        # The module's own flush() would create its default client if there is none.
+        client = _module_client(self.client)
+        if client is None:
+            return
+        flush = getattr(client, "flush", None)
+        if not callable(flush):
+            return
+        if _consumers_stopped(client) and _unfinished(client):
+            # queue.join() on a queue nobody consumes never returns.
+            logger.debug("segment client is shut down with messages queued; not flushing it")
+            return
+        flush()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _refused(self) -> None:
+        # Each refusal costs a warning in segment's log ("queue is full") and means Segment
+        # is not keeping up: stop calling for a while, doubling while it lasts.
+        now = self._now
+        if now < self._resume_at:
+            return
+        delay = self.backoff_initial if self._delay is None else self._delay
+        self._resume_at = now + delay
+        self._delay = min(delay * 2, self.backoff_max)
+        logger.debug("segment refused an event; pausing Segment calls for %.0fs", delay)
+
+
+class _LibraryKept(dict[str, Any]):
+    """A ``context`` whose ``library`` Segment's client cannot replace.
+
+    Both Segment clients overwrite ``context.library`` with their own name on every call;
+    Sentry's forwarder names itself there, and destinations read it. Every other key is set
+    as usual, and the client copies the dict into a plain one before it is queued.
+    """
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if key == "library" and "library" in self:
+            return
+        super().__setitem__(key, value)
+
+
+# -- validation --------------------------------------------------------------------------
+
+
+def _check_rate(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"max_per_second must be a number of errors per second, got {value!r}")
+    rate = float(value)
+    if not math.isfinite(rate) or rate < 1:
+        # The bucket holds max_per_second tokens: below 1 it would never send anything.
+        raise ValueError(f"max_per_second must be a finite number, at least 1, got {value!r}")
+    return rate
+
+
+def _check_event_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"event_name must be a str, got {type(value).__name__}")
+    if not value.strip():
+        raise ValueError("event_name must be a non-empty Segment event name, e.g. 'Error Captured'")
+    if len(value) > MAX_EVENT_NAME:
+        raise ValueError(f"event_name must be at most {MAX_EVENT_NAME} characters, got {len(value)}")
+    return value
+
+
+def _version() -> str:
+    from sentry_flags import __version__
+
+    return __version__
+
+
+# -- the client's state, read defensively (duck-typed clients have none of it) -------------
+
+
+def _unconfigured_module(client: Any) -> bool:
+    return (
+        isinstance(client, ModuleType)
+        and getattr(client, "default_client", None) is None
+        and not getattr(client, "write_key", None)
+    )
+
+
+def _module_client(client: Any) -> Any:
+    """The client behind segment's module-level API (None until its first call)."""
+    return getattr(client, "default_client", None) if isinstance(client, ModuleType) else client
+
+
+def _consumers_stopped(client: Any) -> bool:
+    consumers = getattr(client, "consumers", None)
+    if not isinstance(consumers, list) or not consumers:
+        return False  # sync_mode (None), or not a Segment client
+    if getattr(client, "send", True) is False:
+        return False  # send=False never starts them and never queues either
+    return not any(getattr(c, "is_alive", lambda: True)() for c in consumers)
+
+
+def _unfinished(client: Any) -> bool:
+    return bool(getattr(getattr(client, "queue", None), "unfinished_tasks", 0))
+
+
+# -- building the message ----------------------------------------------------------------
+
+
+def error_message(
+    view: ErrorView, event_name: str, user_id: str, library: Mapping[str, str]
+) -> dict[str, Any]:
+    """The ``track`` keyword arguments for one error."""
+    event_id = view.event_id if view.event_id and encoded_size(view.event_id) <= MAX_ID else None
+    url = cut(view.url, MAX_URL)
+    query = _query(view)
+    referer = cut(view.referer, MAX_URL)
+    user_agent = cut(view.user_agent, MAX_USER_AGENT)
+    method = cut(view.method, MAX_METHOD)
+    page = _present({"url": url, "method": method, "search": query, "referer": referer})
+    properties = _present({
+        "eventId": event_id,
+        "environment": cut(view.environment, MAX_SHORT),
+        "release": cut(view.release, MAX_SHORT),
+        "transaction": cut(view.transaction, MAX_TRANSACTION),
+        "level": cut(view.level, MAX_LEVEL),
+        "exceptionType": cut(view.exception_type, MAX_SHORT),
+        "exceptionValue": cut(view.exception_value, MAX_LONG),
+        # capture_message errors have no exception; their text is what identifies them.
+        "message": (
+            cut(view.message, MAX_LONG)
+            if view.exception_type is None and view.exception_value is None
+            else None
+        ),
+        "userAgent": user_agent,
+        "page": page or None,
+    })
+    context: dict[str, Any] = {"library": dict(library)}
+    if user_agent:
+        context["userAgent"] = user_agent
+    if url or referer:
+        context["page"] = _present({
+            "url": url,
+            "path": cut(_path(view.url), MAX_URL),
+            # Segment's convention, as a browser's location.search.
+            "search": f"?{query}" if query else None,
+            "referrer": referer,
+        })
+    ip = _ip(view.user.get("ip_address"))
+    if ip is not None:
+        context["ip"] = ip  # only there when the app allows user data (ErrorView drops it)
+    return {
+        "user_id": user_id,
+        "event": event_name,
+        "properties": properties,
+        "context": context,
+        "timestamp": view.timestamp,
+        "message_id": event_id,
+    }
+
+
+def message_size(kwargs: Mapping[str, Any]) -> int:
+    """The size Segment measures for the message ``track(**kwargs)`` queues."""
+    message = {
+        "integrations": {},
+        "anonymousId": None,
+        "properties": kwargs["properties"],
+        "timestamp": kwargs["timestamp"].isoformat(),
+        "context": kwargs["context"],
+        "userId": kwargs["user_id"],
+        "type": "track",
+        "event": kwargs["event"],
+        "messageId": kwargs["message_id"] or "00000000-0000-0000-0000-000000000000",
+    }
+    return len(json.dumps(message).encode())
+
+
+def _query(view: ErrorView) -> Optional[str]:
+    # Both are empty unless the app allows query values; sensitive keys are filtered then.
+    query = view.query
+    if not query and view.url:
+        query = _split(view.url).query
+    return cut(query, MAX_URL) if query else None
+
+
+def _path(url: Optional[str]) -> Optional[str]:
+    if not url:
+        return None
+    return _split(url).path or None
+
+
+def _split(url: str) -> Any:
+    try:
+        return urlsplit(url)
+    except ValueError:
+        return urlsplit("")
+
+
+def _ip(value: Any) -> Optional[str]:
+    # sentry-sdk may carry "{{auto}}" (let Sentry infer it): not an address to pass on.
+    if not isinstance(value, str) or len(value) > MAX_IP:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+def _present(fields: Mapping[str, Any]) -> dict[str, Any]:
+    # Unknown fields are left out rather than sent as null or "".
+    return {k: v for k, v in fields.items() if v is not None and v != ""}
+
+
+def encoded_size(value: str) -> int:
+    """Bytes ``value`` takes inside Segment's JSON (ASCII-escaped), without the quotes."""
+    return len(json.dumps(value)) - 2
+
+
+def _char_size(char: str) -> int:
+    code = ord(char)
+    if 0x20 <= code < 0x7F:
+        return 2 if char in '"\\' else 1
+    if char in "\n\r\t\b\f":
+        return 2
+    return 6 if code < 0x10000 else 12  # \uXXXX, or a surrogate pair of them
+
+
+def cut(value: Optional[str], limit: int) -> Optional[str]:
+    """``value`` in at most ``limit`` JSON-encoded bytes, ending ``...`` when it was cut."""
+    if value is None:
+        return None
+    # A character is at least one byte: a longer string cannot fit, so skip measuring it.
+    if len(value) <= limit and encoded_size(value) <= limit:
+        return value
+    room = limit - len(ELLIPSIS)
+    used = 0
+    end = 0
+    for char in value[:room]:
+        size = _char_size(char)
+        if used + size > room:
+            break
+        used += size
+        end += 1
+    return value[:end] + ELLIPSIS

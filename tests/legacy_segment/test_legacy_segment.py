@@ -1,0 +1,195 @@
+"""SegmentForwarder with the legacy analytics-python 1.4 client (tox env ``segment-legacy``).
+
+analytics-python 1.4 ships ``analytics`` and its own copy of ``segment/analytics`` (2.2.2),
+so it cannot share an environment with segment-analytics-python: this module only runs
+where the legacy package is what is installed, and skips everywhere else.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+import pytest
+
+from receivers import SegmentReceiver, wait_for
+
+pytest.importorskip("analytics")
+
+import analytics
+import sentry_sdk
+
+import sentry_flags
+from sentry_flags import FlagsIntegration
+from sentry_flags.forwarders import SegmentForwarder
+from sentry_flags.forwarders.segment import MAX_MESSAGE_SIZE
+
+if not str(getattr(analytics, "VERSION", "")).startswith("1."):
+    pytest.skip(
+        f"analytics {getattr(analytics, 'VERSION', '?')} is not analytics-python 1.x",
+        allow_module_level=True,
+    )
+
+WRITE_KEY = "segment-test-write-key"
+LIBRARY = {"name": "sentry-flags", "version": sentry_flags.__version__}
+
+
+def bundled_segment_analytics() -> ModuleType:
+    """analytics-python's own copy of ``segment.analytics``; skips if that is another package's."""
+    module = pytest.importorskip("segment.analytics")
+    try:
+        files = importlib.metadata.files("analytics-python") or []
+        dist = importlib.metadata.distribution("analytics-python")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("analytics-python is not installed as a distribution")
+    bundled = {
+        os.path.realpath(dist.locate_file(f)) for f in files if str(f) == "segment/analytics/__init__.py"
+    }
+    if os.path.realpath(Path(str(module.__file__))) not in bundled:
+        pytest.skip("segment.analytics comes from segment-analytics-python, not analytics-python")
+    return module
+
+
+@pytest.fixture(params=["analytics", "segment.analytics (bundled copy)"])
+def legacy(request: pytest.FixtureRequest) -> ModuleType:
+    return analytics if request.param == "analytics" else bundled_segment_analytics()
+
+
+@pytest.fixture
+def make_client(legacy: ModuleType, segment_receiver: SegmentReceiver) -> Iterator[Callable[..., Any]]:
+    clients: list[Any] = []
+
+    def make(**overrides: Any) -> Any:
+        settings: dict[str, Any] = {
+            "host": segment_receiver.host,
+            "upload_interval": 0.05,
+            "max_retries": 1,
+            "timeout": 2,
+        }
+        settings.update(overrides)
+        client = legacy.Client(WRITE_KEY, **settings)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.join()
+
+
+@pytest.fixture(autouse=True)
+def _own_isolation_scope() -> Iterator[None]:
+    with sentry_sdk.isolation_scope():
+        yield
+
+
+def init(sentry_init: Callable[..., Any], *forwarders: Any, **options: Any) -> Any:
+    options.setdefault("environment", "production")
+    options.setdefault("release", "shop@1.2.3")
+    return sentry_init(integrations=[FlagsIntegration(forwarders=list(forwarders))], **options)
+
+
+def capture(message: str, exc_type: type[Exception] = ValueError) -> str:
+    try:
+        raise exc_type(message)
+    except exc_type:
+        event_id = sentry_sdk.capture_exception()
+    assert event_id is not None
+    return event_id
+
+
+def test_error_captured_arrives(
+    sentry_init: Callable[..., Any], make_client: Callable[..., Any], segment_receiver: SegmentReceiver
+) -> None:
+    forwarder = SegmentForwarder(make_client())
+    init(sentry_init, forwarder)
+    sentry_sdk.set_user({"id": 42})
+
+    event_id = capture("card declined", RuntimeError)
+    sentry_sdk.flush()
+
+    [message] = segment_receiver.wait_for_messages(1)
+    assert message["type"] == "track"
+    assert message["event"] == "Error Captured"
+    assert message["userId"] == "42"
+    assert message["messageId"] == event_id
+    assert message["properties"] == {
+        "eventId": event_id,
+        "environment": "production",
+        "release": "shop@1.2.3",
+        "level": "error",
+        "exceptionType": "RuntimeError",
+        "exceptionValue": "card declined",
+    }
+    assert message["context"] == {"library": LIBRARY}
+    assert forwarder.stats.forwarded == 1
+
+
+def test_huge_error_arrives_and_flush_does_not_hang(
+    sentry_init: Callable[..., Any], make_client: Callable[..., Any], segment_receiver: SegmentReceiver
+) -> None:
+    # Over 32 KB, analytics-python 1.4 queues the message, drops it in its consumer without
+    # task_done(), and every flush() after that waits forever.
+    client = make_client()
+    forwarder = SegmentForwarder(client)
+    init(sentry_init, forwarder)
+    sentry_sdk.set_user({"id": "u-1"})
+    sentry_sdk.get_isolation_scope().set_transaction_name("/é" * 20_000)
+
+    capture("\U0001f4a5" * 100_000, RuntimeError)
+    sentry_sdk.flush()
+
+    [message] = segment_receiver.wait_for_messages(1)
+    assert len(json.dumps(message).encode()) <= MAX_MESSAGE_SIZE
+    wait_for(lambda: client.queue.unfinished_tasks == 0, message="nothing left for flush() to wait on")
+    assert forwarder.stats.forwarded == 1
+
+
+def test_what_the_size_limit_avoids(
+    legacy: ModuleType, make_client: Callable[..., Any], segment_receiver: SegmentReceiver
+) -> None:
+    client = make_client()
+    too_big = {"blob": "x" * (40 << 10)}
+    if legacy is not analytics:
+        with pytest.raises(RuntimeError, match="exceeds"):  # the bundled 2.2.2 refuses it
+            client.track("u-1", "too big", too_big)
+        return
+    client.track("u-1", "too big", too_big)  # 1.4 accepts it...
+    wait_for(lambda: client.queue.qsize() == 0, message="the consumer took it")
+    # ...then drops it without marking it done: queue.join(), so flush(), would never return.
+    assert client.queue.unfinished_tasks == 1
+    assert segment_receiver.messages == []
+    client.queue.task_done()
+
+
+def test_module_level_api(
+    sentry_init: Callable[..., Any],
+    legacy: ModuleType,
+    segment_receiver: SegmentReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(legacy, "default_client", None)
+    monkeypatch.setattr(legacy, "write_key", WRITE_KEY)
+    monkeypatch.setattr(legacy, "host", segment_receiver.host)
+    monkeypatch.setattr(legacy, "max_retries", 1)
+    monkeypatch.setattr(legacy, "timeout", 2)
+    forwarder = SegmentForwarder(legacy)
+    init(sentry_init, forwarder)
+    sentry_sdk.set_user({"id": "u-1"})
+
+    try:
+        capture("boom")
+        sentry_sdk.flush(timeout=5)
+        [message] = segment_receiver.wait_for_messages(1)
+    finally:
+        if legacy.default_client is not None:
+            legacy.default_client.join()
+    assert message["properties"]["exceptionValue"] == "boom"
+    assert message["context"]["library"] == LIBRARY
+    # analytics.track() returns None, the client's (True, msg): both are accepted.
+    assert forwarder.stats.forwarded == 1
+    assert forwarder.stats.failed == 0

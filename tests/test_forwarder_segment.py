@@ -1,0 +1,735 @@
+"""SegmentForwarder: real sentry-sdk and a real Segment client, messages read off the Segment receiver."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from receivers import SegmentReceiver, SentryReceiver, assert_never, wait_for
+
+pytest.importorskip("segment.analytics")
+
+import sentry_sdk
+from segment.analytics import Client
+from segment.analytics.consumer import MAX_MSG_SIZE
+
+import sentry_flags
+from sentry_flags import ErrorView, FlagsIntegration
+from sentry_flags.forwarders import SegmentForwarder
+from sentry_flags.forwarders.segment import (
+    MAX_MESSAGE_SIZE,
+    SEGMENT_MAX_MSG_SIZE,
+    _LibraryKept,
+    cut,
+    encoded_size,
+    message_size,
+)
+from sentry_flags.testing import capture_forwarded
+
+WRITE_KEY = "segment-test-write-key"
+SECRET_EMAIL = "jane.doe@example.com"
+SECRET_IP = "10.9.8.7"
+SECRET_TOKEN = "s3cr3t-t0ken"
+SECRET_QUERY = "q-secret-value"
+USER_AGENT = "Mozilla/5.0 (sentry-flags test)"
+LIBRARY = {"name": "sentry-flags", "version": sentry_flags.__version__}
+
+
+@pytest.fixture(autouse=True)
+def _own_isolation_scope() -> Iterator[None]:
+    # Users and request data live on the isolation scope; never let one test's leak into another's.
+    with sentry_sdk.isolation_scope():
+        yield
+
+
+def init(sentry_init: Callable[..., Any], *forwarders: Any, **options: Any) -> Any:
+    options.setdefault("environment", "production")
+    return sentry_init(integrations=[FlagsIntegration(forwarders=list(forwarders))], **options)
+
+
+def capture(message: str, exc_type: type[Exception] = ValueError) -> str:
+    try:
+        raise exc_type(message)
+    except exc_type:
+        event_id = sentry_sdk.capture_exception()
+    assert event_id is not None
+    return event_id
+
+
+def with_request(request: dict[str, Any]) -> None:
+    """Attach ``request`` to every event of this isolation scope, as a web integration would."""
+
+    def add(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+        event["request"] = request
+        return event
+
+    sentry_sdk.get_isolation_scope().add_event_processor(add)
+
+
+def wire(receiver: SegmentReceiver) -> bytes:
+    return b"".join(r.body for r in receiver.requests)
+
+
+def parse_time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def view(**fields: Any) -> ErrorView:
+    defaults: dict[str, Any] = {
+        "event_id": "e" * 32,
+        "timestamp": datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=timezone.utc),
+        "level": "error",
+        "environment": "production",
+        "exception_type": "ValueError",
+        "exception_value": "boom",
+        "user": {"id": "u-1"},
+    }
+    defaults.update(fields)
+    return ErrorView(**defaults)
+
+
+class DuckSegment:
+    """A duck-typed Segment client: records, answers from a script."""
+
+    def __init__(self, *answers: Any) -> None:
+        self.answers = list(answers)
+        self.tracked: list[dict[str, Any]] = []
+
+    def track(self, **kwargs: Any) -> Any:
+        self.tracked.append(kwargs)
+        if not self.answers:
+            return None
+        answer = self.answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+def segment_accepts(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """What Segment's own client makes of a ``track`` call (raises over its 32 KB limit)."""
+    client = Client(WRITE_KEY, send=False)
+    success, message = client.track(**{**kwargs, "context": _LibraryKept(kwargs["context"])})
+    assert success is True
+    return dict(message)
+
+
+# -- end to end: real sentry-sdk, real Segment client, the Segment receiver -------------------
+
+
+def test_error_captured_has_sentrys_shape(
+    sentry_init: Callable[..., Any],
+    sentry_receiver: SentryReceiver,
+    segment_client: Any,
+    segment_receiver: SegmentReceiver,
+) -> None:
+    forwarder = SegmentForwarder(segment_client)
+    init(sentry_init, forwarder, release="shop@1.2.3", send_default_pii=False)
+    sentry_sdk.set_user({"id": 42})
+    sentry_sdk.get_isolation_scope().set_transaction_name("/checkout/{cart}")
+    with_request({
+        "url": "https://shop.example/checkout/7",
+        "method": "POST",
+        "headers": {"User-Agent": USER_AGENT, "Referer": "https://shop.example/cart"},
+    })  # fmt: skip
+
+    event_id = capture("card declined", RuntimeError)
+    sentry_sdk.flush()
+
+    [message] = segment_receiver.wait_for_messages(1)
+    [sentry_event] = sentry_receiver.wait_for_events(1)
+    assert message["type"] == "track"
+    assert message["event"] == "Error Captured"
+    assert message["userId"] == "42"
+    assert message["messageId"] == event_id
+    assert message["properties"] == {
+        "eventId": event_id,
+        "environment": "production",
+        "release": "shop@1.2.3",
+        "transaction": "/checkout/{cart}",
+        "level": "error",
+        "exceptionType": "RuntimeError",
+        "exceptionValue": "card declined",
+        "userAgent": USER_AGENT,
+        "page": {
+            "url": "https://shop.example/checkout/7",
+            "method": "POST",
+            "referer": "https://shop.example/cart",
+        },
+    }
+    assert message["context"] == {
+        "library": LIBRARY,
+        "userAgent": USER_AGENT,
+        "page": {
+            "url": "https://shop.example/checkout/7",
+            "path": "/checkout/7",
+            "referrer": "https://shop.example/cart",
+        },
+    }
+    # When the error happened (Segment keeps milliseconds), not when it was forwarded.
+    sent_at = parse_time(message["timestamp"])
+    happened = parse_time(sentry_event["timestamp"])
+    assert abs((sent_at - happened).total_seconds()) < 0.001
+    assert set(message) == {
+        "type", "event", "userId", "anonymousId", "messageId", "timestamp", "properties",
+        "context", "integrations",
+    }  # fmt: skip
+    assert message["anonymousId"] is None
+    assert forwarder.stats.forwarded == 1
+    assert forwarder.stats.failed == 0
+    assert forwarder.stats.skipped == {}
+
+
+def test_message_event_without_exception_sends_its_message(
+    sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
+) -> None:
+    init(sentry_init, SegmentForwarder(segment_client), release="shop@1.2.3")
+    sentry_sdk.set_user({"id": "u-1"})
+
+    event_id = sentry_sdk.capture_message("payment provider unreachable", level="error")
+    sentry_sdk.flush()
+
+    [message] = segment_receiver.wait_for_messages(1)
+    assert message["properties"] == {
+        "eventId": event_id,
+        "environment": "production",
+        "release": "shop@1.2.3",
+        "level": "error",
+        "message": "payment provider unreachable",
+    }
+    assert message["context"] == {"library": LIBRARY}  # no request: no page, no userAgent
+
+
+def test_flush_waits_until_segment_posted_what_it_queued(
+    sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
+) -> None:
+    init(sentry_init, SegmentForwarder(segment_client))
+    sentry_sdk.set_user({"id": "u-1"})
+
+    capture("boom")
+    sentry_sdk.flush()
+
+    # Segment's flush() returns once its consumer has posted the queue: no waiting here.
+    assert len(segment_receiver.messages) == 1
+
+
+def test_error_without_user_id_is_skipped_and_counted(
+    sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
+) -> None:
+    forwarder = SegmentForwarder(segment_client)
+    init(sentry_init, forwarder, send_default_pii=True)
+
+    sentry_sdk.set_user({"email": SECRET_EMAIL})  # a user, but no id: nobody Segment knows
+    capture("anonymous")
+    sentry_sdk.set_user({"id": ""})
+    capture("blank id")
+    sentry_sdk.set_user({"id": "u-7"})
+    capture("known")
+    sentry_sdk.flush()
+
+    [message] = segment_receiver.wait_for_messages(1)
+    assert message["userId"] == "u-7"
+    assert message["properties"]["exceptionValue"] == "known"
+    assert_never(lambda: len(segment_receiver.messages) > 1, duration=0.3)
+    assert forwarder.stats.skipped == {"no_user_id": 2}
+    assert forwarder.stats.forwarded == 1
+    assert forwarder.stats.failed == 0
+
+
+def test_rate_limit_on_capture_time(
+    sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
+) -> None:
+    forwarder = SegmentForwarder(segment_client, max_per_second=2)
+    init(sentry_init, forwarder)
+    sentry_sdk.set_user({"id": "u-1"})
+
+    for i in range(10):
+        capture(f"boom {i}")
+    sentry_sdk.flush()
+
+    messages = segment_receiver.wait_for_messages(2)
+    assert [m["properties"]["exceptionValue"] for m in messages] == ["boom 0", "boom 1"]
+    assert_never(lambda: len(segment_receiver.messages) > 2, duration=0.3)
+    assert forwarder.stats.forwarded == 2
+    assert forwarder.stats.rate_limited == 8
+
+
+def test_huge_fields_stay_under_segments_limit_and_arrive(
+    sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
+) -> None:
+    forwarder = SegmentForwarder(segment_client)
+    init(sentry_init, forwarder, send_default_pii=True, release="r" * 5000)
+    sentry_sdk.set_user({"id": "u-1"})
+    sentry_sdk.get_isolation_scope().set_transaction_name("/é" * 10_000)
+    with_request({
+        "url": "https://shop.example/" + "ü" * 50_000 + "?q=" + "\U0001f600" * 20_000,
+        "method": "GET",
+        "query_string": "q=" + "\U0001f600" * 20_000,
+        "headers": {"User-Agent": "UA/" + "x" * 100_000, "Referer": "https://r.example/" + '"' * 40_000},
+    })  # fmt: skip
+
+    capture("\U0001f4a5" * 200_000 + "tail", RuntimeError)
+    sentry_sdk.flush()
+
+    [message] = segment_receiver.wait_for_messages(1, timeout=5)
+    assert len(json.dumps(message).encode()) <= MAX_MESSAGE_SIZE < SEGMENT_MAX_MSG_SIZE
+    value = message["properties"]["exceptionValue"]
+    assert value.startswith("\U0001f4a5")
+    assert value.endswith("...")
+    assert message["properties"]["page"]["search"].startswith("q=")
+    assert message["context"]["page"]["search"].startswith("?q=")
+    assert forwarder.stats.forwarded == 1
+    assert forwarder.stats.skipped == {}
+
+
+def flask_checkout(send_default_pii: bool, sentry_init: Callable[..., Any], forwarder: Any) -> None:
+    flask = pytest.importorskip("flask")
+    init(sentry_init, forwarder, send_default_pii=send_default_pii)
+    app = flask.Flask(__name__)
+
+    @app.route("/checkout")
+    def checkout() -> str:
+        sentry_sdk.set_user(
+            {"id": "u-1", "email": SECRET_EMAIL, "ip_address": SECRET_IP, "username": "jane"}
+        )
+        raise RuntimeError("card declined")
+
+    response = app.test_client().get(
+        f"/checkout?token={SECRET_TOKEN}&q={SECRET_QUERY}",
+        headers={"User-Agent": USER_AGENT, "Referer": f"https://ref.example/from?q={SECRET_QUERY}"},
+    )
+    assert response.status_code == 500
+    sentry_sdk.flush()
+
+
+def test_no_personal_data_or_query_values_without_send_default_pii(
+    sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
+) -> None:
+    forwarder = SegmentForwarder(segment_client)
+    flask_checkout(False, sentry_init, forwarder)
+
+    [message] = segment_receiver.wait_for_messages(1)
+    assert message["userId"] == "u-1"
+    assert message["properties"]["page"] == {
+        "url": "http://localhost/checkout",
+        "method": "GET",
+        "referer": "https://ref.example/from",
+    }
+    assert message["context"]["page"] == {
+        "url": "http://localhost/checkout",
+        "path": "/checkout",
+        "referrer": "https://ref.example/from",
+    }
+    assert "ip" not in message["context"]
+    body = wire(segment_receiver)
+    for secret in (SECRET_EMAIL, SECRET_IP, SECRET_TOKEN, SECRET_QUERY, "jane", "token"):
+        assert secret.encode() not in body
+
+
+def test_query_values_and_ip_with_send_default_pii_but_never_secrets(
+    sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
+) -> None:
+    forwarder = SegmentForwarder(segment_client)
+    flask_checkout(True, sentry_init, forwarder)
+
+    [message] = segment_receiver.wait_for_messages(1)
+    page = message["properties"]["page"]
+    assert page["search"] == f"token=%5BFiltered%5D&q={SECRET_QUERY}"
+    assert page["referer"] == f"https://ref.example/from?q={SECRET_QUERY}"
+    assert message["context"]["page"]["search"] == f"?token=%5BFiltered%5D&q={SECRET_QUERY}"
+    assert message["context"]["ip"] == SECRET_IP  # as Sentry's own forwarder sends it
+    assert SECRET_TOKEN.encode() not in wire(segment_receiver)  # a secret whatever the app allows
+    # User fields other than the id and IP never go to Segment: it has identify() for traits.
+    assert SECRET_EMAIL.encode() not in wire(segment_receiver)
+
+
+def test_environment_filter(
+    sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
+) -> None:
+    production_only = SegmentForwarder(segment_client, environments={"production"})
+    every_env = SegmentForwarder(segment_client)  # the default: None, every environment
+    init(sentry_init, production_only, every_env, environment="staging")
+    sentry_sdk.set_user({"id": "u-1"})
+
+    capture("boom")
+    sentry_sdk.flush()
+
+    [message] = segment_receiver.wait_for_messages(1)
+    assert message["properties"]["environment"] == "staging"
+    assert_never(lambda: len(segment_receiver.messages) > 1, duration=0.3)
+    assert production_only.stats.skipped == {"environment": 1}
+    assert production_only.stats.forwarded == 0
+    assert every_env.stats.forwarded == 1
+
+
+def test_custom_event_name(
+    sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
+) -> None:
+    init(sentry_init, SegmentForwarder(segment_client, event_name="Backend Error"))
+    sentry_sdk.set_user({"id": "u-1"})
+
+    capture("boom")
+    sentry_sdk.flush()
+
+    [message] = segment_receiver.wait_for_messages(1)
+    assert message["event"] == "Backend Error"
+
+
+def test_full_segment_queue_backs_off_instead_of_flooding_its_log(
+    sentry_init: Callable[..., Any],
+    make_segment_client: Callable[..., Any],
+    segment_receiver: SegmentReceiver,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Segment's API hangs: its consumer is stuck posting one message, its queue holds one
+    # more, and then track() returns (False, msg) and logs a warning per call.
+    client = make_segment_client(max_queue_size=1, upload_size=1)
+    segment_receiver.set_mode("hang")
+    forwarder = SegmentForwarder(client)
+    forwarder.backoff_initial = 60.0  # far longer than this test, however slow the machine
+    init(sentry_init, forwarder)
+    sentry_sdk.set_user({"id": "u-1"})
+    caplog.set_level(logging.WARNING, logger="segment")
+
+    try:
+        for i in range(6):
+            capture(f"boom {i}")
+        wait_for(lambda: forwarder.stats.failed == 1, message="one refusal")
+
+        def all_handled() -> Any:
+            s = forwarder.stats
+            return s if s.forwarded + s.failed + s.skipped.get("backoff", 0) == 6 else None
+
+        stats = wait_for(all_handled, message="all six handled")
+    finally:
+        segment_receiver.set_mode("normal")  # lets the hung post go, so teardown is quick
+
+    assert stats.forwarded in (1, 2)  # the one being posted, and the one queued behind it
+    assert stats.failed == 1
+    assert stats.skipped["backoff"] == 6 - 1 - stats.forwarded
+    # Segment logs a failed upload at ERROR: Sentry gets it, Segment never does.
+    assert set(stats.skipped) <= {"backoff", "vendor_sdk_log"}
+    full = [r for r in caplog.records if "queue is full" in r.getMessage()]
+    assert len(full) == 1
+
+
+def test_raising_track_counts_as_failed_and_backs_off(
+    sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver, mocker: Any
+) -> None:
+    track = mocker.patch.object(segment_client, "track", side_effect=RuntimeError("injected"))
+    forwarder = SegmentForwarder(segment_client)
+    forwarder.backoff_initial = 60.0
+    init(sentry_init, forwarder)
+    sentry_sdk.set_user({"id": "u-1"})
+
+    for i in range(3):
+        capture(f"boom {i}")
+    sentry_sdk.flush()
+
+    assert track.call_count == 1
+    assert forwarder.stats.failed == 1
+    assert forwarder.stats.skipped == {"backoff": 2}
+    assert segment_receiver.requests == []
+
+
+def test_shut_down_client_is_not_called_and_flush_does_not_hang(
+    sentry_init: Callable[..., Any],
+    make_segment_client: Callable[..., Any],
+    segment_receiver: SegmentReceiver,
+) -> None:
+    client = make_segment_client()
+    client.shutdown()  # the app shut Segment down (e.g. at exit) before Sentry
+    forwarder = SegmentForwarder(client)
+    init(sentry_init, forwarder)
+    sentry_sdk.set_user({"id": "u-1"})
+
+    capture("boom")
+    assert sentry_sdk.flush(timeout=2) is not False
+
+    assert forwarder.stats.skipped == {"client_stopped": 1}
+    assert client.queue.unfinished_tasks == 0
+    assert segment_receiver.messages == []
+
+
+def test_module_level_api(
+    sentry_init: Callable[..., Any], segment_receiver: SegmentReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import segment.analytics as analytics
+
+    monkeypatch.setattr(analytics, "default_client", None)
+    monkeypatch.setattr(analytics, "write_key", None)
+    monkeypatch.setattr(analytics, "host", segment_receiver.host)
+    monkeypatch.setattr(analytics, "max_retries", 1)
+    monkeypatch.setattr(analytics, "timeout", 2)
+    forwarder = SegmentForwarder(analytics)
+    init(sentry_init, forwarder)
+    sentry_sdk.set_user({"id": "u-1"})
+
+    capture("before the write key is set")
+    sentry_sdk.flush()
+    assert forwarder.stats.skipped == {"no_write_key": 1}
+    assert analytics.default_client is None  # neither track nor flush created one
+
+    monkeypatch.setattr(analytics, "write_key", WRITE_KEY)
+    try:
+        capture("after")
+        sentry_sdk.flush(timeout=5)
+        [message] = segment_receiver.wait_for_messages(1)
+    finally:
+        if analytics.default_client is not None:
+            analytics.default_client.join()
+    assert message["properties"]["exceptionValue"] == "after"
+    assert message["context"]["library"] == LIBRARY
+    assert forwarder.stats.forwarded == 1
+
+    capture("after analytics.shutdown()")  # its default client is joined above
+    assert sentry_sdk.flush(timeout=2) is not False
+    assert forwarder.stats.skipped == {"no_write_key": 1, "client_stopped": 1}
+
+
+def test_capture_forwarded_records_segment_calls(
+    sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
+) -> None:
+    forwarder = SegmentForwarder(segment_client)
+    init(sentry_init, forwarder)
+    sentry_sdk.set_user({"id": "u-1"})
+
+    with capture_forwarded() as calls:
+        event_id = capture("boom")
+
+    [call] = calls
+    assert call.vendor == "segment"
+    assert call.method == "track"
+    assert call.event_id == event_id
+    assert call.kwargs["user_id"] == "u-1"
+    assert call.kwargs["event"] == "Error Captured"
+    assert call.kwargs["message_id"] == event_id
+    assert call.kwargs["context"] == {"library": LIBRARY}
+    assert_never(lambda: segment_receiver.requests, duration=0.2)
+
+
+# -- the pure parts ----------------------------------------------------------------------------
+
+
+def test_duck_typed_client_and_its_answers() -> None:
+    duck = DuckSegment(None, (True, {}), True, (False, {}), False)
+    forwarder = SegmentForwarder(duck)
+    forwarder.backoff_initial = 1.0
+    for i, at in enumerate([0.0, 0.01, 0.02, 0.03, 1.5]):
+        forwarder.handle(view(event_id=f"{i:032x}"), at)
+
+    assert len(duck.tracked) == 5
+    assert forwarder.stats.forwarded == 3  # None (module API) and True count as accepted
+    assert forwarder.stats.failed == 2
+    first = duck.tracked[0]
+    assert set(first) == {"user_id", "event", "properties", "context", "timestamp", "message_id"}
+    assert first["timestamp"] == datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=timezone.utc)
+    assert isinstance(first["context"], dict)
+
+
+def test_backoff_doubles_to_the_cap_and_resets_on_success() -> None:
+    duck = DuckSegment((False, {}), (False, {}), (False, {}), (True, {}), (False, {}))
+    forwarder = SegmentForwarder(duck)
+    forwarder.backoff_max = 3.0
+    timeline = [
+        (0.0, "failed"),  # backoff 1 s
+        (0.5, "backoff"),
+        (1.0, "failed"),  # backoff 2 s
+        (2.9, "backoff"),
+        (3.0, "failed"),  # backoff 3 s (capped)
+        (5.9, "backoff"),
+        (6.0, "forwarded"),  # reset
+        (6.1, "failed"),  # backoff 1 s again
+        (7.0, "backoff"),
+    ]
+    for at, expected in timeline:
+        before = forwarder.stats
+        forwarder.handle(view(), at)
+        after = forwarder.stats
+        changed = {
+            "forwarded": after.forwarded - before.forwarded,
+            "failed": after.failed - before.failed,
+            "backoff": after.skipped.get("backoff", 0) - before.skipped.get("backoff", 0),
+        }
+        assert changed == {k: int(k == expected) for k in changed}, (at, expected)
+
+
+def test_rate_limit_refills_with_capture_time() -> None:
+    forwarder = SegmentForwarder(DuckSegment(), max_per_second=2)
+    for at in [0.0, 0.0, 0.0, 0.4, 0.5, 0.5, 10.0, 10.0, 10.0]:
+        forwarder.handle(view(), at)
+    assert forwarder.stats.forwarded == 5  # 2 at once, 1 refilled by 0.5 s, 2 after a pause
+    assert forwarder.stats.rate_limited == 4
+
+
+def test_skipped_errors_do_not_use_up_the_rate_limit() -> None:
+    forwarder = SegmentForwarder(DuckSegment(), max_per_second=1)
+    forwarder.handle(view(user={}), 0.0)
+    forwarder.handle(view(), 0.0)
+    assert forwarder.stats.forwarded == 1
+    assert forwarder.stats.skipped == {"no_user_id": 1}
+
+
+def test_user_ids_are_sent_as_str_and_huge_ones_skipped() -> None:
+    duck = DuckSegment()
+    forwarder = SegmentForwarder(duck)
+    forwarder.handle(view(user={"id": 42}), 0.0)
+    forwarder.handle(view(user={"id": "u" * 5000}), 0.0)  # cutting it would make it someone else's
+    assert [t["user_id"] for t in duck.tracked] == ["42"]
+    assert forwarder.stats.skipped == {"user_id_too_long": 1}
+
+
+def test_ip_is_only_sent_when_it_is_an_address() -> None:
+    duck = DuckSegment()
+    forwarder = SegmentForwarder(duck)
+    for ip in ["{{auto}}", "not an ip", "2001:db8::1", SECRET_IP]:
+        forwarder.handle(view(user={"id": "u-1", "ip_address": ip}), 0.0)
+    assert [t["context"].get("ip") for t in duck.tracked] == [None, None, "2001:db8::1", SECRET_IP]
+
+
+def test_odd_event_ids_are_not_message_ids() -> None:
+    duck = DuckSegment()
+    forwarder = SegmentForwarder(duck)
+    forwarder.handle(view(event_id=""), 0.0)
+    forwarder.handle(view(event_id="x" * 500), 0.0)
+    for tracked in duck.tracked:
+        assert tracked["message_id"] is None  # Segment makes a uuid
+        assert "eventId" not in tracked["properties"]
+
+
+@pytest.mark.parametrize("with_exception", [True, False])
+def test_worst_case_message_fits_with_room_to_spare(with_exception: bool) -> None:
+    # Every field as long as possible, in characters JSON escapes to 12 bytes each.
+    huge = "\U0001f600" * 100_000
+    exception = huge if with_exception else None
+    worst = view(
+        event_id="e" * 32, level=huge, environment=huge, release=huge, transaction=huge,
+        exception_type=exception, exception_value=exception, message=huge, user_agent=huge,
+        url="https://x/" + huge + "?q=" + huge, method=huge, query="q=" + huge,
+        referer="https://r/" + huge, user={"id": "\U0001f600" * 85, "ip_address": "::1"},
+    )  # fmt: skip
+    forwarder = SegmentForwarder(DuckSegment(), event_name="\U0001f600" * 200)
+    [call] = forwarder.calls(worst, 0.0)
+
+    kwargs = dict(call.kwargs)
+    assert ("exceptionValue" in kwargs["properties"]) is with_exception
+    assert ("message" in kwargs["properties"]) is not with_exception
+    assert message_size(kwargs) <= MAX_MESSAGE_SIZE
+    message = segment_accepts(kwargs)  # Segment's own size check does not raise
+    assert len(json.dumps(message).encode()) <= MAX_MESSAGE_SIZE
+    assert MAX_MSG_SIZE == SEGMENT_MAX_MSG_SIZE  # the limit we designed for is Segment's
+
+
+texts = st.text(alphabet=st.characters(), max_size=3000) | st.builds(
+    lambda c, n: c * n, st.characters(), st.integers(0, 60_000)
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    value=texts, transaction=texts, user_agent=texts, url=texts, query=texts, referer=texts,
+    release=texts, user_id=st.text(min_size=1, max_size=200),
+)  # fmt: skip
+def test_any_message_passes_segments_own_size_check(
+    value: str, transaction: str, user_agent: str, url: str, query: str, referer: str,
+    release: str, user_id: str,
+) -> None:  # fmt: skip
+    error = view(
+        exception_value=value, transaction=transaction, user_agent=user_agent, url=url,
+        query=query, referer=referer, release=release, user={"id": user_id},
+    )  # fmt: skip
+    [call] = SegmentForwarder(DuckSegment()).calls(error, 0.0)
+    message = segment_accepts(dict(call.kwargs))
+    assert len(json.dumps(message).encode()) <= MAX_MESSAGE_SIZE
+    assert message["context"]["library"] == LIBRARY
+
+
+@pytest.mark.parametrize(
+    ("value", "limit", "expected"),
+    [
+        ("abc", 3, "abc"),
+        ("abcd", 4, "abcd"),
+        ("abcdef", 5, "ab..."),
+        ("é" * 10, 60, "é" * 10),  # 6 bytes each once escaped
+        ("é" * 10, 59, "é" * 9 + "..."),
+        ('""""', 8, '""""'),  # 2 bytes each
+        ('""""', 7, '""...'),
+        ("\U0001f600" * 2, 15, "\U0001f600..."),  # 12 bytes each
+        ("\U0001f600" * 2, 14, "..."),
+        (None, 10, None),
+    ],
+)
+def test_cut_measures_escaped_bytes(value: Optional[str], limit: int, expected: Optional[str]) -> None:
+    result = cut(value, limit)
+    assert result == expected
+    if result is not None:
+        assert encoded_size(result) <= limit
+
+
+@given(value=st.text(alphabet=st.characters()), limit=st.integers(3, 200))
+def test_cut_never_exceeds_its_limit(value: str, limit: int) -> None:
+    result = cut(value, limit)
+    assert result is not None
+    assert encoded_size(result) <= limit
+    if encoded_size(value) <= limit:
+        assert result == value
+    else:
+        assert result.endswith("...")
+        assert value.startswith(result[:-3])
+
+
+def test_module_does_not_import_segment() -> None:
+    code = (
+        "import sys; from sentry_flags.forwarders import SegmentForwarder; "
+        "SegmentForwarder(type('C', (), {'track': lambda self, **k: None})()); "
+        "assert 'segment' not in sys.modules and 'analytics' not in sys.modules, 'segment imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"segment_client": None}, TypeError, "segment_client must be a Segment client"),
+        ({"segment_client": object()}, TypeError, "with a track\\(\\) method"),
+        ({"segment_client": type("C", (), {"track": 1})()}, TypeError, "segment_client"),
+        ({"max_per_second": 0}, ValueError, "max_per_second must be a finite number, at least 1"),
+        ({"max_per_second": -5}, ValueError, "max_per_second"),
+        ({"max_per_second": 0.5}, ValueError, "at least 1"),
+        ({"max_per_second": float("inf")}, ValueError, "finite"),
+        ({"max_per_second": float("nan")}, ValueError, "finite"),
+        ({"max_per_second": "200"}, TypeError, "max_per_second must be a number"),
+        ({"max_per_second": None}, TypeError, "max_per_second"),
+        ({"max_per_second": True}, TypeError, "max_per_second"),
+        ({"event_name": ""}, ValueError, "event_name must be a non-empty"),
+        ({"event_name": "   "}, ValueError, "event_name"),
+        ({"event_name": None}, TypeError, "event_name must be a str"),
+        ({"event_name": b"Error Captured"}, TypeError, "event_name must be a str"),
+        ({"event_name": "x" * 201}, ValueError, "at most 200 characters"),
+        ({"environments": "production"}, TypeError, "environments must be None or a set"),
+        ({"environments": []}, ValueError, "environments must not be empty"),
+        ({"environments": ["production", ""]}, TypeError, "non-empty str"),
+        ({"environments": 5}, TypeError, "environments"),
+    ],
+)
+def test_bad_constructor_input(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
+    arguments: dict[str, Any] = {"segment_client": DuckSegment(), **kwargs}
+    with pytest.raises(error, match=match):
+        SegmentForwarder(**arguments)
+
+
+def test_good_constructor_input() -> None:
+    forwarder = SegmentForwarder(DuckSegment(), 1, {"production", "staging"}, "Backend Error")
+    assert forwarder.max_per_second == 1.0
+    assert forwarder.environments == frozenset({"production", "staging"})
+    assert forwarder.event_name == "Backend Error"
+    assert SegmentForwarder(Client(WRITE_KEY, send=False)).max_per_second == 200
