@@ -130,7 +130,9 @@ def run(out: Callable[[str], None] = print) -> int:
 
             for environment in dict.fromkeys(r[0] for r in REQUESTS):
                 os.environ["SENTRY_ENVIRONMENT"] = environment
-                client = app_module.create_app(vendors).test_client()
+                app = app_module.create_app(vendors)
+                app.logger.disabled = True  # Flask's own traceback print-outs would bury the report
+                client = app.test_client()
                 for env, user, org, path in REQUESTS:
                     if env != environment:
                         continue
@@ -164,10 +166,10 @@ def _report(
 ) -> None:
     _section(f"Sentry received {len(sentry.events)} error events", _sentry_lines(sentry.events), out)
     _section(
-        f"Split received {len(split.events)} track events",
+        f"Split received {len(split.events)} track events (one per identity, plus a culprit event)",
         [
-            f"  {e.get('trafficTypeName'):<5} key={e.get('key'):<7} {e.get('eventTypeId')}"
-            f"  {_compact(e.get('properties'), 90)}"
+            f"  {e.get('trafficTypeName', ''):<5} key={e.get('key', ''):<7} {e.get('eventTypeId', ''):<27}"
+            f" exceptionType={(e.get('properties') or {}).get('exceptionType')}"
             for e in split.events
         ],
         out,
@@ -175,7 +177,8 @@ def _report(
     _section(
         f"LaunchDarkly received {len(ld.custom_events)} custom events",
         [
-            f"  {e.get('key')}  context={_compact(e.get('context'), 70)}  data={_compact(e.get('data'), 80)}"
+            f"  {e.get('key')}  context={_compact(e.get('context'), 80)}"
+            f"  exceptionType={(e.get('data') or {}).get('exceptionType')}"
             for e in ld.custom_events
         ],
         out,
@@ -183,7 +186,9 @@ def _report(
     _section(
         f"Segment received {len(segment.messages)} messages",
         [
-            f"  {m.get('event')!r} userId={m.get('userId')}  properties={_compact(m.get('properties'), 110)}"
+            f"  {m.get('event')!r} userId={m.get('userId'):<6}"
+            f" exceptionType={(m.get('properties') or {}).get('exceptionType')}"
+            f" page={_compact((m.get('properties') or {}).get('page'), 70)}"
             for m in segment.messages
         ],
         out,
