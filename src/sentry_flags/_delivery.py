@@ -97,12 +97,21 @@ class Delivery:
             thread.start()
             self._thread = thread
 
+    def _try_start(self) -> bool:
+        try:
+            self._start()
+        except RuntimeError:  # "can't create new thread at interpreter shutdown"
+            logger.debug("sentry-flags could not start its worker", exc_info=True)
+            return False
+        return True
+
     def _run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
             try:
                 self._drain()
+                self._serve_flush()
             except Exception:  # the worker must outlive any bug, ours or a forwarder's
                 logger.debug("sentry-flags delivery error", exc_info=True)
                 with self._idle:
@@ -135,8 +144,8 @@ class Delivery:
     def flush(self, timeout: float) -> bool:
         """Deliver what is queued and flush the vendor clients, within ``timeout`` seconds."""
         deadline = time.monotonic() + max(0.0, timeout)
-        if self._thread is None and self._queue:
-            self._start()
+        if self._thread is None and self._queue and not self._try_start():
+            return False
         self._wake.set()
         with self._idle:
             while self._queue or self._busy:
@@ -160,29 +169,33 @@ class Delivery:
 
     def _flush_vendors(self, timeout: float) -> bool:
         # Vendor flushes can block for many seconds on a dead endpoint (Segment's did for
-        # over 20 s): run them aside and stop waiting at our own deadline. While one is
-        # still hung, later flushes wait on it instead of piling up more threads.
+        # over 20 s), so the worker runs them and we stop waiting at our own deadline.
+        # The worker already exists at interpreter exit, when Python 3.12+ refuses to
+        # start new threads; a flush asked for while one is running joins that one.
         if not self.forwarders or timeout <= 0:
             return not self.forwarders
         with self._lock:
-            running = self._vendor_flush
-            if running is not None and not running.is_set():
-                return running.wait(timeout)
-            done = self._vendor_flush = threading.Event()
-
-        def flush_all() -> None:
-            for forwarder in self.forwarders:
-                try:
-                    forwarder.flush()
-                except Exception:
-                    logger.debug("%s flush failed", forwarder.vendor, exc_info=True)
-            done.set()
-
-        threading.Thread(target=flush_all, name="sentry-flags-flush", daemon=True).start()
-        if not done.wait(timeout):
+            request = self._vendor_flush
+            if request is None or request.is_set():
+                request = self._vendor_flush = threading.Event()
+        if self._thread is None and not self._try_start():
+            return False
+        self._wake.set()
+        if not request.wait(timeout):
             logger.debug("vendor flush did not finish in %.1fs", timeout)
             return False
         return True
+
+    def _serve_flush(self) -> None:
+        request = self._vendor_flush
+        if request is None or request.is_set():
+            return
+        for forwarder in self.forwarders:
+            try:
+                forwarder.flush()
+            except Exception:
+                logger.debug("%s flush failed", forwarder.vendor, exc_info=True)
+        request.set()
 
 
 def _reset_ref(ref: weakref.ref[Delivery]) -> None:
