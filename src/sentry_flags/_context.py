@@ -148,7 +148,11 @@ class ContextSlot(dict[str, Any]):
 
     def resolve(self) -> Optional[Context]:
         source = self._source
-        context = source() if callable(source) else source
+        try:
+            context = source() if callable(source) else source
+        except Exception:  # the app's provider; its failure must not touch the event
+            logger.debug("the LaunchDarkly context provider failed", exc_info=True)
+            return None
         if context is None:
             return None
         if not getattr(context, "valid", False):

@@ -78,7 +78,11 @@ def error_texts(event: Mapping[str, Any]) -> list[str]:
 
 
 def _is_pseudo_path(path: Optional[str]) -> bool:
-    return bool(path) and path.startswith("<") and path.endswith(">")  # type: ignore[union-attr]
+    # sentry-sdk makes abs_path absolute, so "<string>" arrives as "/cwd/<string>".
+    if not path:
+        return False
+    name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    return name.startswith("<") and name.endswith(">")
 
 
 def raising_frame(event: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:

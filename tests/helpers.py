@@ -1,0 +1,118 @@
+"""Small helpers shared by the core tests (context, filters, settings, pipeline, concurrency).
+
+Everything here works on what the loopback Sentry receiver actually got: events are
+captured with the real sentry-sdk, flushed with a bound, and read back off the wire.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Optional
+
+import sentry_sdk
+
+from receivers import SentryReceiver, wait_for
+
+LD_KEY = "launchdarklyContext"
+FLUSH_TIMEOUT = 5.0
+
+
+class CoreTestError(Exception):
+    """An exception type no library raises, so filters can name it safely."""
+
+
+def raise_and_capture(message: str, exc_type: type[BaseException] = ValueError) -> Optional[str]:
+    """Raise ``exc_type(message)`` here and capture it; the event id, or None when dropped."""
+    try:
+        raise exc_type(message)
+    except exc_type:
+        return sentry_sdk.capture_exception()
+
+
+def flush() -> None:
+    sentry_sdk.flush(timeout=FLUSH_TIMEOUT)
+
+
+def received(receiver: SentryReceiver, count: int) -> list[dict[str, Any]]:
+    """Flush, then wait (bounded) for at least ``count`` error events and return them all."""
+    flush()
+    return receiver.wait_for_events(count)
+
+
+def only_event(receiver: SentryReceiver) -> dict[str, Any]:
+    """Flush and return the single error event the receiver got (fails if there are more)."""
+    events = received(receiver, 1)
+    assert len(events) == 1, [summary(e) for e in events]
+    return events[0]
+
+
+def exception_value(event: dict[str, Any]) -> Optional[str]:
+    values = (event.get("exception") or {}).get("values") or []
+    return values[-1].get("value") if values else None
+
+
+def message_of(event: dict[str, Any]) -> Optional[str]:
+    logentry = event.get("logentry") or {}
+    return logentry.get("formatted") or logentry.get("message") or event.get("message")
+
+
+def summary(event: dict[str, Any]) -> Optional[str]:
+    """What identifies a test event: its exception value, else its message."""
+    return exception_value(event) or message_of(event)
+
+
+def summaries(receiver: SentryReceiver, count: int) -> list[Optional[str]]:
+    """Flush, wait for ``count`` events, and return every received event's summary, sorted."""
+    return sorted(summary(e) or "" for e in received(receiver, count))
+
+
+def by_summary(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for event in events:
+        key = summary(event)
+        assert key is not None, event
+        assert key not in found, key
+        found[key] = event
+    return found
+
+
+def ld_context_of(event: dict[str, Any]) -> Any:
+    return (event.get("contexts") or {}).get(LD_KEY)
+
+
+def raw_bodies(receiver: SentryReceiver) -> bytes:
+    """Every envelope body the receiver got (decompressed), concatenated."""
+    return b"\n".join(r.body for r in receiver.requests_to("/api/"))
+
+
+def wait_for_transactions(receiver: SentryReceiver, count: int = 1) -> list[dict[str, Any]]:
+    flush()
+    return wait_for(
+        lambda: (found := receiver.transactions) and len(found) >= count and found,
+        message=f"{count} transaction(s)",
+    )
+
+
+def ld_hooks(ld_client: Any, name: str = "sentry-flags") -> list[Any]:
+    """The hooks named ``name`` registered on a real LDClient."""
+    hooks = ld_client._LDClient__hooks  # the SDK keeps them private; read-only here
+    return [h for h in hooks if h.metadata.name == name]
+
+
+@contextmanager
+def sentry_flags_logger_restored() -> Iterator[logging.Logger]:
+    """``debug=True`` sets the ``sentry_flags`` logger to DEBUG with a stderr handler; undo it."""
+    log = logging.getLogger("sentry_flags")
+    level, handlers, propagate = log.level, list(log.handlers), log.propagate
+    try:
+        yield log
+    finally:
+        log.setLevel(level)
+        log.handlers[:] = handlers
+        log.propagate = propagate
+
+
+def flags_debug_messages(records: list[logging.LogRecord]) -> list[str]:
+    return [r.getMessage() for r in records if r.name == "sentry_flags" and r.levelno == logging.DEBUG]
