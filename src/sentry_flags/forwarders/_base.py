@@ -7,6 +7,7 @@ never on the app's, and must never raise: :meth:`Forwarder.handle` counts and lo
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -180,6 +181,45 @@ class Forwarder(ABC):
 
     def count_skipped(self, reason: str) -> None:
         self._counters.skip(reason)
+
+
+class BackoffForwarder(Forwarder):
+    """A forwarder that pauses its vendor calls after a refusal, doubling while it lasts.
+
+    A vendor that refuses (queue full, endpoint gone) costs the app a warning or a forced
+    flush per call; pausing keeps that to one per pause. Timed by the errors' capture
+    time, not the wall clock, so it is deterministic.
+    """
+
+    backoff_initial = 1.0
+    backoff_max = 60.0
+
+    def __init__(self, *, environments: Optional[Iterable[str]] = None) -> None:
+        super().__init__(environments=environments)
+        self._delay: Optional[float] = None  # None: the next pause is backoff_initial
+        self._resume_at = -math.inf
+        self._now = -math.inf  # captured_at of the error being handled
+
+    def handle(self, view: ErrorView, captured_at: float) -> None:
+        # send() needs the capture time to start a pause; handle runs on one thread.
+        self._now = captured_at
+        super().handle(view, captured_at)
+
+    def paused(self, captured_at: float) -> bool:
+        return captured_at < self._resume_at
+
+    def accepted(self) -> None:
+        self._delay = None
+        self._resume_at = -math.inf
+
+    def refused(self) -> None:
+        now = self._now
+        if now < self._resume_at:
+            return  # another call for the same error; the pause already started
+        delay = self.backoff_initial if self._delay is None else self._delay
+        self._resume_at = now + delay
+        self._delay = min(delay * 2, self.backoff_max)
+        logger.debug("%s refused an event; pausing its calls for %.0fs", self.vendor, delay)
 
 
 def now() -> float:

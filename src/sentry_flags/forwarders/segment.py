@@ -22,7 +22,7 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from sentry_flags._event import ErrorView
-from sentry_flags.forwarders._base import Forwarder, TokenBucket, VendorCall, require_method
+from sentry_flags.forwarders._base import BackoffForwarder, TokenBucket, VendorCall, require_method
 
 __all__ = [
     "DEFAULT_EVENT_NAME",
@@ -66,11 +66,9 @@ MAX_EVENT_NAME = 200  # characters, checked at construction
 MAX_IP = 64
 ELLIPSIS = "..."
 
-BACKOFF_INITIAL = 1.0
-BACKOFF_MAX = 60.0
 
 
-class SegmentForwarder(Forwarder):
+class SegmentForwarder(BackoffForwarder):
     """Sends ``segment_client.track(user_id, "Error Captured", properties, context, ...)``.
 
     ``user_id`` is the Sentry event's ``user.id``; errors without one are skipped and counted
@@ -85,8 +83,6 @@ class SegmentForwarder(Forwarder):
 
     vendor = "segment"
 
-    backoff_initial = BACKOFF_INITIAL
-    backoff_max = BACKOFF_MAX
 
     def __init__(
         self,
@@ -105,16 +101,8 @@ class SegmentForwarder(Forwarder):
         self.client = segment_client
         self._bucket = TokenBucket(self.max_per_second)
         self._library = {"name": LIBRARY_NAME, "version": _version()}
-        self._delay: Optional[float] = None  # None: the next backoff is backoff_initial
-        self._resume_at = -math.inf
-        self._now = -math.inf  # captured_at of the error being handled
 
     # -- Forwarder ------------------------------------------------------------------------
-
-    def handle(self, view: ErrorView, captured_at: float) -> None:
-        # send() needs the capture time to start a backoff; handle runs on one thread.
-        self._now = captured_at
-        super().handle(view, captured_at)
 
     def calls(self, view: ErrorView, captured_at: float) -> list[VendorCall]:
         user_id = view.user_id
@@ -124,7 +112,7 @@ class SegmentForwarder(Forwarder):
         if encoded_size(user_id) > MAX_USER_ID:
             self._counters.skip("user_id_too_long")
             return []
-        if captured_at < self._resume_at:
+        if self.paused(captured_at):
             self._counters.skip("backoff")
             return []
         client = self.client
@@ -152,15 +140,14 @@ class SegmentForwarder(Forwarder):
         try:
             result = self.client.track(**kwargs)
         except BaseException:
-            self._refused()
+            self.refused()
             raise
         # segment's track returns (success, msg): success is False when its queue is full.
         # The module-level API of analytics-python returns None: taken as accepted.
         if result is False or (isinstance(result, tuple) and result and result[0] is False):
-            self._refused()
+            self.refused()
             return False
-        self._delay = None
-        self._resume_at = -math.inf
+        self.accepted()
         return True
 
     def flush(self) -> None:
@@ -180,16 +167,6 @@ class SegmentForwarder(Forwarder):
 
     # -- internals ------------------------------------------------------------------------
 
-    def _refused(self) -> None:
-        # Each refusal costs a warning in segment's log ("queue is full") and means Segment
-        # is not keeping up: stop calling for a while, doubling while it lasts.
-        now = self._now
-        if now < self._resume_at:
-            return
-        delay = self.backoff_initial if self._delay is None else self._delay
-        self._resume_at = now + delay
-        self._delay = min(delay * 2, self.backoff_max)
-        logger.debug("segment refused an event; pausing Segment calls for %.0fs", delay)
 
 
 class _LibraryKept(dict[str, Any]):

@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import Any, Optional
 
 from sentry_flags._event import ErrorView
-from sentry_flags.forwarders._base import Forwarder, VendorCall, require_method
+from sentry_flags.forwarders._base import BackoffForwarder, VendorCall, require_method
 
 __all__ = [
     "DEFAULT_EVENT_TYPE",
@@ -67,12 +67,10 @@ ELLIPSIS = "..."
 HASH_LENGTH = 8
 MIN_CULPRIT_ROOM = 1 + HASH_LENGTH + 8  # ":" + hash + a readable head
 
-BACKOFF_INITIAL = 1.0
-BACKOFF_MAX = 60.0
 ASYNC_TIMEOUT = 2.0
 
 
-class SplitForwarder(Forwarder):
+class SplitForwarder(BackoffForwarder):
     """Sends ``split_client.track(key, traffic_type, event_type, value, properties)``.
 
     One event of type ``event_type`` per identity whose path has a value in the error, and
@@ -87,8 +85,6 @@ class SplitForwarder(Forwarder):
 
     vendor = "split"
 
-    backoff_initial = BACKOFF_INITIAL
-    backoff_max = BACKOFF_MAX
     async_timeout = ASYNC_TIMEOUT
 
     def __init__(
@@ -126,19 +122,11 @@ class SplitForwarder(Forwarder):
         self.loop = loop
         self.capture_culprit = capture_culprit
         self.include_tags = include_tags
-        self._delay: Optional[float] = None  # None: the next backoff is backoff_initial
-        self._resume_at = -math.inf
-        self._now = -math.inf  # captured_at of the error being handled
 
     # -- Forwarder ------------------------------------------------------------------------
 
-    def handle(self, view: ErrorView, captured_at: float) -> None:
-        # send() needs the capture time to start a backoff; handle runs on one thread.
-        self._now = captured_at
-        super().handle(view, captured_at)
-
     def calls(self, view: ErrorView, captured_at: float) -> list[VendorCall]:
-        if captured_at < self._resume_at:
+        if self.paused(captured_at):
             self._counters.skip("backoff")
             return []
         # Asking is cheap; track is not: a destroyed client logs an error per call, and
@@ -186,22 +174,21 @@ class SplitForwarder(Forwarder):
         ]
 
     def send(self, call: VendorCall) -> bool:
-        if self._now < self._resume_at:
+        if self.paused(self._now):
             # An earlier call for this same error was refused: don't wait on Split again
             # (an asyncio client on a stuck loop costs async_timeout per call).
             return False
         try:
             accepted = self._track(call.kwargs)
         except BaseException:
-            self._failed()
+            self.refused()
             raise
         # splitio returns False when it dropped the event (queue full, client destroyed);
         # a duck-typed client returning None is taken as accepted.
         if accepted is False:
-            self._failed()
+            self.refused()
             return False
-        self._delay = None
-        self._resume_at = -math.inf
+        self.accepted()
         return True
 
     def flush(self) -> None:
@@ -245,16 +232,6 @@ class SplitForwarder(Forwarder):
             future.cancel()
             raise
 
-    def _failed(self) -> None:
-        # Each refused track costs the app CPU (splitio forces a flush when its queue is
-        # full and logs each refusal): stop calling for a while, doubling while it lasts.
-        now = self._now
-        if now < self._resume_at:
-            return  # another call for the same error; the backoff already started
-        delay = self.backoff_initial if self._delay is None else self._delay
-        self._resume_at = now + delay
-        self._delay = min(delay * 2, self.backoff_max)
-        logger.debug("split refused an event; pausing Split calls for %.0fs", self._resume_at - now)
 
 
 # -- validation --------------------------------------------------------------------------
