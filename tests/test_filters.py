@@ -26,7 +26,6 @@ from sentry_flags import FlagsIntegration
 THIS_FILE = Path(__file__).name
 
 
-
 @pytest.fixture(autouse=True)
 def _own_isolation_scope() -> Any:
     with sentry_sdk.isolation_scope():
