@@ -83,10 +83,13 @@ def test_threads_evaluating_flags_keep_their_own_context(
     assert get_launchdarkly_context().key == "main-thread"  # nothing leaked back
 
 
+@pytest.mark.parametrize("default_integrations", [True, False], ids=["threading-integration", "bare"])
 def test_threads_setting_contexts_by_hand_keep_their_own(
-    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, default_integrations: bool
 ) -> None:
-    sentry_init(integrations=[FlagsIntegration()])
+    # With sentry-sdk's ThreadingIntegration each thread forks its parent's isolation scope;
+    # without it each thread starts with a fresh one. Either way nothing is shared.
+    sentry_init(integrations=[FlagsIntegration()], default_integrations=default_integrations)
     barrier = threading.Barrier(THREADS, timeout=JOIN_TIMEOUT)
 
     def work(i: int) -> None:

@@ -97,20 +97,21 @@ def test_unknown_keyword_is_rejected() -> None:
 
 
 BAD_CONFIGS = [
-    ({"ignoreErrors": "x"}, TypeError, "ignore_errors"),
-    ({"ignoreErrors": [1]}, TypeError, "ignore_errors[0]"),
-    ({"denyUrls": ["/[/"]}, ValueError, "deny_urls[0]"),
-    ({"ignoreErrors": ["ok", "/(unclosed/i"]}, ValueError, "ignore_errors[1]"),
-    ({"includePaths": ["/a{2,1}/"]}, ValueError, "include_paths[0]"),
-    ({"allowUrls": [{"url": "x"}]}, TypeError, "allow_urls[0]"),
-    ({"releaseFrom": "ftp:x"}, ValueError, "release_from"),
-    ({"debugMode": "true"}, TypeError, "debug"),
+    ({"ignoreErrors": "x"}, TypeError, "ignoreErrors"),
+    ({"ignoreErrors": [1]}, TypeError, "ignoreErrors[0]"),
+    ({"denyUrls": ["/[/"]}, ValueError, "denyUrls[0]"),
+    ({"ignoreErrors": ["ok", "/(unclosed/i"]}, ValueError, "ignoreErrors[1]"),
+    ({"includePaths": ["/a{2,1}/"]}, ValueError, "includePaths[0]"),
+    ({"allowUrls": [{"url": "x"}]}, TypeError, "allowUrls[0]"),
+    ({"releaseFrom": "ftp:x"}, ValueError, "releaseFrom"),
+    ({"debugMode": "true"}, TypeError, "debugMode"),
     ({"environment": ""}, TypeError, "environment"),
-    ({"serverName": 1}, TypeError, "server_name"),
+    ({"serverName": 1}, TypeError, "serverName"),
     ({"sampleRate": 1}, ValueError, "sampleRate"),
     ({"ignore_errors": ["x"]}, ValueError, "ignore_errors"),
     ({"environment": "prod", "dsn": "x"}, ValueError, "dsn"),
     ({1: "x"}, ValueError, "1"),
+    ({"ignoreErrors": ["//"]}, ValueError, "ignoreErrors[0] is an empty regex"),
 ]
 
 

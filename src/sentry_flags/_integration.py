@@ -155,7 +155,15 @@ class FlagsIntegration(Integration):
         clash = sorted(set(options) & set(kwargs))
         if clash:
             raise ValueError(f"option(s) {', '.join(clash)} given both in config and as keywords")
-        return cls(**options, **kwargs, _slashed_regex=True)
+        try:
+            return cls(**options, **kwargs, _slashed_regex=True)
+        except (TypeError, ValueError) as exc:
+            # Name the key the user wrote ("denyUrls[0] ..."), not our keyword.
+            message = str(exc)
+            for key, option in CONFIG_KEYS.items():
+                if key in config and message.startswith(option):
+                    raise type(exc)(key + message[len(option) :]) from None
+            raise
 
     @staticmethod
     def setup_once() -> None:

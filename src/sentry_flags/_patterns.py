@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
@@ -46,7 +46,7 @@ def compile_patterns(option: str, value: Any, *, slashed_regex: bool = False) ->
     """
     if value is None:
         return EMPTY
-    if isinstance(value, (str, bytes, re.Pattern)) or not isinstance(value, Iterable):
+    if isinstance(value, (str, bytes, re.Pattern, Mapping)) or not isinstance(value, Iterable):
         raise TypeError(
             f"{option} must be a list of str or re.Pattern, got {type(value).__name__}"
         )
@@ -74,6 +74,8 @@ def compile_patterns(option: str, value: Any, *, slashed_regex: bool = False) ->
 
 
 def _compile_slashed(option: str, index: int, match: re.Match[str]) -> re.Pattern[str]:
+    if not match.group("body"):
+        raise ValueError(f"{option}[{index}] is an empty regex, which would match everything")
     flags = 0
     for ch in match.group("flags"):
         flags |= _FLAG_BITS[ch]

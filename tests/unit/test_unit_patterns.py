@@ -86,3 +86,8 @@ def test_rejected_values_name_the_option_and_index(value: object, error: type[Ex
 def test_invalid_slashed_regex_names_the_option() -> None:
     with pytest.raises(ValueError, match=r"deny_urls\[1\] is not a valid regex"):
         compile_patterns("deny_urls", ["ok", "/[/"], slashed_regex=True)
+
+
+def test_a_mapping_is_not_a_list_of_patterns() -> None:
+    with pytest.raises(TypeError, match="ignore_errors must be a list"):
+        compile_patterns("ignore_errors", {"ResizeObserver": True})
