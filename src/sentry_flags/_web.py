@@ -1,8 +1,10 @@
-"""The default LaunchDarkly context a web request gets, shared by the framework glue."""
+"""What the framework glue shares: the default request context and per-request isolation."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Optional
 
 import sentry_sdk
@@ -13,9 +15,38 @@ if TYPE_CHECKING:
     from ldclient import Context
 
 
+def require_launchdarkly(module: str) -> None:
+    """Fail at set-up, not at the first error, when the LaunchDarkly SDK is missing."""
+    try:
+        import ldclient  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            f"{module} builds LaunchDarkly contexts and needs the LaunchDarkly SDK: "
+            "pip install 'sentry-flags[launchdarkly]'"
+        ) from exc
+
+
 def pii_allowed() -> bool:
     """Whether the current Sentry client lets user data (names, emails) leave the app."""
     return Privacy.from_options(sentry_sdk.get_client().options).user_info
+
+
+class AnonymousKey:
+    """A random key for one anonymous request, made only if asked for, then kept.
+
+    Keeps all errors of one request on one LaunchDarkly context while costing nothing
+    for requests that never fail.
+    """
+
+    __slots__ = ("_key",)
+
+    def __init__(self) -> None:
+        self._key: Optional[str] = None
+
+    def __call__(self) -> str:
+        if self._key is None:
+            self._key = uuid.uuid4().hex
+        return self._key
 
 
 def default_context(
@@ -29,7 +60,7 @@ def default_context(
 
     Name and email are added only when the app allows PII: the context also reaches
     LaunchDarkly through the forwarder, where our redaction does not apply. An anonymous
-    visitor is keyed by ``anonymous_key`` (e.g. the session key) or a fresh random key.
+    visitor is keyed by ``anonymous_key`` or a fresh random key.
     """
     from ldclient import Context
 
@@ -39,7 +70,50 @@ def default_context(
     builder = Context.builder(str(user_key)).kind("user")
     if pii_allowed():
         if name:
-            builder.name(name)
+            builder.name(str(name))
         if email:
-            builder.set("email", email)
+            builder.set("email", str(email))
     return builder.build()
+
+
+def _sentry_request_flags() -> tuple[Any, ...]:
+    # sentry-sdk's WSGI and ASGI middlewares mark the requests they forked an isolation
+    # scope for; a private name, so a release without it makes us fork ourselves.
+    flags: list[Any] = []
+    try:
+        from sentry_sdk.integrations.wsgi import _wsgi_middleware_applied
+
+        flags.append(_wsgi_middleware_applied)
+    except ImportError:  # pragma: no cover - depends on the sentry-sdk release
+        pass
+    try:
+        from sentry_sdk.integrations.asgi import _asgi_middleware_applied
+
+        flags.append(_asgi_middleware_applied)
+    except ImportError:  # pragma: no cover - depends on the sentry-sdk release
+        pass
+    return tuple(flags)
+
+
+_SENTRY_REQUEST_FLAGS = _sentry_request_flags()
+
+
+def sentry_isolates_request() -> bool:
+    """Whether sentry-sdk already gave the running request its own isolation scope."""
+    return any(flag.get(False) for flag in _SENTRY_REQUEST_FLAGS)
+
+
+@contextlib.contextmanager
+def request_isolation() -> Iterator[None]:
+    """Give the request its own isolation scope unless sentry-sdk already did.
+
+    Without one, requests served by the same thread, or by tasks of one event loop that
+    share their parent's scope, would see each other's context and treatments. Forking
+    only when needed matters: an error sentry-sdk captures outside our fork would not
+    see what was set inside it.
+    """
+    if sentry_isolates_request():
+        yield
+        return
+    with sentry_sdk.isolation_scope():
+        yield

@@ -1,0 +1,135 @@
+"""ASGI (Starlette, FastAPI): the LaunchDarkly context of each request, built only on error.
+
+    app.add_middleware(FlagsMiddleware)                                  # Starlette/FastAPI
+    app.add_middleware(FlagsMiddleware, context_from_scope=my_builder)   # (scope) -> Context | None
+    app = FlagsMiddleware(app)                                           # any ASGI app
+
+Per-request isolation comes from sentry-sdk's ASGI middleware (its Starlette and FastAPI
+integrations apply it to every app). Where it is not running, each request gets its own
+isolation scope here, so concurrent requests never see each other's context.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, MutableMapping
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+import sentry_sdk
+
+from sentry_flags._context import set_launchdarkly_context
+from sentry_flags._web import default_context
+
+if TYPE_CHECKING:
+    from ldclient import Context
+
+__all__ = ["FlagsMiddleware", "context_for_user"]
+
+logger = logging.getLogger("sentry_flags")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+ContextFromScope = Callable[[Scope], Optional["Context"]]
+
+REQUEST_TYPES = frozenset({"http", "websocket"})
+
+
+class FlagsMiddleware:
+    """Makes each request's LaunchDarkly context known to Sentry's error pipeline.
+
+    Per request it only stores a closure over the ASGI scope; ``context_from_scope`` runs
+    when an error event is captured (by then inner middleware, e.g. authentication, has
+    filled the scope in). A flag evaluation later in the request replaces it.
+    """
+
+    def __init__(self, app: ASGIApp, *, context_from_scope: Optional[ContextFromScope] = None) -> None:
+        if context_from_scope is not None and not callable(context_from_scope):
+            raise TypeError(
+                "context_from_scope must be a callable (scope) -> ldclient.Context | None, "
+                f"got {type(context_from_scope).__name__}"
+            )
+        self.app = app
+        self.context_from_scope = context_from_scope
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") not in REQUEST_TYPES:
+            await self.app(scope, receive, send)
+            return
+        if _inside_sentry_middleware():
+            set_launchdarkly_context(lambda: self.build(scope))
+            await self.app(scope, receive, send)
+            return
+        with sentry_sdk.isolation_scope():
+            set_launchdarkly_context(lambda: self.build(scope))
+            await self.app(scope, receive, send)
+
+    def build(self, scope: Scope) -> Optional[Context]:
+        """The context of the request ``scope``; None (no context) if building it fails."""
+        try:
+            if self.context_from_scope is not None:
+                return self.context_from_scope(scope)
+            return context_for_user(scope)
+        except Exception:
+            logger.debug("could not build the LaunchDarkly context for a request", exc_info=True)
+            return None
+
+
+def context_for_user(scope: Scope) -> Context:
+    """The default: ``scope["user"]`` (Starlette's AuthenticationMiddleware) when it is
+    authenticated, keyed by its ``identity``; otherwise an anonymous visitor with a random
+    per-request key (ASGI has no session key to go by)."""
+    user = scope.get("user")
+    if user is not None and _attr(user, "is_authenticated") is True:
+        key = _identity(user)
+        if key:
+            return default_context(
+                key,
+                name=_text(_attr(user, "display_name")),
+                email=_text(_attr(user, "email")),
+            )
+    return default_context(None)
+
+
+def _identity(user: Any) -> Optional[str]:
+    # Older Starlette: SimpleUser has no identity; its username (display_name) is what it has.
+    for attr in ("identity", "id", "pk", "display_name"):
+        value = _attr(user, attr)
+        if value is not None and value != "":
+            return str(value)
+    return None
+
+
+def _attr(user: Any, name: str) -> Any:
+    try:
+        return getattr(user, name, None)
+    except Exception:  # Starlette's BaseUser raises NotImplementedError for what it lacks
+        return None
+
+
+def _text(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) and value else None
+
+
+def _sentry_marker() -> Optional[ContextVar[bool]]:
+    try:
+        from sentry_sdk.integrations.asgi import _asgi_middleware_applied
+    except Exception:  # moved or renamed in another sentry-sdk release
+        return None
+    return _asgi_middleware_applied if isinstance(_asgi_middleware_applied, ContextVar) else None
+
+
+_SENTRY_APPLIED = _sentry_marker()
+
+
+def _inside_sentry_middleware() -> bool:
+    """True when sentry-sdk's ASGI middleware already forked a scope for this request.
+
+    Forking again there would be wrong: errors it captures on the way out would miss what
+    the request stored. Without the marker (an unknown sentry-sdk) we fork, which is
+    right whenever sentry-sdk's middleware is not running at all.
+    """
+    return _SENTRY_APPLIED is not None and bool(_SENTRY_APPLIED.get(False))

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from django_project import views
+
+urlpatterns = [
+    path("ok", views.ok),
+    path("boom/<str:name>", views.boom),
+    path("evaluate/<str:name>", views.evaluate_then_boom),
+    path("async/ok", views.async_ok),
+    path("async/boom/<str:name>", views.async_boom),
+    path("async/capture/<str:name>", views.async_capture),
+]

@@ -1,0 +1,45 @@
+"""Views that fail, evaluate a flag, or report an error themselves."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import sentry_sdk
+from django.http import HttpRequest, HttpResponse
+
+# Set by a test that needs a flag evaluation inside the request.
+ld_client: Any = None
+
+
+def ok(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok")
+
+
+def boom(request: HttpRequest, name: str) -> HttpResponse:
+    raise RuntimeError(f"boom {name}")
+
+
+def evaluate_then_boom(request: HttpRequest, name: str) -> HttpResponse:
+    from ldclient import Context
+
+    ld_client.variation("some-flag", Context.create(f"evaluated-{name}"), False)
+    raise RuntimeError(f"boom {name}")
+
+
+async def async_ok(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok")
+
+
+async def async_boom(request: HttpRequest, name: str) -> HttpResponse:
+    await asyncio.sleep(0.005)  # lets concurrent requests interleave
+    raise RuntimeError(f"boom {name}")
+
+
+async def async_capture(request: HttpRequest, name: str) -> HttpResponse:
+    # Captured on the event loop's thread, where Django refuses database access.
+    try:
+        raise RuntimeError(f"boom {name}")
+    except RuntimeError as exc:
+        sentry_sdk.capture_exception(exc)
+    return HttpResponse("reported")

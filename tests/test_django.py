@@ -1,0 +1,344 @@
+"""FlagsMiddleware: each Django request's LaunchDarkly context rides on its errors.
+
+Requests go through Django's test client (sync and async) and, for per-request isolation of
+concurrent async requests, through Django's real ASGI handler, which sentry-sdk's
+DjangoIntegration wraps the way it does in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any, Callable
+
+import pytest
+import sentry_sdk
+
+pytest.importorskip("django")
+pytest.importorskip("ldclient")
+
+from ldclient import Context
+from sentry_sdk.integrations.django import DjangoIntegration
+
+from receivers import SentryReceiver, wait_for
+from sentry_flags import FlagsIntegration
+
+CONTEXT = "launchdarklyContext"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _django(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from django_project.settings import configure
+
+    configure(str(tmp_path_factory.mktemp("django") / "db.sqlite3"))
+
+
+@pytest.fixture(autouse=True)
+def _own_scope() -> Iterator[None]:
+    # Django's test client bypasses the WSGI handler sentry-sdk patches to fork a scope per
+    # request, so DjangoIntegration's per-request event processors (which add the logged-in
+    # user) would pile up on this thread's scope and reach other tests' events.
+    with sentry_sdk.isolation_scope():
+        yield
+
+
+@pytest.fixture
+def init(sentry_init: Callable[..., Any]) -> Callable[..., Any]:
+    def start(**options: Any) -> Any:
+        options.setdefault("integrations", [DjangoIntegration(), FlagsIntegration()])
+        return sentry_init(**options)
+
+    return start
+
+
+def make_user(**fields: Any) -> Any:
+    from django.contrib.auth.models import User
+
+    return User.objects.create_user(username=f"u-{uuid.uuid4().hex[:12]}", password="pw", **fields)
+
+
+def client(**kwargs: Any) -> Any:
+    from django.test import Client
+
+    return Client(raise_request_exception=False, **kwargs)
+
+
+def async_client() -> Any:
+    from django.test import AsyncClient
+
+    return AsyncClient(raise_request_exception=False)
+
+
+def ld_context_of(event: dict[str, Any]) -> Any:
+    return event["contexts"].get(CONTEXT)
+
+
+def message_of(event: dict[str, Any]) -> str:
+    value: str = event["exception"]["values"][-1]["value"]
+    return value
+
+
+def one_event(receiver: SentryReceiver) -> dict[str, Any]:
+    (event,) = wait_for(lambda: receiver.events)
+    return event
+
+
+# -- the default context ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pii", [False, True])
+def test_an_authenticated_user_is_keyed_by_pk_with_name_and_email_only_with_pii(
+    init: Callable[..., Any], sentry_receiver: SentryReceiver, pii: bool
+) -> None:
+    init(send_default_pii=pii)
+    user = make_user(email="ann@example.com", first_name="Ann", last_name="Lee")
+    browser = client()
+    browser.force_login(user)
+    assert browser.get("/boom/a").status_code == 500
+    expected: dict[str, Any] = {"kind": "user", "key": str(user.pk)}
+    if pii:
+        expected.update(name="Ann Lee", email="ann@example.com")
+    assert ld_context_of(one_event(sentry_receiver)) == expected
+
+
+def test_an_anonymous_session_gets_a_stable_key_that_is_not_the_session_key(
+    init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    init()
+    browser = client()
+    session_key = browser.session.session_key  # the test client saves a session and sets its cookie
+    browser.get("/boom/1")
+    browser.get("/boom/2")
+    events = wait_for(lambda: len(sentry_receiver.events) >= 2 and sentry_receiver.events)
+    first, second = (ld_context_of(e) for e in events)
+    assert first == second
+    assert first["anonymous"] is True
+    assert first["kind"] == "user"
+    assert len(first["key"]) == 32
+    assert session_key not in first["key"]
+
+
+def test_an_anonymous_visitor_without_a_session_gets_a_random_key_per_request(
+    init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    init()
+    browser = client()
+    browser.get("/boom/1")
+    browser.get("/boom/2")
+    events = wait_for(lambda: len(sentry_receiver.events) >= 2 and sentry_receiver.events)
+    keys = {ld_context_of(e)["key"] for e in events}
+    assert len(keys) == 2
+    assert all(ld_context_of(e)["anonymous"] is True for e in events)
+
+
+def test_without_auth_and_session_middleware_the_visitor_is_anonymous(
+    init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    from django.test import override_settings
+
+    init()
+    with override_settings(MIDDLEWARE=["sentry_flags.django.FlagsMiddleware"]):
+        client().get("/boom/x")
+    ctx = ld_context_of(one_event(sentry_receiver))
+    assert ctx["anonymous"] is True
+    assert len(ctx["key"]) == 32
+
+
+# -- laziness, the setting, latest wins ---------------------------------------------------------
+
+
+def test_the_configured_builder_is_called_only_when_an_error_is_captured(
+    init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    from django.test import override_settings
+
+    from django_project import flags
+
+    init()
+    flags.calls.clear()
+    with override_settings(SENTRY_FLAGS={"CONTEXT": "django_project.flags.context_for"}):
+        browser = client()
+        for _ in range(5):
+            assert browser.get("/ok?account=a1").status_code == 200
+        assert flags.calls == []  # requests without errors never build a context
+        browser.get("/boom/a?account=a2")
+    event = one_event(sentry_receiver)
+    assert flags.calls == ["/boom/a"]
+    assert ld_context_of(event) == {"kind": "account", "key": "a2", "plan": "pro"}
+
+
+def test_the_default_builder_does_not_touch_the_user_of_requests_without_errors(
+    init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    init()
+    browser = client()
+    browser.force_login(make_user())
+    with CaptureQueriesContext(connection) as queries:
+        assert browser.get("/ok").status_code == 200
+    assert len(queries) == 0  # no session load, no user lookup
+    browser.get("/boom/q")
+    assert "anonymous" not in ld_context_of(one_event(sentry_receiver))
+
+
+def test_a_flag_evaluation_later_in_the_request_wins(
+    init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django_project import views
+
+    monkeypatch.setattr(views, "ld_client", ld_client)
+    init(integrations=[DjangoIntegration(), FlagsIntegration(launchdarkly_client=ld_client)])
+    browser = client()
+    browser.force_login(make_user())
+    browser.get("/evaluate/z")
+    assert ld_context_of(one_event(sentry_receiver)) == {"kind": "user", "key": "evaluated-z"}
+
+
+def test_a_failing_builder_never_reaches_the_app(
+    init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    from django.test import override_settings
+
+    def broken(request: Any) -> Context:
+        raise KeyError("no account")
+
+    init()
+    with override_settings(SENTRY_FLAGS={"CONTEXT": broken}):
+        response = client().get("/boom/b")
+    assert response.status_code == 500  # the view's own error, nothing of ours
+    event = one_event(sentry_receiver)
+    assert message_of(event) == "boom b"
+    assert ld_context_of(event) is None
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"CONTEXT": "django_project.flags.not_callable"}, "must be a callable"),
+        ({"CONTEXT": "django_project.flags.missing"}, "django_project.flags.missing"),
+        ({"CONTEXTS": "django_project.flags.context_for"}, "unknown SENTRY_FLAGS key"),
+        (["CONTEXT"], "must be a dict"),
+    ],
+)
+def test_a_bad_setting_is_reported_when_the_middleware_loads(setting: Any, message: str) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+    from django.test import override_settings
+
+    from sentry_flags.django import FlagsMiddleware
+
+    with override_settings(SENTRY_FLAGS=setting), pytest.raises(ImproperlyConfigured, match=message):
+        FlagsMiddleware(lambda request: None)
+
+
+# -- concurrency -----------------------------------------------------------------------------------
+
+
+def test_concurrent_requests_keep_their_own_user(
+    init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    init()
+    users = [make_user() for _ in range(12)]
+    browsers = []
+    for user in users:
+        browser = client()
+        browser.force_login(user)
+        browsers.append(browser)
+    barrier = threading.Barrier(len(users))
+
+    def hit(i: int) -> None:
+        barrier.wait(timeout=10)
+        browsers[i].get(f"/boom/{i}")
+
+    threads = [threading.Thread(target=hit, args=(i,)) for i in range(len(users))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=20)
+    events = wait_for(lambda: len(sentry_receiver.events) >= len(users) and sentry_receiver.events)
+    assert len(events) == len(users)
+    for event in events:
+        i = int(message_of(event).split()[-1])
+        assert ld_context_of(event) == {"kind": "user", "key": str(users[i].pk)}
+
+
+# -- async views -------------------------------------------------------------------------------------
+
+
+def test_the_middleware_follows_the_chain_into_async_mode() -> None:
+    from asgiref.sync import iscoroutinefunction
+
+    from sentry_flags.django import FlagsMiddleware
+
+    async def get_response(request: Any) -> Any:
+        return None
+
+    assert iscoroutinefunction(FlagsMiddleware(get_response))
+    assert not iscoroutinefunction(FlagsMiddleware(lambda request: None))
+
+
+def test_an_async_view_error_carries_the_user(
+    init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    init()
+    user = make_user()
+
+    browser = async_client()
+    browser.force_login(user)  # sync, before the loop: Django 4.2 has no aforce_login
+
+    async def go() -> int:
+        response = await browser.get("/async/boom/a")
+        return int(response.status_code)
+
+    assert asyncio.run(go()) == 500
+    assert ld_context_of(one_event(sentry_receiver)) == {"kind": "user", "key": str(user.pk)}
+
+
+def test_an_error_captured_on_the_event_loop_still_gets_the_user(
+    init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    # Django refuses the session/user lookup on the loop's thread; the middleware builds the
+    # context on a helper thread instead.
+    init()
+    user = make_user()
+
+    browser = async_client()
+    browser.force_login(user)
+
+    async def go() -> int:
+        response = await browser.get("/async/capture/c")
+        return int(response.status_code)
+
+    assert asyncio.run(go()) == 200
+    assert ld_context_of(one_event(sentry_receiver)) == {"kind": "user", "key": str(user.pk)}
+
+
+def test_concurrent_async_requests_through_the_asgi_handler_keep_their_own_context(
+    init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    httpx = pytest.importorskip("httpx")
+    from django.core.handlers.asgi import ASGIHandler
+    from django.test import override_settings
+
+    init()
+    n = 12
+    with override_settings(SENTRY_FLAGS={"CONTEXT": "django_project.flags.context_for"}):
+        handler = ASGIHandler()  # sentry-sdk wraps it: one isolation scope per request
+
+    async def go() -> list[int]:
+        transport = httpx.ASGITransport(app=handler)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            responses = await asyncio.gather(
+                *(http.get(f"/async/boom/{i}", params={"account": f"acct-{i}"}) for i in range(n))
+            )
+        return [r.status_code for r in responses]
+
+    assert asyncio.run(go()) == [500] * n
+    events = wait_for(lambda: len(sentry_receiver.events) >= n and sentry_receiver.events)
+    assert len(events) == n
+    for event in events:
+        i = message_of(event).split()[-1]
+        assert ld_context_of(event) == {"kind": "account", "key": f"acct-{i}", "plan": "pro"}
