@@ -1,0 +1,261 @@
+"""Real vendor SDK clients aimed at the receivers process, and the Sentry set-ups compared.
+
+Client settings are the ones ``tests/conftest.py`` uses. Vendor loggers are set to CRITICAL
+so that outage scenarios do not flood the output (and, through sentry-sdk's logging
+integration, turn into extra Sentry events); the same holds for every variant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import sentry_sdk
+import sentry_sdk.scope
+from sentry_sdk.envelope import Envelope
+from sentry_sdk.transport import Transport
+
+from sentry_flags import FlagsIntegration
+from sentry_flags._integration import _process_event
+from sentry_flags.forwarders import Forwarder, LaunchDarklyForwarder, SegmentForwarder, SplitForwarder
+from sentry_flags.receivers import join_threads
+
+VENDOR_LOGGERS = ("ldclient", "splitio", "segment", "analytics", "backoff", "urllib3")
+
+IGNORE_ERRORS: list[Any] = [
+    *(f"NoSuchError{i}: never raised" for i in range(10)),
+    *(re.compile(rf"^Unrelated{i}Error\b") for i in range(10)),
+]
+DENY_URLS = [f"/never/matches/{i}" for i in range(5)] + [
+    re.compile(rf"^https?://cdn{i}\.example\.com/") for i in range(5)
+]
+INCLUDE_PATHS = [f"mycompany_pkg{i}" for i in range(9)] + ["benchmarks"]
+
+USER = {"id": "user-42", "orgId": "org-7"}
+
+
+def quiet_vendor_loggers() -> None:
+    for name in VENDOR_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+class DropTransport(Transport):
+    """A Sentry transport that drops every envelope: measures the SDK, not the network."""
+
+    def capture_envelope(self, envelope: Envelope) -> None:
+        pass
+
+
+class Servers:
+    """The receivers process (``benchmarks._servers``); ``set_mode`` switches all of them."""
+
+    def __init__(self) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks._servers"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        self.urls: dict[str, Any] = json.loads(self._proc.stdout.readline())
+
+    def set_mode(self, mode: str) -> None:
+        assert self._proc.stdin is not None
+        assert self._proc.stdout is not None
+        self._proc.stdin.write(f"mode {mode}\n")
+        self._proc.stdin.flush()
+        if self._proc.stdout.readline().strip() != "ok":
+            raise RuntimeError("receivers process did not answer")
+
+    def close(self) -> None:
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+
+@dataclass
+class Vendors:
+    """Real LaunchDarkly, Split and Segment clients; LD flags come from a TestData source."""
+
+    servers: Servers
+    ld: Any
+    split_factory: Any
+    segment: Any
+    forwarders: list[Forwarder] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, servers: Servers) -> Vendors:
+        from ldclient.client import LDClient
+        from ldclient.config import Config, HTTPConfig
+        from segment.analytics import Client as SegmentClient
+        from splitio import get_factory
+
+        quiet_vendor_loggers()
+        url = servers.urls["ld_url"]
+        ld = LDClient(
+            Config(
+                "sdk-bench-key",
+                base_uri=url,
+                events_uri=url,
+                stream_uri=url,
+                stream=False,
+                flush_interval=0.1,
+                diagnostic_opt_out=True,
+                http=HTTPConfig(connect_timeout=2, read_timeout=2),
+                update_processor_class=bench_flags(),
+            ),
+            start_wait=5,
+        )
+        split_config = {
+            "streamingEnabled": False,
+            "featuresRefreshRate": 1,
+            "segmentsRefreshRate": 1,
+            "eventsPushRate": 0.2,
+            "impressionsMode": "debug",
+            "impressionsRefreshRate": 1,
+            "connectionTimeout": 2000,
+            "machineIp": "127.0.0.1",
+            "machineName": "bench",
+        }
+        split_factory = get_factory("split-bench-key", config=split_config, **servers.urls["split"])
+        split_factory.block_until_ready(10)
+        join_threads("SDKInitializer", timeout=5)  # see tests/conftest.py
+        segment = SegmentClient(
+            "segment-bench-key",
+            host=servers.urls["segment_host"],
+            sync_mode=False,
+            upload_interval=0.05,
+            max_retries=1,
+            timeout=2,
+            max_total_backoff_duration=2,
+            max_rate_limit_duration=2,
+        )
+        vendors = cls(servers, ld, split_factory, segment)
+        vendors.forwarders = [
+            SplitForwarder(split_factory.client()),
+            LaunchDarklyForwarder(ld),
+            SegmentForwarder(segment),
+        ]
+        return vendors
+
+    def stats(self) -> str:
+        parts = []
+        for forwarder in self.forwarders:
+            s = forwarder.stats
+            skipped = ",".join(f"{k}={v}" for k, v in sorted(s.skipped.items())) or "0"
+            parts.append(
+                f"{forwarder.vendor}: forwarded={s.forwarded} failed={s.failed} "
+                f"rate_limited={s.rate_limited} dropped={s.dropped} skipped[{skipped}]"
+            )
+        return "; ".join(parts)
+
+    def close(self) -> None:
+        """Bounded: the servers are set back to normal first so nothing hangs."""
+        self.servers.set_mode("normal")
+        self.ld.close()
+        destroyed = threading.Event()
+        self.split_factory.destroy(destroyed)
+        destroyed.wait(5)
+        closer = threading.Thread(target=self.segment.join, daemon=True)
+        closer.start()
+        closer.join(5)
+
+
+def bench_flags() -> Any:
+    """A TestData source with one boolean flag, ``bench-flag``, on for everyone."""
+    from ldclient.integrations.test_data import TestData
+
+    td = TestData.data_source()
+    td.update(td.flag("bench-flag").boolean_flag().variation_for_all(True))
+    return td
+
+
+def ld_context() -> Any:
+    from ldclient import Context
+
+    user = Context.builder(USER["id"]).kind("user").set("plan", "pro").set("email", "a@b.c").build()
+    org = Context.builder(USER["orgId"]).kind("org").build()
+    return Context.create_multi(user, org)
+
+
+def flags_integration(vendors: Optional[Vendors]) -> FlagsIntegration:
+    """Scenario 1's configuration: 20 ignore patterns, 10 deny URLs, 10 include paths."""
+    return FlagsIntegration(
+        launchdarkly_client=vendors.ld if vendors else None,
+        ignore_errors=IGNORE_ERRORS,
+        deny_urls=DENY_URLS,
+        include_paths=INCLUDE_PATHS,
+        forwarders=vendors.forwarders if vendors else None,
+    )
+
+
+def make_client(dsn: str, integrations: Sequence[Any] = (), transport: Any = None) -> Any:
+    """A Sentry client as ``sentry_sdk.init`` builds it (default integrations on)."""
+    options: dict[str, Any] = {
+        "dsn": dsn,
+        "environment": "production",
+        "shutdown_timeout": 2,
+        "http_proxy": "",
+        "https_proxy": "",
+        "integrations": list(integrations),
+    }
+    if transport is not None:
+        options["transport"] = transport
+    sentry_sdk.init(**options)
+    return sentry_sdk.get_client()
+
+
+@contextmanager
+def using(client: Any, *, bare: bool = False) -> Iterator[None]:
+    """Make ``client`` current. ``bare`` also unhooks our global event processor, which
+    sentry-sdk keeps for the whole process once any client had the integration."""
+    sentry_sdk.get_global_scope().set_client(client)
+    processors: list[Any] = sentry_sdk.scope.global_event_processors
+    removed = bare and _process_event in processors
+    if removed:
+        processors.remove(_process_event)
+    try:
+        yield
+    finally:
+        if removed:
+            processors.append(_process_event)
+
+
+def set_request_scope(ld: Any = None) -> None:
+    """What a request handler would have set: the user, a tag, and (with ``ld``) one
+    flag evaluation, which our hook turns into the LaunchDarkly context."""
+    from sentry_flags import set_launchdarkly_context
+
+    sentry_sdk.set_user(dict(USER))
+    sentry_sdk.set_tag("org", USER["orgId"])
+    set_launchdarkly_context(None)
+    if ld is not None:
+        ld.variation("bench-flag", ld_context(), False)
+
+
+def fail(depth: int = 3) -> None:
+    """Raise from a few frames down, like application code does."""
+    if depth:
+        fail(depth - 1)
+    raise ValueError("checkout failed: cart total is negative")
+
+
+def capture_errors(n: int) -> None:
+    capture = sentry_sdk.capture_exception
+    for _ in range(n):
+        try:
+            fail()
+        except ValueError:
+            capture()

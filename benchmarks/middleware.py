@@ -1,0 +1,130 @@
+"""5. Per-request cost of our Django middleware and Flask extension, on requests that succeed.
+
+For each framework, two apps with one view returning ``ok``: one plain, one with ours
+(``sentry_flags.django.FlagsMiddleware`` / ``sentry_flags.flask.FlagsExtension``, default
+lazy context: nothing is built unless an error is captured). The same Sentry client serves
+both: sentry-sdk's Django and Flask integrations and FlagsIntegration are on in both, so the
+difference is our per-request glue only. Requests are plain WSGI calls (no HTTP server),
+which makes the app as cheap as it can be and the ratio as strict as it can be.
+A framework whose glue is not in the package yet gets a "not available" row.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterable
+from typing import Any, Callable
+
+from benchmarks._harness import NOT_AVAILABLE, Row, interleave, log, paired_ratio, per_op_ns, us, verdict
+from benchmarks._harness import median as med
+from benchmarks._vendors import DropTransport, make_client
+
+NAME = "middleware"
+BUDGET = 1.02
+OURS = {"django": "sentry_flags.django", "flask": "sentry_flags.flask"}
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _start_response(status: str, headers: Any, exc_info: Any = None) -> Callable[[bytes], None]:
+    return lambda data: None
+
+
+def _environ() -> dict[str, Any]:
+    from werkzeug.test import EnvironBuilder
+
+    environ: dict[str, Any] = EnvironBuilder(path="/", query_string="user=u-1").get_environ()
+    return environ
+
+
+def requests_loop(app: WsgiApp) -> Callable[[int], None]:
+    environ = _environ()
+
+    def loop(n: int) -> None:
+        for _ in range(n):
+            body = app(dict(environ), _start_response)
+            try:
+                for _chunk in body:
+                    pass
+            finally:
+                close = getattr(body, "close", None)
+                if close is not None:
+                    close()
+
+    return loop
+
+
+def timed(loop: Callable[[int], None], n: int) -> Callable[[], float]:
+    return lambda: per_op_ns(loop, n)
+
+
+def flask_apps() -> tuple[WsgiApp, WsgiApp]:
+    from flask import Flask
+
+    from sentry_flags.flask import FlagsExtension
+
+    def build(with_ours: bool) -> WsgiApp:
+        app = Flask(f"bench_{with_ours}")
+        if with_ours:
+            FlagsExtension(app)
+        app.add_url_rule("/", "index", lambda: "ok")
+        return app
+
+    return build(False), build(True)
+
+
+def django_apps() -> tuple[WsgiApp, WsgiApp]:
+    import django  # type: ignore[import-untyped, unused-ignore]
+    from django.conf import settings  # type: ignore[import-untyped, unused-ignore]
+    from django.core.handlers.wsgi import WSGIHandler  # type: ignore[import-untyped, unused-ignore]
+
+    importlib.import_module(OURS["django"])
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="bench",
+        ALLOWED_HOSTS=["*"],
+        ROOT_URLCONF="benchmarks._django_urls",
+        INSTALLED_APPS=[],
+        MIDDLEWARE=[],
+    )
+    django.setup()
+    plain = WSGIHandler()  # the middleware chain is read from settings here
+    settings.MIDDLEWARE = [f"{OURS['django']}.FlagsMiddleware"]
+    ours = WSGIHandler()
+    return plain, ours
+
+
+def run(quick: bool) -> list[Row]:
+    from sentry_sdk.integrations.django import DjangoIntegration
+    from sentry_sdk.integrations.flask import FlaskIntegration
+
+    from sentry_flags import FlagsIntegration
+
+    rounds, n = (7, 300) if quick else (25, 2000)
+    rows: list[Row] = []
+    builders = {"django": django_apps, "flask": flask_apps}
+    available = {name for name, module in OURS.items() if importlib.util.find_spec(module) is not None}
+    apps = {name: builders[name]() for name in sorted(available)}
+    make_client(
+        "http://public@127.0.0.1:9/1",
+        [DjangoIntegration(), FlaskIntegration(), FlagsIntegration()],
+        transport=DropTransport,
+    )
+    for name in ("django", "flask"):
+        title = f"5 {name} per request"
+        if name not in apps:
+            rows.append(Row(title, f"{OURS[name]} not available", "", "", f"<= {BUDGET:.2f}", NOT_AVAILABLE))
+            continue
+        plain, ours = apps[name]
+        loops = {"plain": requests_loop(plain), "ours": requests_loop(ours)}
+        for loop in loops.values():
+            loop(200)  # warm-up
+        log(f"{NAME}: {name}: {rounds} rounds x {n} requests per variant")
+        samples = interleave({k: timed(loop, n) for k, loop in loops.items()}, rounds)
+        ratio = paired_ratio(samples["ours"], samples["plain"])
+        rows += [
+            Row(title, "app with sentry-sdk's integration", us(med(samples["plain"])) + "/request"),
+            Row(title, f"same app + {OURS[name]}", us(med(samples["ours"])) + "/request", f"{ratio:.3f}",
+                f"<= {BUDGET:.2f}", verdict(ratio <= BUDGET)),
+        ]  # fmt: skip
+    return rows

@@ -1,0 +1,33 @@
+"""The benchmark command runs and prints its table (timings are not asserted: CI is noisy)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_ld_hook_benchmark_prints_the_table() -> None:
+    pytest.importorskip("ldclient")
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "ld_hook"],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    header = out[out.index("scenario") :].splitlines()[0].split()
+    assert header == ["scenario", "figure", "median", "ratio", "budget", "result"], out
+    rows = [line for line in out.splitlines() if line.startswith("2 LD variation()")]
+    assert len(rows) == 3, out
+    assert any(("pass" in row or "MISSED" in row) for row in rows), out
+    assert "ERROR" not in out
+    assert "nproc" in out
+    assert "sentry-sdk" in out
