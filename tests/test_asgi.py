@@ -70,11 +70,21 @@ def make_app(
     async def ok(request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
+    async def twice(request: Request) -> PlainTextResponse:
+        sentry_sdk.capture_message("first")
+        sentry_sdk.capture_message("second")
+        return PlainTextResponse("reported twice")
+
     middleware = [Middleware(AuthenticationMiddleware, backend=HeaderAuth())]
     if not wrap:
         middleware.append(Middleware(FlagsMiddleware, context_from_scope=context_from_scope))
     app = Starlette(
-        routes=[Route("/boom/{name}", boom), Route("/report/{name}", report), Route("/ok", ok)],
+        routes=[
+            Route("/boom/{name}", boom),
+            Route("/report/{name}", report),
+            Route("/ok", ok),
+            Route("/twice", twice),
+        ],
         middleware=middleware,
         lifespan=lifespan,
     )
@@ -127,6 +137,20 @@ def test_a_visitor_without_a_user_is_anonymous_with_a_random_key(
     contexts = [ld_context_of(e) for e in events]
     assert all(c["anonymous"] is True and len(c["key"]) == 32 for c in contexts)
     assert contexts[0]["key"] != contexts[1]["key"]
+
+
+def test_an_anonymous_visitor_keeps_one_key_for_the_whole_request(
+    with_sentry_middleware: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    with_sentry_middleware()
+    with TestClient(make_app()) as client:
+        client.get("/twice")
+        client.get("/twice")
+    events = wait_for(lambda: len(sentry_receiver.events) >= 4 and sentry_receiver.events)
+    keys = [ld_context_of(e)["key"] for e in events]
+    assert keys[0] == keys[1]
+    assert keys[2] == keys[3]
+    assert keys[0] != keys[2]
 
 
 def test_the_builder_runs_only_when_an_error_is_captured(

@@ -13,6 +13,7 @@ pytest.importorskip("ldclient")
 
 import sentry_sdk
 from ldclient import Context
+from sentry_sdk.integrations import threading as sentry_threading
 
 from helpers import by_summary, ld_context_of, raise_and_capture, received
 from receivers import SentryReceiver
@@ -131,6 +132,11 @@ def test_a_thread_starts_from_its_parents_context_and_does_not_change_it(
     }
 
 
+@pytest.mark.skipif(
+    not hasattr(sentry_threading, "_wrap_threadpool_executor_submit"),
+    reason="this sentry-sdk does not give ThreadPoolExecutor tasks their own scope "
+    "(newer releases patch submit); tasks on a reused worker thread share its scope",
+)
 def test_pool_tasks_on_reused_workers_do_not_see_each_others_context(
     sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld: Any
 ) -> None:

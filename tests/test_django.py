@@ -133,6 +133,20 @@ def test_an_anonymous_visitor_without_a_session_gets_a_random_key_per_request(
     assert all(ld_context_of(e)["anonymous"] is True for e in events)
 
 
+def test_all_errors_of_one_anonymous_request_share_its_random_key(
+    init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    init()
+    browser = client()
+    browser.get("/twice")
+    browser.get("/twice")
+    events = wait_for(lambda: len(sentry_receiver.events) >= 4 and sentry_receiver.events)
+    keys = [ld_context_of(e)["key"] for e in events]
+    assert keys[0] == keys[1]
+    assert keys[2] == keys[3]
+    assert keys[0] != keys[2]
+
+
 def test_without_auth_and_session_middleware_the_visitor_is_anonymous(
     init: Callable[..., Any], sentry_receiver: SentryReceiver
 ) -> None:

@@ -6,20 +6,18 @@
 
 Per-request isolation comes from sentry-sdk's ASGI middleware (its Starlette and FastAPI
 integrations apply it to every app). Where it is not running, each request gets its own
-isolation scope here, so concurrent requests never see each other's context.
+isolation scope here, so concurrent requests never see each other's context; where it is,
+ours forks nothing: an error it captures on the way out must see what the request stored.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, MutableMapping
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-import sentry_sdk
-
 from sentry_flags._context import set_launchdarkly_context
-from sentry_flags._web import default_context
+from sentry_flags._web import AnonymousKey, default_context, request_isolation
 
 if TYPE_CHECKING:
     from ldclient import Context
@@ -59,29 +57,26 @@ class FlagsMiddleware:
         if scope.get("type") not in REQUEST_TYPES:
             await self.app(scope, receive, send)
             return
-        if _inside_sentry_middleware():
-            set_launchdarkly_context(lambda: self.build(scope))
-            await self.app(scope, receive, send)
-            return
-        with sentry_sdk.isolation_scope():
-            set_launchdarkly_context(lambda: self.build(scope))
+        with request_isolation():
+            anonymous = AnonymousKey()  # one random key per request, made only if needed
+            set_launchdarkly_context(lambda: self.build(scope, anonymous))
             await self.app(scope, receive, send)
 
-    def build(self, scope: Scope) -> Optional[Context]:
+    def build(self, scope: Scope, anonymous_key: Optional[Callable[[], str]] = None) -> Optional[Context]:
         """The context of the request ``scope``; None (no context) if building it fails."""
         try:
             if self.context_from_scope is not None:
                 return self.context_from_scope(scope)
-            return context_for_user(scope)
+            return context_for_user(scope, anonymous_key)
         except Exception:
             logger.debug("could not build the LaunchDarkly context for a request", exc_info=True)
             return None
 
 
-def context_for_user(scope: Scope) -> Context:
+def context_for_user(scope: Scope, anonymous_key: Optional[Callable[[], str]] = None) -> Context:
     """The default: ``scope["user"]`` (Starlette's AuthenticationMiddleware) when it is
-    authenticated, keyed by its ``identity``; otherwise an anonymous visitor with a random
-    per-request key (ASGI has no session key to go by)."""
+    authenticated, keyed by its ``identity``; otherwise an anonymous visitor, keyed by
+    ``anonymous_key()`` or a random key (plain ASGI has no session key to go by)."""
     user = scope.get("user")
     if user is not None and _attr(user, "is_authenticated") is True:
         key = _identity(user)
@@ -91,7 +86,7 @@ def context_for_user(scope: Scope) -> Context:
                 name=_text(_attr(user, "display_name")),
                 email=_text(_attr(user, "email")),
             )
-    return default_context(None)
+    return default_context(None, anonymous_key=anonymous_key() if anonymous_key is not None else None)
 
 
 def _identity(user: Any) -> Optional[str]:
@@ -112,24 +107,3 @@ def _attr(user: Any, name: str) -> Any:
 
 def _text(value: Any) -> Optional[str]:
     return value if isinstance(value, str) and value else None
-
-
-def _sentry_marker() -> Optional[ContextVar[bool]]:
-    try:
-        from sentry_sdk.integrations.asgi import _asgi_middleware_applied
-    except Exception:  # moved or renamed in another sentry-sdk release
-        return None
-    return _asgi_middleware_applied if isinstance(_asgi_middleware_applied, ContextVar) else None
-
-
-_SENTRY_APPLIED = _sentry_marker()
-
-
-def _inside_sentry_middleware() -> bool:
-    """True when sentry-sdk's ASGI middleware already forked a scope for this request.
-
-    Forking again there would be wrong: errors it captures on the way out would miss what
-    the request stored. Without the marker (an unknown sentry-sdk) we fork, which is
-    right whenever sentry-sdk's middleware is not running at all.
-    """
-    return _SENTRY_APPLIED is not None and bool(_SENTRY_APPLIED.get(False))

@@ -6,6 +6,7 @@ from django_project import views
 
 urlpatterns = [
     path("ok", views.ok),
+    path("twice", views.report_twice),
     path("boom/<str:name>", views.boom),
     path("evaluate/<str:name>", views.evaluate_then_boom),
     path("async/ok", views.async_ok),

@@ -43,3 +43,9 @@ async def async_capture(request: HttpRequest, name: str) -> HttpResponse:
     except RuntimeError as exc:
         sentry_sdk.capture_exception(exc)
     return HttpResponse("reported")
+
+
+def report_twice(request: HttpRequest) -> HttpResponse:
+    sentry_sdk.capture_message("first")
+    sentry_sdk.capture_message("second")
+    return HttpResponse("reported twice")
