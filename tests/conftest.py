@@ -108,6 +108,14 @@ def sentry_init(sentry_receiver: SentryReceiver) -> Iterator[Callable[..., Any]]
         scope.clear()
 
 
+@pytest.fixture
+def own_isolation_scope() -> Iterator[None]:
+    """Run the test in a fresh isolation scope: users, tags and the LD context live there."""
+    sentry_sdk = pytest.importorskip("sentry_sdk")
+    with sentry_sdk.isolation_scope():
+        yield
+
+
 # --------------------------------------------------------------------------
 # LaunchDarkly
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import sentry_sdk
 
@@ -29,6 +29,27 @@ def raise_and_capture(message: str, exc_type: type[BaseException] = ValueError) 
         raise exc_type(message)
     except exc_type:
         return sentry_sdk.capture_exception()
+
+
+def capture_error(message: str, exc_type: type[BaseException] = ValueError) -> str:
+    """Like :func:`raise_and_capture`, for tests where the event must not be dropped."""
+    event_id = raise_and_capture(message, exc_type)
+    assert event_id is not None, f"{message!r} was dropped before sending"
+    return event_id
+
+
+def init_forwarding(
+    sentry_init: Callable[..., Any],
+    *forwarders: Any,
+    launchdarkly_client: Any = None,
+    **options: Any,
+) -> Any:
+    """``sentry_init`` with a FlagsIntegration holding ``forwarders``; environment production."""
+    from sentry_flags import FlagsIntegration
+
+    options.setdefault("environment", "production")
+    integration = FlagsIntegration(launchdarkly_client=launchdarkly_client, forwarders=list(forwarders))
+    return sentry_init(integrations=[integration], **options)
 
 
 def flush() -> None:

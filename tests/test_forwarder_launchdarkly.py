@@ -8,6 +8,7 @@ from typing import Any, Callable, Optional
 
 import pytest
 
+from helpers import capture_error, init_forwarding
 from receivers import LaunchDarklyReceiver, assert_never, wait_for
 
 pytest.importorskip("ldclient")
@@ -15,10 +16,12 @@ pytest.importorskip("ldclient")
 import sentry_sdk
 from ldclient import Context
 
-from sentry_flags import ErrorView, FlagsIntegration
+from sentry_flags import ErrorView
 from sentry_flags.forwarders import LaunchDarklyForwarder
 from sentry_flags.forwarders.launchdarkly import MAX_VALUE_LENGTH
 from sentry_flags.testing import flush_forwarders
+
+pytestmark = pytest.mark.usefixtures("own_isolation_scope")
 
 FLAG = "new-checkout"
 
@@ -27,27 +30,6 @@ FLAG = "new-checkout"
 def flags(ld_test_data: Any) -> Any:
     ld_test_data.update(ld_test_data.flag(FLAG).variation_for_all(True))
     return ld_test_data
-
-
-@pytest.fixture(autouse=True)
-def _own_isolation_scope() -> Any:
-    # The LD context lives on the isolation scope; never let one test's leak into another's.
-    with sentry_sdk.isolation_scope():
-        yield
-
-
-def init(sentry_init: Callable[..., Any], ld_client: Any, *forwarders: Any, **options: Any) -> Any:
-    integration = FlagsIntegration(launchdarkly_client=ld_client, forwarders=list(forwarders))
-    return sentry_init(integrations=[integration], **options)
-
-
-def capture(message: str, exc_type: type[Exception] = ValueError) -> str:
-    try:
-        raise exc_type(message)
-    except exc_type:
-        event_id = sentry_sdk.capture_exception()
-    assert event_id is not None
-    return event_id
 
 
 def custom_events(receiver: LaunchDarklyReceiver, key: Optional[str] = None) -> list[dict[str, Any]]:
@@ -68,11 +50,13 @@ def test_error_arrives_as_custom_event_on_the_evaluated_context(
     sentry_init: Callable[..., Any], ld_client: Any, flags: Any, ld_receiver: LaunchDarklyReceiver
 ) -> None:
     forwarder = LaunchDarklyForwarder(ld_client)
-    init(sentry_init, ld_client, forwarder, environment="staging", release="shop@1.2.3")
+    init_forwarding(
+        sentry_init, forwarder, launchdarkly_client=ld_client, environment="staging", release="shop@1.2.3"
+    )
     context = Context.builder("user-42").kind("user").set("plan", "pro").build()
     assert ld_client.variation(FLAG, context, False) is True
 
-    event_id = capture("card declined", RuntimeError)
+    event_id = capture_error("card declined", RuntimeError)
     sentry_sdk.flush()
 
     [event] = wait_custom(ld_receiver)
@@ -102,7 +86,7 @@ def test_private_attributes_are_redacted_by_launchdarkly_itself(
     ld_receiver: LaunchDarklyReceiver,
 ) -> None:
     ld_client = make_ld_client(update_processor_class=flags, private_attributes=["name"])
-    init(sentry_init, ld_client, LaunchDarklyForwarder(ld_client))
+    init_forwarding(sentry_init, LaunchDarklyForwarder(ld_client), launchdarkly_client=ld_client)
     context = (
         Context.builder("user-7")
         .name("Ada Lovelace")
@@ -113,7 +97,7 @@ def test_private_attributes_are_redacted_by_launchdarkly_itself(
     )
     ld_client.variation(FLAG, context, False)
 
-    capture("boom")
+    capture_error("boom")
     sentry_sdk.flush()
 
     [event] = wait_custom(ld_receiver)
@@ -130,10 +114,11 @@ def test_private_attributes_are_redacted_by_launchdarkly_itself(
 def test_event_key_is_configurable(
     sentry_init: Callable[..., Any], ld_client: Any, flags: Any, ld_receiver: LaunchDarklyReceiver
 ) -> None:
-    init(sentry_init, ld_client, LaunchDarklyForwarder(ld_client, event_key="checkout-errors"))
+    forwarder = LaunchDarklyForwarder(ld_client, event_key="checkout-errors")
+    init_forwarding(sentry_init, forwarder, launchdarkly_client=ld_client)
     ld_client.variation(FLAG, Context.create("user-1"), False)
 
-    capture("boom")
+    capture_error("boom")
     sentry_sdk.flush()
 
     [event] = wait_custom(ld_receiver)
@@ -144,11 +129,11 @@ def test_error_without_context_is_skipped_and_counted(
     sentry_init: Callable[..., Any], ld_client: Any, flags: Any, ld_receiver: LaunchDarklyReceiver
 ) -> None:
     forwarder = LaunchDarklyForwarder(ld_client)
-    init(sentry_init, ld_client, forwarder)
+    init_forwarding(sentry_init, forwarder, launchdarkly_client=ld_client)
 
-    capture("no flag was evaluated")
+    capture_error("no flag was evaluated")
     ld_client.variation(FLAG, Context.create("user-1"), False)
-    capture("after an evaluation")
+    capture_error("after an evaluation")
     sentry_sdk.flush()
 
     # The second error arriving shows delivery ran; the first would have come with it.
@@ -165,10 +150,10 @@ def test_environment_filter(
 ) -> None:
     production = LaunchDarklyForwarder(ld_client, "prod-errors", environments={"production"})
     staging = LaunchDarklyForwarder(ld_client, "staging-errors", environments=["staging", "qa"])
-    init(sentry_init, ld_client, production, staging, environment="staging")
+    init_forwarding(sentry_init, production, staging, environment="staging", launchdarkly_client=ld_client)
     ld_client.variation(FLAG, Context.create("user-1"), False)
 
-    capture("boom")
+    capture_error("boom")
     sentry_sdk.flush()
 
     wait_custom(ld_receiver, key="staging-errors")
@@ -181,7 +166,7 @@ def test_environment_filter(
 def test_each_thread_forwards_its_own_context(
     sentry_init: Callable[..., Any], ld_client: Any, flags: Any, ld_receiver: LaunchDarklyReceiver
 ) -> None:
-    init(sentry_init, ld_client, LaunchDarklyForwarder(ld_client))
+    init_forwarding(sentry_init, LaunchDarklyForwarder(ld_client), launchdarkly_client=ld_client)
     # Both threads evaluate before either raises, so a shared slot would show up as
     # both errors carrying the last evaluated context.
     evaluated = threading.Barrier(2, timeout=5)
@@ -191,7 +176,7 @@ def test_each_thread_forwards_its_own_context(
         try:
             ld_client.variation(FLAG, Context.create(user), False)
             evaluated.wait()
-            capture(f"failed for {user}")
+            capture_error(f"failed for {user}")
         except BaseException as exc:  # reported to the main thread
             failures.append(exc)
 
@@ -218,10 +203,10 @@ def test_flush_makes_launchdarkly_send_now(
 ) -> None:
     # With LD's own timer far away, only our flush can get the event out in time.
     ld_client = make_ld_client(update_processor_class=flags, flush_interval=60)
-    init(sentry_init, ld_client, LaunchDarklyForwarder(ld_client))
+    init_forwarding(sentry_init, LaunchDarklyForwarder(ld_client), launchdarkly_client=ld_client)
     ld_client.variation(FLAG, Context.create("user-1"), False)
 
-    capture("boom")
+    capture_error("boom")
     sentry_sdk.flush()
 
     wait_custom(ld_receiver)
@@ -231,11 +216,11 @@ def test_sdk_failure_is_counted_and_never_reaches_the_app(
     sentry_init: Callable[..., Any], ld_client: Any, flags: Any, mocker: Any
 ) -> None:
     forwarder = LaunchDarklyForwarder(ld_client)
-    init(sentry_init, ld_client, forwarder)
+    init_forwarding(sentry_init, forwarder, launchdarkly_client=ld_client)
     ld_client.variation(FLAG, Context.create("user-1"), False)
     mocker.patch.object(ld_client, "track", side_effect=RuntimeError("event processor gone"))
 
-    capture("boom")
+    capture_error("boom")
     assert flush_forwarders()
 
     assert forwarder.stats.failed == 1

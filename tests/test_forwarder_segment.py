@@ -6,7 +6,6 @@ import json
 import logging
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
@@ -14,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import capture_error, init_forwarding
 from receivers import SegmentReceiver, SentryReceiver, assert_never, wait_for
 
 pytest.importorskip("segment.analytics")
@@ -23,7 +23,7 @@ from segment.analytics import Client
 from segment.analytics.consumer import MAX_MSG_SIZE
 
 import sentry_flags
-from sentry_flags import ErrorView, FlagsIntegration
+from sentry_flags import ErrorView
 from sentry_flags.forwarders import SegmentForwarder
 from sentry_flags.forwarders.segment import (
     MAX_MESSAGE_SIZE,
@@ -35,6 +35,8 @@ from sentry_flags.forwarders.segment import (
 )
 from sentry_flags.testing import capture_forwarded
 
+pytestmark = pytest.mark.usefixtures("own_isolation_scope")
+
 WRITE_KEY = "segment-test-write-key"
 SECRET_EMAIL = "jane.doe@example.com"
 SECRET_IP = "10.9.8.7"
@@ -42,27 +44,6 @@ SECRET_TOKEN = "s3cr3t-t0ken"
 SECRET_QUERY = "q-secret-value"
 USER_AGENT = "Mozilla/5.0 (sentry-flags test)"
 LIBRARY = {"name": "sentry-flags", "version": sentry_flags.__version__}
-
-
-@pytest.fixture(autouse=True)
-def _own_isolation_scope() -> Iterator[None]:
-    # Users and request data live on the isolation scope; never let one test's leak into another's.
-    with sentry_sdk.isolation_scope():
-        yield
-
-
-def init(sentry_init: Callable[..., Any], *forwarders: Any, **options: Any) -> Any:
-    options.setdefault("environment", "production")
-    return sentry_init(integrations=[FlagsIntegration(forwarders=list(forwarders))], **options)
-
-
-def capture(message: str, exc_type: type[Exception] = ValueError) -> str:
-    try:
-        raise exc_type(message)
-    except exc_type:
-        event_id = sentry_sdk.capture_exception()
-    assert event_id is not None
-    return event_id
 
 
 def with_request(request: dict[str, Any]) -> None:
@@ -133,7 +114,7 @@ def test_error_captured_has_sentrys_shape(
     segment_receiver: SegmentReceiver,
 ) -> None:
     forwarder = SegmentForwarder(segment_client)
-    init(sentry_init, forwarder, release="shop@1.2.3", send_default_pii=False)
+    init_forwarding(sentry_init, forwarder, release="shop@1.2.3", send_default_pii=False)
     sentry_sdk.set_user({"id": 42})
     sentry_sdk.get_isolation_scope().set_transaction_name("/checkout/{cart}")
     with_request({
@@ -142,7 +123,7 @@ def test_error_captured_has_sentrys_shape(
         "headers": {"User-Agent": USER_AGENT, "Referer": "https://shop.example/cart"},
     })  # fmt: skip
 
-    event_id = capture("card declined", RuntimeError)
+    event_id = capture_error("card declined", RuntimeError)
     sentry_sdk.flush()
 
     [message] = segment_receiver.wait_for_messages(1)
@@ -192,7 +173,7 @@ def test_error_captured_has_sentrys_shape(
 def test_message_event_without_exception_sends_its_message(
     sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
 ) -> None:
-    init(sentry_init, SegmentForwarder(segment_client), release="shop@1.2.3")
+    init_forwarding(sentry_init, SegmentForwarder(segment_client), release="shop@1.2.3")
     sentry_sdk.set_user({"id": "u-1"})
 
     event_id = sentry_sdk.capture_message("payment provider unreachable", level="error")
@@ -212,10 +193,10 @@ def test_message_event_without_exception_sends_its_message(
 def test_flush_waits_until_segment_posted_what_it_queued(
     sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
 ) -> None:
-    init(sentry_init, SegmentForwarder(segment_client))
+    init_forwarding(sentry_init, SegmentForwarder(segment_client))
     sentry_sdk.set_user({"id": "u-1"})
 
-    capture("boom")
+    capture_error("boom")
     sentry_sdk.flush()
 
     # Segment's flush() returns once its consumer has posted the queue: no waiting here.
@@ -226,14 +207,14 @@ def test_error_without_user_id_is_skipped_and_counted(
     sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
 ) -> None:
     forwarder = SegmentForwarder(segment_client)
-    init(sentry_init, forwarder, send_default_pii=True)
+    init_forwarding(sentry_init, forwarder, send_default_pii=True)
 
     sentry_sdk.set_user({"email": SECRET_EMAIL})  # a user, but no id: nobody Segment knows
-    capture("anonymous")
+    capture_error("anonymous")
     sentry_sdk.set_user({"id": ""})
-    capture("blank id")
+    capture_error("blank id")
     sentry_sdk.set_user({"id": "u-7"})
-    capture("known")
+    capture_error("known")
     sentry_sdk.flush()
 
     [message] = segment_receiver.wait_for_messages(1)
@@ -249,11 +230,11 @@ def test_rate_limit_on_capture_time(
     sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
 ) -> None:
     forwarder = SegmentForwarder(segment_client, max_per_second=2)
-    init(sentry_init, forwarder)
+    init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
 
     for i in range(10):
-        capture(f"boom {i}")
+        capture_error(f"boom {i}")
     sentry_sdk.flush()
 
     messages = segment_receiver.wait_for_messages(2)
@@ -267,7 +248,7 @@ def test_huge_fields_stay_under_segments_limit_and_arrive(
     sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
 ) -> None:
     forwarder = SegmentForwarder(segment_client)
-    init(sentry_init, forwarder, send_default_pii=True, release="r" * 5000)
+    init_forwarding(sentry_init, forwarder, send_default_pii=True, release="r" * 5000)
     sentry_sdk.set_user({"id": "u-1"})
     sentry_sdk.get_isolation_scope().set_transaction_name("/é" * 10_000)
     with_request({
@@ -277,7 +258,7 @@ def test_huge_fields_stay_under_segments_limit_and_arrive(
         "headers": {"User-Agent": "UA/" + "x" * 100_000, "Referer": "https://r.example/" + '"' * 40_000},
     })  # fmt: skip
 
-    capture("\U0001f4a5" * 200_000 + "tail", RuntimeError)
+    capture_error("\U0001f4a5" * 200_000 + "tail", RuntimeError)
     sentry_sdk.flush()
 
     [message] = segment_receiver.wait_for_messages(1, timeout=5)
@@ -293,7 +274,7 @@ def test_huge_fields_stay_under_segments_limit_and_arrive(
 
 def flask_checkout(send_default_pii: bool, sentry_init: Callable[..., Any], forwarder: Any) -> None:
     flask = pytest.importorskip("flask")
-    init(sentry_init, forwarder, send_default_pii=send_default_pii)
+    init_forwarding(sentry_init, forwarder, send_default_pii=send_default_pii)
     app = flask.Flask(__name__)
 
     @app.route("/checkout")
@@ -357,10 +338,10 @@ def test_environment_filter(
 ) -> None:
     production_only = SegmentForwarder(segment_client, environments={"production"})
     every_env = SegmentForwarder(segment_client)  # the default: None, every environment
-    init(sentry_init, production_only, every_env, environment="staging")
+    init_forwarding(sentry_init, production_only, every_env, environment="staging")
     sentry_sdk.set_user({"id": "u-1"})
 
-    capture("boom")
+    capture_error("boom")
     sentry_sdk.flush()
 
     [message] = segment_receiver.wait_for_messages(1)
@@ -374,10 +355,10 @@ def test_environment_filter(
 def test_custom_event_name(
     sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
 ) -> None:
-    init(sentry_init, SegmentForwarder(segment_client, event_name="Backend Error"))
+    init_forwarding(sentry_init, SegmentForwarder(segment_client, event_name="Backend Error"))
     sentry_sdk.set_user({"id": "u-1"})
 
-    capture("boom")
+    capture_error("boom")
     sentry_sdk.flush()
 
     [message] = segment_receiver.wait_for_messages(1)
@@ -396,13 +377,13 @@ def test_full_segment_queue_backs_off_instead_of_flooding_its_log(
     segment_receiver.set_mode("hang")
     forwarder = SegmentForwarder(client)
     forwarder.backoff_initial = 60.0  # far longer than this test, however slow the machine
-    init(sentry_init, forwarder)
+    init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
     caplog.set_level(logging.WARNING, logger="segment")
 
     try:
         for i in range(6):
-            capture(f"boom {i}")
+            capture_error(f"boom {i}")
         wait_for(lambda: forwarder.stats.failed == 1, message="one refusal")
 
         def all_handled() -> Any:
@@ -428,11 +409,11 @@ def test_raising_track_counts_as_failed_and_backs_off(
     track = mocker.patch.object(segment_client, "track", side_effect=RuntimeError("injected"))
     forwarder = SegmentForwarder(segment_client)
     forwarder.backoff_initial = 60.0
-    init(sentry_init, forwarder)
+    init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
 
     for i in range(3):
-        capture(f"boom {i}")
+        capture_error(f"boom {i}")
     sentry_sdk.flush()
 
     assert track.call_count == 1
@@ -449,10 +430,10 @@ def test_shut_down_client_is_not_called_and_flush_does_not_hang(
     client = make_segment_client()
     client.shutdown()  # the app shut Segment down (e.g. at exit) before Sentry
     forwarder = SegmentForwarder(client)
-    init(sentry_init, forwarder)
+    init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
 
-    capture("boom")
+    capture_error("boom")
     assert sentry_sdk.flush(timeout=2) is not False
 
     assert forwarder.stats.skipped == {"client_stopped": 1}
@@ -471,17 +452,17 @@ def test_module_level_api(
     monkeypatch.setattr(analytics, "max_retries", 1)
     monkeypatch.setattr(analytics, "timeout", 2)
     forwarder = SegmentForwarder(analytics)
-    init(sentry_init, forwarder)
+    init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
 
-    capture("before the write key is set")
+    capture_error("before the write key is set")
     sentry_sdk.flush()
     assert forwarder.stats.skipped == {"no_write_key": 1}
     assert analytics.default_client is None  # neither track nor flush created one
 
     monkeypatch.setattr(analytics, "write_key", WRITE_KEY)
     try:
-        capture("after")
+        capture_error("after")
         sentry_sdk.flush(timeout=5)
         [message] = segment_receiver.wait_for_messages(1)
     finally:
@@ -491,7 +472,7 @@ def test_module_level_api(
     assert message["context"]["library"] == LIBRARY
     assert forwarder.stats.forwarded == 1
 
-    capture("after analytics.shutdown()")  # its default client is joined above
+    capture_error("after analytics.shutdown()")  # its default client is joined above
     assert sentry_sdk.flush(timeout=2) is not False
     assert forwarder.stats.skipped == {"no_write_key": 1, "client_stopped": 1}
 
@@ -500,11 +481,11 @@ def test_capture_forwarded_records_segment_calls(
     sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
 ) -> None:
     forwarder = SegmentForwarder(segment_client)
-    init(sentry_init, forwarder)
+    init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
 
     with capture_forwarded() as calls:
-        event_id = capture("boom")
+        event_id = capture_error("boom")
 
     [call] = calls
     assert call.vendor == "segment"

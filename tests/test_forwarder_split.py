@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import capture_error, init_forwarding
 from receivers import SplitReceiver, assert_never, join_threads
 
 pytest.importorskip("splitio")
@@ -27,7 +28,7 @@ pytest.importorskip("splitio")
 import sentry_sdk
 from splitio.client import input_validator
 
-from sentry_flags import ErrorView, FlagsIntegration
+from sentry_flags import ErrorView
 from sentry_flags.forwarders import SplitForwarder
 from sentry_flags.forwarders.split import (
     BASE_EVENT_SIZE,
@@ -40,31 +41,12 @@ from sentry_flags.forwarders.split import (
 )
 from sentry_flags.testing import capture_forwarded
 
+pytestmark = pytest.mark.usefixtures("own_isolation_scope")
+
 EVENT_TYPE_PATTERN = re.compile(input_validator.EVENT_TYPE_PATTERN)
 SECRET_EMAIL = "jane.doe@example.com"
 SECRET_IP = "10.9.8.7"
 SECRET_TOKEN = "s3cr3t-t0ken"
-
-
-@pytest.fixture(autouse=True)
-def _own_isolation_scope() -> Iterator[None]:
-    # Users and tags live on the isolation scope; never let one test's leak into another's.
-    with sentry_sdk.isolation_scope():
-        yield
-
-
-def init(sentry_init: Callable[..., Any], *forwarders: Any, **options: Any) -> Any:
-    options.setdefault("environment", "production")
-    return sentry_init(integrations=[FlagsIntegration(forwarders=list(forwarders))], **options)
-
-
-def capture(message: str, exc_type: type[Exception] = ValueError) -> str:
-    try:
-        raise exc_type(message)
-    except exc_type:
-        event_id = sentry_sdk.capture_exception()
-    assert event_id is not None
-    return event_id
 
 
 def properties_size(properties: dict[str, Any]) -> int:
@@ -123,10 +105,10 @@ def test_one_event_per_identity_mapping(
     sentry_init: Callable[..., Any], split_client: Any, split_receiver: SplitReceiver
 ) -> None:
     forwarder = SplitForwarder(split_client, capture_culprit=False)
-    init(sentry_init, forwarder, release="shop@1.2.3")
+    init_forwarding(sentry_init, forwarder, release="shop@1.2.3")
     sentry_sdk.set_user({"id": "u-1", "orgId": 42})
 
-    event_id = capture("card declined", RuntimeError)
+    event_id = capture_error("card declined", RuntimeError)
     sentry_sdk.flush()
 
     events = split_receiver.wait_for_events(2)
@@ -167,7 +149,7 @@ def test_pasted_and_nested_paths_and_a_skipped_mapping_is_counted(
         },
         capture_culprit=False,
     )
-    init(sentry_init, forwarder)
+    init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-9"})
     set_launchdarkly_context(
         ldclient.Context.create_multi(
@@ -176,9 +158,9 @@ def test_pasted_and_nested_paths_and_a_skipped_mapping_is_counted(
     )
 
     sentry_sdk.set_tag("tenant", "acme")
-    capture("first")
+    capture_error("first")
     sentry_sdk.get_isolation_scope().remove_tag("tenant")
-    capture("second")
+    capture_error("second")
     sentry_sdk.flush()
 
     events = split_receiver.wait_for_events(5)
@@ -202,10 +184,10 @@ def test_environment_filter(
     every_env = SplitForwarder(
         split_client, identities={"user": "user.id"}, environments=None, capture_culprit=False
     )
-    init(sentry_init, production_only, every_env, environment="staging")
+    init_forwarding(sentry_init, production_only, every_env, environment="staging")
     sentry_sdk.set_user({"id": "u-1", "orgId": "acme"})
 
-    capture("boom")
+    capture_error("boom")
     sentry_sdk.flush()
 
     [event] = split_receiver.wait_for_events(1)
@@ -221,11 +203,14 @@ def test_culprit_event_is_deterministic_and_valid(
     sentry_init: Callable[..., Any], split_client: Any, split_receiver: SplitReceiver
 ) -> None:
     forwarder = SplitForwarder(split_client, identities={"user": "user.id"})
-    init(sentry_init, forwarder)
+    init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
 
-    capture("one")
-    capture("two")
+    for message in ("one", "two"):
+        try:  # raised here, so the culprit names this module
+            raise ValueError(message)
+        except ValueError:
+            sentry_sdk.capture_exception()
     sentry_sdk.flush()
 
     events = split_receiver.wait_for_events(4)
@@ -245,12 +230,12 @@ def test_long_non_ascii_transaction_names_a_valid_culprit_event(
     sentry_init: Callable[..., Any], split_client: Any, split_receiver: SplitReceiver
 ) -> None:
     forwarder = SplitForwarder(split_client, identities={"user": "user.id"})
-    init(sentry_init, forwarder)
+    init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
     transaction = "/заказы/{id}/оплата/" + "ü" * 300
     sentry_sdk.get_current_scope().set_transaction_name(transaction)
 
-    capture("boom")
+    capture_error("boom")
     sentry_sdk.flush()
 
     events = split_receiver.wait_for_events(2)
@@ -266,12 +251,12 @@ def test_huge_exception_value_and_many_long_tags_stay_within_split_limits(
     sentry_init: Callable[..., Any], split_client: Any, split_receiver: SplitReceiver
 ) -> None:
     forwarder = SplitForwarder(split_client, identities={"user": "user.id"}, capture_culprit=False)
-    init(sentry_init, forwarder)
+    init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
     for i in range(400):
         sentry_sdk.set_tag(f"tag{i:03d}", "v" * 150)
 
-    capture("x" * 100_000)
+    capture_error("x" * 100_000)
     sentry_sdk.flush()
 
     [event] = split_receiver.wait_for_events(1)
@@ -290,12 +275,12 @@ def test_many_small_tags_stop_at_300_properties(
     sentry_init: Callable[..., Any], split_client: Any, split_receiver: SplitReceiver
 ) -> None:
     forwarder = SplitForwarder(split_client, identities={"user": "user.id"}, capture_culprit=False)
-    init(sentry_init, forwarder)
+    init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
     for i in range(500):
         sentry_sdk.set_tag(f"t{i}", i)
 
-    capture("boom")
+    capture_error("boom")
     sentry_sdk.flush()
 
     [event] = split_receiver.wait_for_events(1)
@@ -312,7 +297,7 @@ def test_no_personal_data_reaches_split_without_send_default_pii(
         identities={"user": "user.id", "email": "user.email", "ip": "user.ip_address",
                     "query": "request.query_string"},
     )  # fmt: skip
-    init(sentry_init, forwarder, send_default_pii=False)
+    init_forwarding(sentry_init, forwarder, send_default_pii=False)
     app = flask.Flask(__name__)
 
     @app.route("/checkout")
@@ -342,10 +327,10 @@ def test_flush_makes_split_post_its_queue_now(
     factory.block_until_ready(5)
     join_threads("SDKInitializer", timeout=5)  # the events task starts after "ready"
     forwarder = SplitForwarder(factory.client(), identities={"user": "user.id"}, capture_culprit=False)
-    init(sentry_init, forwarder)
+    init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
 
-    capture("boom")
+    capture_error("boom")
     sentry_sdk.flush()
 
     [event] = split_receiver.wait_for_events(1, timeout=5)
@@ -358,11 +343,11 @@ def test_refused_track_backs_off(
     track = mocker.patch.object(split_client, "track", return_value=False)
     forwarder = SplitForwarder(split_client, identities={"user": "user.id"}, capture_culprit=False)
     forwarder.backoff_initial = 60.0  # far longer than this test, however slow the machine
-    init(sentry_init, forwarder)
+    init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
 
     for i in range(3):
-        capture(f"boom {i}")
+        capture_error(f"boom {i}")
     sentry_sdk.flush()
 
     assert track.call_count == 1
@@ -382,11 +367,11 @@ def test_split_refusing_events_while_its_api_is_down_backs_off(
     split_receiver.set_mode("error", path_prefix="/api/events")
     forwarder = SplitForwarder(factory.client(), identities={"user": "user.id"}, capture_culprit=False)
     forwarder.backoff_initial = 60.0  # far longer than this test, however slow the machine
-    init(sentry_init, forwarder)
+    init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
 
     for i in range(5):
-        capture(f"boom {i}")
+        capture_error(f"boom {i}")
     sentry_sdk.flush()
 
     stats = forwarder.stats
@@ -416,11 +401,11 @@ def test_destroyed_or_unready_client_is_not_called(
     assert unready_client.ready is False
     destroyed = SplitForwarder(destroyed_client, identities={"user": "user.id"})
     unready = SplitForwarder(unready_client, identities={"user": "user.id"})
-    init(sentry_init, destroyed, unready)
+    init_forwarding(sentry_init, destroyed, unready)
     sentry_sdk.set_user({"id": "u-1"})
 
     caplog.clear()
-    capture("boom")
+    capture_error("boom")
     sentry_sdk.flush()
 
     assert destroyed.stats.skipped == {"client_destroyed": 1}
@@ -435,11 +420,11 @@ def test_capture_forwarded_records_split_calls(
     sentry_init: Callable[..., Any], split_client: Any, split_receiver: SplitReceiver
 ) -> None:
     forwarder = SplitForwarder(split_client, identities={"user": "user.id"})
-    init(sentry_init, forwarder)
+    init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
 
     with capture_forwarded() as calls:
-        capture("boom")
+        capture_error("boom")
 
     assert [c.kwargs["traffic_type"] for c in calls] == ["user", "user"]
     assert calls[0].kwargs["event_type"] == "sentry_exception"
@@ -486,15 +471,15 @@ def test_async_client_is_awaited_on_its_own_loop(
     loop, thread = loop_thread
     client = AsyncFakeSplit()
     forwarder = SplitForwarder(client, identities={"user": "user.id"}, loop=loop)
-    init(sentry_init, forwarder)
+    init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
 
-    capture("boom")
+    capture_error("boom")
     sentry_sdk.flush()
 
     assert [t["event_type"] for t in client.tracked] == [
         "sentry_exception",
-        culprit_event_type("sentry_exception", "test_forwarder_split in capture"),
+        culprit_event_type("sentry_exception", "helpers in raise_and_capture"),
     ]
     assert client.threads == {thread.ident}
     assert forwarder.stats.forwarded == 2

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import pytest
 
+from helpers import capture_error, init_forwarding
 from receivers import SegmentReceiver, wait_for
 
 pytest.importorskip("analytics")
@@ -25,9 +26,10 @@ import analytics
 import sentry_sdk
 
 import sentry_flags
-from sentry_flags import FlagsIntegration
 from sentry_flags.forwarders import SegmentForwarder
 from sentry_flags.forwarders.segment import MAX_MESSAGE_SIZE
+
+pytestmark = pytest.mark.usefixtures("own_isolation_scope")
 
 if not str(getattr(analytics, "VERSION", "")).startswith("1."):
     pytest.skip(
@@ -81,25 +83,9 @@ def make_client(legacy: ModuleType, segment_receiver: SegmentReceiver) -> Iterat
         client.join()
 
 
-@pytest.fixture(autouse=True)
-def _own_isolation_scope() -> Iterator[None]:
-    with sentry_sdk.isolation_scope():
-        yield
-
-
 def init(sentry_init: Callable[..., Any], *forwarders: Any, **options: Any) -> Any:
-    options.setdefault("environment", "production")
     options.setdefault("release", "shop@1.2.3")
-    return sentry_init(integrations=[FlagsIntegration(forwarders=list(forwarders))], **options)
-
-
-def capture(message: str, exc_type: type[Exception] = ValueError) -> str:
-    try:
-        raise exc_type(message)
-    except exc_type:
-        event_id = sentry_sdk.capture_exception()
-    assert event_id is not None
-    return event_id
+    return init_forwarding(sentry_init, *forwarders, **options)
 
 
 def test_error_captured_arrives(
@@ -109,7 +95,7 @@ def test_error_captured_arrives(
     init(sentry_init, forwarder)
     sentry_sdk.set_user({"id": 42})
 
-    event_id = capture("card declined", RuntimeError)
+    event_id = capture_error("card declined", RuntimeError)
     sentry_sdk.flush()
 
     [message] = segment_receiver.wait_for_messages(1)
@@ -140,7 +126,7 @@ def test_huge_error_arrives_and_flush_does_not_hang(
     sentry_sdk.set_user({"id": "u-1"})
     sentry_sdk.get_isolation_scope().set_transaction_name("/é" * 20_000)
 
-    capture("\U0001f4a5" * 100_000, RuntimeError)
+    capture_error("\U0001f4a5" * 100_000, RuntimeError)
     sentry_sdk.flush()
 
     [message] = segment_receiver.wait_for_messages(1)
@@ -182,7 +168,7 @@ def test_module_level_api(
     sentry_sdk.set_user({"id": "u-1"})
 
     try:
-        capture("boom")
+        capture_error("boom")
         sentry_sdk.flush(timeout=5)
         [message] = segment_receiver.wait_for_messages(1)
     finally:
