@@ -7,13 +7,21 @@ captured with the real sentry-sdk, flushed with a bound, and read back off the w
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Callable, Optional
 
 import sentry_sdk
 
-from receivers import SentryReceiver, wait_for
+from receivers import (
+    LaunchDarklyReceiver,
+    SegmentReceiver,
+    SentryReceiver,
+    SplitReceiver,
+    split_definition,
+    wait_for,
+)
 
 LD_KEY = "launchdarklyContext"
 FLUSH_TIMEOUT = 5.0
@@ -137,3 +145,45 @@ def sentry_flags_logger_restored() -> Iterator[logging.Logger]:
 
 def flags_debug_messages(records: list[logging.LogRecord]) -> list[str]:
     return [r.getMessage() for r in records if r.name == "sentry_flags" and r.levelno == logging.DEBUG]
+
+
+def vendor_env(
+    sentry: SentryReceiver, ld: LaunchDarklyReceiver, split: SplitReceiver, segment: SegmentReceiver,
+    **extra: str,
+) -> dict[str, str]:  # fmt: skip
+    """This process's environment plus what examples/vendors.py reads, aimed at the stand-ins."""
+    return dict(
+        os.environ,
+        SENTRY_DSN=sentry.dsn,
+        LAUNCHDARKLY_SDK_KEY="ld-example-key",
+        LAUNCHDARKLY_BASE_URI=ld.url,
+        SPLIT_SDK_KEY="split-example-key",
+        SPLIT_API_URL=split.api_url,
+        SEGMENT_WRITE_KEY="segment-example-key",
+        SEGMENT_HOST=segment.host,
+        no_proxy="127.0.0.1",
+        **extra,
+    )
+
+
+def split_whitelist_flag(name: str, off_for: list[str]) -> dict[str, Any]:
+    """A Split flag ``on`` (label "default rule") for every key but ``off_for`` ("whitelisted")."""
+    flag = split_definition(name, treatment="on")
+    whitelist = {
+        "conditionType": "WHITELIST",
+        "matcherGroup": {
+            "combiner": "AND",
+            "matchers": [
+                {
+                    "keySelector": None,
+                    "matcherType": "WHITELIST",
+                    "negate": False,
+                    "whitelistMatcherData": {"whitelist": off_for},
+                }
+            ],
+        },
+        "partitions": [{"treatment": "off", "size": 100}],
+        "label": "whitelisted",
+    }
+    flag["conditions"] = [whitelist, *flag["conditions"]]
+    return flag

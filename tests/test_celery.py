@@ -1,8 +1,9 @@
 """sentry_flags.celery: the LaunchDarkly context of the sender reaches the task's errors.
 
 A real Celery worker (solo pool, in a thread) consumes from Celery's in-memory broker, so
-every task goes through a real message with headers. Celery is not a dependency of the
-main test environment: these tests skip there.
+every task goes through a real message with headers, with sentry-sdk's CeleryIntegration
+enabled on the client and without it. Celery is in the ``test`` extra; without it these
+tests skip.
 """
 
 from __future__ import annotations
@@ -147,6 +148,35 @@ def test_private_attributes_and_pii_stay_out_of_the_message(
     run(record)
     assert worker.headers[-1][flags_celery.HEADER] == {"kind": "user", "key": "u-2", "plan": "pro"}
     assert worker.seen == [{"kind": "user", "key": "u-2", "plan": "pro"}]
+
+
+@pytest.mark.parametrize("source", ["evaluated", "set-by-hand"])
+def test_the_launchdarkly_client_s_private_attributes_stay_out_of_the_message(
+    sentry_init: Callable[..., Any],
+    worker: Recorder,
+    make_ld_client: Callable[..., Any],
+    ld_test_data: Any,
+    source: str,
+) -> None:
+    # Private by the LD client's config, not by the context: the evaluation hook records the
+    # client's settings with the context; a context set by hand gets FlagsIntegration's client's.
+    ld = make_ld_client(update_processor_class=ld_test_data, private_attributes=["plan", "/address/street"])
+    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld)])
+    context = (
+        Context.builder("u-7")
+        .set("plan", "pro")
+        .set("address", {"street": "1 Main St", "city": "Oslo"})
+        .set("tier", "gold")
+        .build()
+    )
+    if source == "evaluated":
+        ld.variation("some-flag", context, False)
+    else:
+        set_launchdarkly_context(context)
+    run(record)
+    expected = {"kind": "user", "key": "u-7", "address": {"city": "Oslo"}, "tier": "gold"}
+    assert worker.headers[-1][flags_celery.HEADER] == expected
+    assert worker.seen == [expected]
 
 
 def test_names_and_emails_travel_when_pii_is_allowed(

@@ -1,7 +1,7 @@
 """FlagsMiddleware: each Django request's LaunchDarkly context rides on its errors.
 
 Requests go through Django's test client (sync and async) and, for per-request isolation of
-concurrent async requests, through Django's real ASGI handler, which sentry-sdk's
+concurrent requests, through Django's real WSGI and ASGI handlers, which sentry-sdk's
 DjangoIntegration wraps the way it does in production.
 """
 
@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any, Callable
+from wsgiref.util import setup_testing_defaults
 
 import pytest
 import sentry_sdk
@@ -22,7 +23,8 @@ pytest.importorskip("ldclient")
 from ldclient import Context
 from sentry_sdk.integrations.django import DjangoIntegration
 
-from receivers import SentryReceiver, wait_for
+from helpers import split_whitelist_flag
+from receivers import SentryReceiver, SplitReceiver, join_threads, wait_for
 from sentry_flags import FlagsIntegration
 
 CONTEXT = "launchdarklyContext"
@@ -277,6 +279,107 @@ def test_concurrent_requests_keep_their_own_user(
     for event in events:
         i = int(message_of(event).split()[-1])
         assert ld_context_of(event) == {"kind": "user", "key": str(users[i].pk)}
+
+
+def wsgi_get(handler: Any, path: str, session_key: str) -> str:
+    """GET ``path`` through a WSGI callable, with a session cookie; the response status."""
+    from django.conf import settings
+
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "HTTP_COOKIE": f"{settings.SESSION_COOKIE_NAME}={session_key}",
+    }
+    setup_testing_defaults(environ)
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> Callable[[bytes], None]:
+        statuses.append(status)
+        return lambda data: None
+
+    body = handler(environ, start_response)
+    try:
+        b"".join(body)
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()  # ends the request: sentry-sdk's scope, Django's request_finished
+    return statuses[0]
+
+
+@pytest.mark.filterwarnings("ignore:setDaemon:DeprecationWarning")  # splitio's own
+@pytest.mark.filterwarnings("ignore:datetime.datetime.utcnow:DeprecationWarning")  # splitio on 3.12+
+def test_many_threads_through_the_wsgi_handler_keep_their_own_user_and_treatments(
+    init: Callable[..., Any],
+    sentry_receiver: SentryReceiver,
+    split_receiver: SplitReceiver,
+    make_split_factory: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Django's real WSGIHandler, which sentry-sdk's DjangoIntegration patches to give each
+    # request its own isolation scope (so FlagsMiddleware does not fork one itself). Each
+    # request's view asks Split for a treatment keyed by its user, then fails; the Split SDK
+    # reports the treatment through our impression listener on the request's thread. Each
+    # thread serves a different user on every request, as a server's worker threads do.
+    pytest.importorskip("splitio")
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.db import connections
+
+    from django_project import views
+    from sentry_flags.split import CONTEXT_KEY as TREATMENTS
+    from sentry_flags.split import impression_listener
+
+    n_threads, per_thread = 20, 3
+    users = [make_user() for _ in range(n_threads)]
+    off_for = [str(user.pk) for user in users[::2]]
+    split_receiver.set_splits(split_whitelist_flag(views.SPLIT_FLAG, off_for))
+    factory = make_split_factory(impressionListener=impression_listener())
+    factory.block_until_ready(5)
+    join_threads("SDKInitializer", timeout=5)  # see conftest.make_split_factory
+    monkeypatch.setattr(views, "split_client", factory.client())
+    init()
+    session_keys = []
+    for user in users:
+        browser = client()
+        browser.force_login(user)
+        session_keys.append(browser.session.session_key)
+    handler = WSGIHandler()
+    barrier = threading.Barrier(n_threads)
+    statuses: list[str] = []
+
+    def hit(i: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            for j in range(per_thread):
+                k = (i + 7 * j) % n_threads  # the user of this request
+                statuses.append(wsgi_get(handler, f"/split/{k}-{i}-{j}", session_keys[k]))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=hit, args=(i,)) for i in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    total = n_threads * per_thread
+    assert statuses == ["500 Internal Server Error"] * total
+    events = wait_for(lambda: len(sentry_receiver.events) >= total and sentry_receiver.events, timeout=20)
+    assert len(events) == total
+    assert sorted(message_of(e) for e in events) == sorted(
+        f"boom {(i + 7 * j) % n_threads}-{i}-{j}" for i in range(n_threads) for j in range(per_thread)
+    )
+    for event in events:
+        user = users[int(message_of(event).split()[-1].split("-")[0])]
+        assert ld_context_of(event) == {"kind": "user", "key": str(user.pk)}
+        off = str(user.pk) in off_for
+        expected = (
+            {"treatment": "off", "label": "whitelisted"}
+            if off
+            else {"treatment": "on", "label": "default rule"}
+        )
+        assert event["contexts"][TREATMENTS] == {views.SPLIT_FLAG: expected}
+        assert event["contexts"]["flags"]["values"] == [{"flag": views.SPLIT_FLAG, "result": not off}]
+        assert "example.com" not in str(event["contexts"])  # Split attributes are not recorded
 
 
 # -- async views -------------------------------------------------------------------------------------

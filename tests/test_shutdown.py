@@ -6,7 +6,6 @@ client, whose flush we patched to drain our queue and flush the vendor clients.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import vendor_env
 from receivers import LaunchDarklyReceiver, SegmentReceiver, SentryReceiver, SplitReceiver, wait_for
 
 pytest.importorskip("ldclient")
@@ -49,16 +49,7 @@ CHILD = textwrap.dedent(
 def test_errors_captured_just_before_exit_are_delivered(default_integrations: bool) -> None:
     with SentryReceiver() as sentry, LaunchDarklyReceiver() as ld, SplitReceiver() as split, \
             SegmentReceiver() as segment:  # fmt: skip
-        env = dict(
-            os.environ,
-            LAUNCHDARKLY_SDK_KEY="ld-exit-key",
-            LAUNCHDARKLY_BASE_URI=ld.url,
-            SPLIT_SDK_KEY="split-exit-key",
-            SPLIT_API_URL=split.api_url,
-            SEGMENT_WRITE_KEY="segment-exit-key",
-            SEGMENT_HOST=segment.host,
-            no_proxy="127.0.0.1",
-        )
+        env = vendor_env(sentry, ld, split, segment)
         script = CHILD
         if not default_integrations:
             # Without sentry-sdk's Atexit integration our own exit handler drains the queue.

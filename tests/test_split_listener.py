@@ -22,7 +22,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from receivers import SentryReceiver, SplitReceiver, join_threads, split_definition, wait_for
+from helpers import split_whitelist_flag
+from receivers import SentryReceiver, SplitReceiver, join_threads, wait_for
 from sentry_flags import FlagsIntegration
 from sentry_flags.split import (
     CONTEXT_KEY,
@@ -41,25 +42,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:setDaemon:DeprecationWarning")  
 
 def checkout_flag(off_for: list[str]) -> dict[str, Any]:
     """``on`` for every key but those in ``off_for``, which are whitelisted to ``off``."""
-    flag = split_definition(CHECKOUT, treatment="on")
-    whitelist = {
-        "conditionType": "WHITELIST",
-        "matcherGroup": {
-            "combiner": "AND",
-            "matchers": [
-                {
-                    "keySelector": None,
-                    "matcherType": "WHITELIST",
-                    "negate": False,
-                    "whitelistMatcherData": {"whitelist": off_for},
-                }
-            ],
-        },
-        "partitions": [{"treatment": "off", "size": 100}],
-        "label": "whitelisted",
-    }
-    flag["conditions"] = [whitelist, *flag["conditions"]]
-    return flag
+    return split_whitelist_flag(CHECKOUT, off_for)
 
 
 @pytest.fixture

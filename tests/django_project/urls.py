@@ -9,6 +9,7 @@ urlpatterns = [
     path("twice", views.report_twice),
     path("boom/<str:name>", views.boom),
     path("evaluate/<str:name>", views.evaluate_then_boom),
+    path("split/<str:name>", views.treatment_then_boom),
     path("async/ok", views.async_ok),
     path("async/boom/<str:name>", views.async_boom),
     path("async/capture/<str:name>", views.async_capture),

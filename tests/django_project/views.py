@@ -10,6 +10,8 @@ from django.http import HttpRequest, HttpResponse
 
 # Set by a test that needs a flag evaluation inside the request.
 ld_client: Any = None
+split_client: Any = None
+SPLIT_FLAG = "new_checkout"
 
 
 def ok(request: HttpRequest) -> HttpResponse:
@@ -24,6 +26,12 @@ def evaluate_then_boom(request: HttpRequest, name: str) -> HttpResponse:
     from ldclient import Context
 
     ld_client.variation("some-flag", Context.create(f"evaluated-{name}"), False)
+    raise RuntimeError(f"boom {name}")
+
+
+def treatment_then_boom(request: HttpRequest, name: str) -> HttpResponse:
+    # Keyed by the logged-in user; the email attribute must not reach the event.
+    split_client.get_treatment(str(request.user.pk), SPLIT_FLAG, {"email": f"{name}@example.com"})
     raise RuntimeError(f"boom {name}")
 
 
