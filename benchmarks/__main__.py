@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--only NAME] [--strict]``: run the scenarios, print the table.
+"""``python -m benchmarks [--quick] [--only NAME] [--strict] [--fast-vendors]``: run the scenarios.
 
 Each scenario runs in a fresh child process (its variants interleaved inside it), so one
 scenario's threads, SDK state and memory never leak into the next. Exit status is 0 even
@@ -18,6 +18,7 @@ import time
 from importlib import metadata
 
 from benchmarks._harness import ERROR, MISSED, Row, render
+from benchmarks._vendors import VENDOR_SETTINGS_ENV, vendor_settings
 
 SCENARIOS = ("capture", "ld_hook", "outage", "memory", "middleware", "vendor_calls")
 ROWS_PREFIX = "BENCH-ROWS "
@@ -84,14 +85,22 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer rounds and errors (CI; < 1 min)")
     parser.add_argument("--only", choices=SCENARIOS, action="append", help="run just this scenario")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a budget is missed")
+    parser.add_argument(
+        "--fast-vendors",
+        action="store_true",
+        help="vendor clients with tests/conftest.py's short flush intervals instead of the SDK defaults",
+    )
     parser.add_argument("--run-one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     loopback_only()
+    if args.fast_vendors:
+        os.environ[VENDOR_SETTINGS_ENV] = "fast"  # the scenario processes inherit it
     if args.run_one:
         run_one(args.run_one, args.quick)
     started = time.monotonic()
     print(f"sentry-flags benchmarks ({'quick' if args.quick else 'full'} run)", flush=True)
     print(machine(), flush=True)
+    print(vendor_settings(), flush=True)
     rows: list[Row] = []
     for name in args.only or SCENARIOS:
         print(f"running {name} ...", file=sys.stderr, flush=True)

@@ -1,18 +1,26 @@
 """Real vendor SDK clients aimed at the receivers process, and the Sentry set-ups compared.
 
-Client settings are the ones ``tests/conftest.py`` uses. Vendor loggers are set to CRITICAL
-so that outage scenarios do not flood the output (and, through sentry-sdk's logging
-integration, turn into extra Sentry events); the same holds for every variant.
+The vendor clients run with their SDKs' default flush intervals, timeouts and retries, as
+an app would configure them: only what pointing them at 127.0.0.1 needs is set (the URLs,
+no streaming connection, LaunchDarkly flags from a TestData source). ``--fast-vendors``
+(environment ``SENTRY_FLAGS_BENCH_VENDORS=fast``) uses the settings of
+``tests/conftest.py`` instead: flushes every 0.05-0.2 s and 2 s timeouts, 35 small posts a
+second, far more than any app would configure (pessimistic; the runs recorded before the
+fixes used them). Vendor loggers are set to CRITICAL so that outage scenarios do not flood
+the output (and, through sentry-sdk's logging integration, turn into extra Sentry events);
+the same holds for every variant.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +48,25 @@ DENY_URLS = [f"/never/matches/{i}" for i in range(5)] + [
 INCLUDE_PATHS = [f"mycompany_pkg{i}" for i in range(9)] + ["benchmarks"]
 
 USER = {"id": "user-42", "orgId": "org-7"}
+
+VENDOR_SETTINGS_ENV = "SENTRY_FLAGS_BENCH_VENDORS"
+
+
+def fast_vendors() -> bool:
+    """True when the vendor clients use the tests' short intervals (``--fast-vendors``)."""
+    return os.environ.get(VENDOR_SETTINGS_ENV) == "fast"
+
+
+def vendor_settings() -> str:
+    if fast_vendors():
+        return (
+            "vendor clients: tests/conftest.py settings (--fast-vendors: LD flush 0.1 s, "
+            "Split push 0.2 s, Segment upload 0.05 s, 2 s timeouts)"
+        )
+    return (
+        "vendor clients: SDK defaults (LD flush 5 s, Split push 10 s, Segment upload 0.5 s; "
+        "default timeouts and retries)"
+    )
 
 
 def quiet_vendor_loggers() -> None:
@@ -103,7 +130,11 @@ class Vendors:
         from splitio import get_factory
 
         quiet_vendor_loggers()
+        fast = fast_vendors()
         url = servers.urls["ld_url"]
+        ld_fast: dict[str, Any] = (
+            {"flush_interval": 0.1, "http": HTTPConfig(connect_timeout=2, read_timeout=2)} if fast else {}
+        )
         ld = LDClient(
             Config(
                 "sdk-bench-key",
@@ -111,36 +142,40 @@ class Vendors:
                 events_uri=url,
                 stream_uri=url,
                 stream=False,
-                flush_interval=0.1,
                 diagnostic_opt_out=True,
-                http=HTTPConfig(connect_timeout=2, read_timeout=2),
                 update_processor_class=bench_flags(),
+                **ld_fast,
             ),
             start_wait=5,
         )
-        split_config = {
-            "streamingEnabled": False,
-            "featuresRefreshRate": 1,
-            "segmentsRefreshRate": 1,
-            "eventsPushRate": 0.2,
-            "impressionsMode": "debug",
-            "impressionsRefreshRate": 1,
-            "connectionTimeout": 2000,
+        split_config: dict[str, Any] = {
+            "streamingEnabled": False,  # no streaming server on loopback
             "machineIp": "127.0.0.1",
             "machineName": "bench",
         }
+        if fast:
+            split_config.update(
+                featuresRefreshRate=1,
+                segmentsRefreshRate=1,
+                eventsPushRate=0.2,
+                impressionsMode="debug",
+                impressionsRefreshRate=1,
+                connectionTimeout=2000,
+            )
         split_factory = get_factory("split-bench-key", config=split_config, **servers.urls["split"])
         split_factory.block_until_ready(10)
         join_threads("SDKInitializer", timeout=5)  # see tests/conftest.py
+        segment_fast: dict[str, Any] = (
+            {"upload_interval": 0.05, "max_retries": 1, "timeout": 2,
+             "max_total_backoff_duration": 2, "max_rate_limit_duration": 2}
+            if fast
+            else {}
+        )  # fmt: skip
         segment = SegmentClient(
             "segment-bench-key",
             host=servers.urls["segment_host"],
             sync_mode=False,
-            upload_interval=0.05,
-            max_retries=1,
-            timeout=2,
-            max_total_backoff_duration=2,
-            max_rate_limit_duration=2,
+            **segment_fast,
         )
         vendors = cls(servers, ld, split_factory, segment)
         vendors.forwarders = [
@@ -217,20 +252,59 @@ def make_client(dsn: str, integrations: Sequence[Any] = (), transport: Any = Non
     return sentry_sdk.get_client()
 
 
+_our_processor: list[Any] = [_process_event]  # what sentry-sdk runs: ours or a timing wrapper
+
+
 @contextmanager
 def using(client: Any, *, bare: bool = False) -> Iterator[None]:
     """Make ``client`` current. ``bare`` also unhooks our global event processor, which
     sentry-sdk keeps for the whole process once any client had the integration."""
     sentry_sdk.get_global_scope().set_client(client)
     processors: list[Any] = sentry_sdk.scope.global_event_processors
-    removed = bare and _process_event in processors
+    processor = _our_processor[0]
+    removed = bare and processor in processors
     if removed:
-        processors.remove(_process_event)
+        processors.remove(processor)
     try:
         yield
     finally:
         if removed:
-            processors.append(_process_event)
+            processors.append(processor)
+
+
+class OurClock:
+    """Nanoseconds spent inside sentry-flags' two app-thread entry points: the global event
+    processor and the before_send stage. ``ns`` accumulates until reset by the caller."""
+
+    def __init__(self) -> None:
+        self.ns = 0
+
+    def install(self) -> None:
+        """Wrap both entry points (after ``setup_once`` ran, i.e. after a client with
+        FlagsIntegration was made); the wrappers add ~0.2 µs per error."""
+        from sentry_flags._integration import _Stage
+
+        clock = time.perf_counter_ns
+        original_call = _Stage.__call__
+
+        def stage_call(stage: Any, event: Any, hint: Any) -> Any:
+            start = clock()
+            try:
+                return original_call(stage, event, hint)
+            finally:
+                self.ns += clock() - start
+
+        def processor(event: Any, hint: Any) -> Any:
+            start = clock()
+            try:
+                return _process_event(event, hint)
+            finally:
+                self.ns += clock() - start
+
+        _Stage.__call__ = stage_call  # type: ignore[method-assign]
+        processors: list[Any] = sentry_sdk.scope.global_event_processors
+        processors[processors.index(_our_processor[0])] = processor
+        _our_processor[0] = processor
 
 
 def set_request_scope(ld: Any = None) -> None:

@@ -52,7 +52,8 @@ def run(quick: bool) -> list[Row]:
             samples[done] = rss_bytes()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         assert integration.delivery is not None
-        dropped = integration.delivery.dropped
+        delivery = integration.delivery
+        dropped = f"{delivery.dropped} rate_limited={getattr(delivery, 'rate_limited', 0)}"
         stats = vendors.stats()
     finally:
         vendors.close()

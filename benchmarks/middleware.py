@@ -7,12 +7,24 @@ both: sentry-sdk's Django and Flask integrations and FlagsIntegration are on in 
 difference is our per-request glue only. Requests are plain WSGI calls (no HTTP server),
 which makes the app as cheap as it can be and the ratio as strict as it can be.
 A framework whose glue is not in the package yet gets a "not available" row.
+
+Two more figures say whether the ratio is above this machine's noise:
+
+* **A/A**: the plain app is timed a second time in every round, as a third variant; its
+  ratio to the first is what two identical variants differ by here (ideally 1.000), and
+  the middle half of the per-round ratios shows the spread.
+* **our code, measured directly**: after the interleaved rounds, our middleware's own time
+  per request (Django: its ``__call__`` minus the inner ``get_response``; Flask: the
+  ``before_request`` function) with ``perf_counter_ns`` wrappers, as a share of the plain
+  app's request. The wrappers' own cost (~0.1-0.3 µs) is included, so it is an upper
+  bound of our code, not of the framework's cost of one more middleware layer.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Sequence
 from typing import Any, Callable
 
 from benchmarks._harness import NOT_AVAILABLE, Row, interleave, log, paired_ratio, per_op_ns, us, verdict
@@ -56,6 +68,74 @@ def requests_loop(app: WsgiApp) -> Callable[[int], None]:
 
 def timed(loop: Callable[[int], None], n: int) -> Callable[[], float]:
     return lambda: per_op_ns(loop, n)
+
+
+def spread(numerator: Sequence[float], denominator: Sequence[float]) -> str:
+    ratios = sorted(a / b for a, b in zip(numerator, denominator))
+    quarter = len(ratios) // 4
+    return f"middle half {ratios[quarter]:.3f}..{ratios[-1 - quarter]:.3f}"
+
+
+def direct_django(app: WsgiApp, n: int) -> float:
+    """Nanoseconds per request inside ``FlagsMiddleware.__call__``, less the inner app."""
+    from sentry_flags.django import FlagsMiddleware
+
+    clock = time.perf_counter_ns
+    original = FlagsMiddleware.__call__
+    spent = [0]
+
+    def timed_call(self: Any, request: Any) -> Any:
+        start = clock()
+        inner = self.get_response
+        inner_ns = [0]
+
+        def get_response(req: Any) -> Any:
+            t0 = clock()
+            try:
+                return inner(req)
+            finally:
+                inner_ns[0] += clock() - t0
+
+        self.get_response = get_response
+        try:
+            return original(self, request)
+        finally:
+            self.get_response = inner
+            spent[0] += clock() - start - inner_ns[0]
+
+    FlagsMiddleware.__call__ = timed_call  # type: ignore[method-assign]
+    try:
+        requests_loop(app)(n)
+    finally:
+        FlagsMiddleware.__call__ = original  # type: ignore[method-assign]
+    return spent[0] / n
+
+
+def direct_flask(app: Any, n: int) -> float:
+    """Nanoseconds per request inside our ``before_request`` function."""
+    clock = time.perf_counter_ns
+    ext = app.extensions["sentry_flags"]
+    funcs = app.before_request_funcs[None]
+    index = funcs.index(ext._before_request)
+    original = funcs[index]
+    spent = [0]
+
+    def timed() -> Any:
+        start = clock()
+        try:
+            return original()
+        finally:
+            spent[0] += clock() - start
+
+    funcs[index] = timed
+    try:
+        requests_loop(app)(n)
+    finally:
+        funcs[index] = original
+    return spent[0] / n
+
+
+DIRECT = {"django": direct_django, "flask": direct_flask}
 
 
 def flask_apps() -> tuple[WsgiApp, WsgiApp]:
@@ -117,14 +197,24 @@ def run(quick: bool) -> list[Row]:
             continue
         plain, ours = apps[name]
         loops = {"plain": requests_loop(plain), "ours": requests_loop(ours)}
+        loops["plain A/A"] = requests_loop(plain)
         for loop in loops.values():
             loop(200)  # warm-up
         log(f"{NAME}: {name}: {rounds} rounds x {n} requests per variant")
         samples = interleave({k: timed(loop, n) for k, loop in loops.items()}, rounds)
         ratio = paired_ratio(samples["ours"], samples["plain"])
+        noise = paired_ratio(samples["plain A/A"], samples["plain"])
+        direct = DIRECT[name](ours, n)
+        share = direct / med(samples["plain"])
         rows += [
             Row(title, "app with sentry-sdk's integration", us(med(samples["plain"])) + "/request"),
             Row(title, f"same app + {OURS[name]}", us(med(samples["ours"])) + "/request", f"{ratio:.3f}",
                 f"<= {BUDGET:.2f}", verdict(ratio <= BUDGET)),
+            Row(title, "A/A: the plain app timed again", us(med(samples["plain A/A"])) + "/request",
+                f"{noise:.3f}"),
+            Row(title, "our code per request, measured directly", us(direct), f"{1 + share:.3f}"),
+            Row.note(title, f"per-round ratios: ours/plain {spread(samples['ours'], samples['plain'])}; "
+                     f"A/A {spread(samples['plain A/A'], samples['plain'])}; our code directly = "
+                     f"{share:.1%} of the plain request"),
         ]  # fmt: skip
     return rows

@@ -31,3 +31,39 @@ def test_quick_ld_hook_benchmark_prints_the_table() -> None:
     assert "ERROR" not in out
     assert "nproc" in out
     assert "sentry-sdk" in out
+
+
+def test_quick_middleware_benchmark_shows_its_noise_floor() -> None:
+    pytest.importorskip("flask")
+    pytest.importorskip("django")
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "middleware"],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for framework in ("django", "flask"):
+        rows = [line for line in out.splitlines() if line.startswith(f"5 {framework} per request")]
+        assert len(rows) == 4, out
+        assert any("A/A" in row for row in rows), out
+        assert any("measured directly" in row for row in rows), out
+    assert "vendor clients: SDK defaults" in out
+    assert "ERROR" not in out
+
+
+def test_help_names_every_option() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--help"],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    for option in ("--quick", "--only", "--strict", "--fast-vendors"):
+        assert option in done.stdout

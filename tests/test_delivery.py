@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sentry_flags import ErrorView
+from sentry_flags import ErrorView, _delivery
 from sentry_flags._delivery import Delivery
 from sentry_flags._privacy import Privacy
 from sentry_flags.forwarders import Forwarder, VendorCall
@@ -280,6 +280,124 @@ def test_worker_wakes_on_its_own() -> None:
     recorder = RecordingForwarder()
     Delivery([recorder]).submit(event(1), PRIVACY, None)
     assert recorder.wait_for(1, timeout=5)
+
+
+# -- the worker's pauses (it holds the GIL in short slices) --------------------------------------
+
+
+class CountingPauses(Delivery):
+    """Counts the worker's pauses; ``during_flush`` counts those taken while a flush waits."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pauses = 0
+        self.flushing = False
+        self.during_flush = 0
+
+    def _pause(self) -> None:
+        self.pauses += 1
+        if self.flushing:
+            self.during_flush += 1
+        super()._pause()
+
+
+def test_a_draining_worker_pauses_between_slices_and_loses_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_delivery, "SLICE", 0.0)  # pause after every event
+    first, second = RecordingForwarder(), RecordingForwarder()
+    delivery = CountingPauses([first, second], interval=60)
+    for i in range(300):
+        delivery.submit(event(i), PRIVACY, None)
+    delivery._wake.set()  # drain now, without a flush (a flush drains without pausing)
+
+    assert first.wait_for(300, timeout=30)
+    assert second.wait_for(300, timeout=30)
+    assert delivery.pauses >= 299  # before every event but the first
+    assert first.event_ids == second.event_ids == ids(*range(300))
+    assert delivery.dropped == delivery.rate_limited == 0
+
+
+def test_events_submitted_while_the_worker_pauses_are_delivered_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_delivery, "SLICE", 0.0)
+    recorder = RecordingForwarder()
+    delivery = CountingPauses([recorder], interval=0.01)
+    for i in range(400):
+        delivery.submit(event(i), PRIVACY, None)
+        if i % 50 == 0:
+            time.sleep(0.005)  # let the worker start draining and pausing meanwhile
+
+    assert recorder.wait_for(400, timeout=30)
+    assert delivery.pauses > 0
+    assert recorder.event_ids == ids(*range(400))
+
+
+def test_a_flush_drains_without_pausing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_delivery, "SLICE", 0.0)
+    monkeypatch.setattr(_delivery, "PAUSE", 0.05)  # 50 pauses would take 2.5 s
+    recorder = RecordingForwarder()
+    delivery = CountingPauses([recorder], interval=60)
+    for i in range(50):
+        delivery.submit(event(i), PRIVACY, None)
+    delivery.flushing = True
+    assert delivery.flush(30)
+    assert recorder.event_ids == ids(*range(50))
+    assert delivery.during_flush <= 1  # at most the pause the worker was already in
+
+
+# -- the rate bound before the queue --------------------------------------------------------------
+
+
+def test_over_the_rate_events_are_counted_on_every_forwarder_and_not_queued() -> None:
+    first, second = RecordingForwarder(), RecordingForwarder()
+    # 0.01 a second with the minimum burst: the first MIN_BURST pass, the rest do not.
+    delivery = Delivery([first, second], max_per_second=0.01)
+    for i in range(_delivery.MIN_BURST + 150):
+        delivery.submit(event(i), PRIVACY, None)
+
+    assert delivery.flush(10)
+    assert delivery.rate_limited == 150
+    assert delivery.dropped == 0
+    assert first.event_ids == second.event_ids == ids(*range(_delivery.MIN_BURST))
+    for forwarder in (first, second):
+        assert forwarder.stats.skipped == {"rate_limit": 150}
+        assert forwarder.stats.dropped == 0
+
+
+def test_a_full_queue_drops_before_the_rate_bound_spends_a_token() -> None:
+    gate = Gate()
+    delivery = Delivery([gate], queue_size=2, max_per_second=0.01)
+    try:
+        delivery.submit(event(0), PRIVACY, None)
+        assert gate.entered.wait(5)
+        for i in range(1, 11):
+            delivery.submit(event(i), PRIVACY, None)
+        assert delivery.dropped == 8  # events 3..10: the queue holds 1 and 2
+        assert delivery.rate_limited == 0
+    finally:
+        gate.release.set()
+    assert delivery.flush(5)
+    assert gate.event_ids == ids(0, 1, 2)
+
+
+def test_rate_bound_refills_at_its_rate_up_to_its_burst() -> None:
+    bound = _delivery.RateBound(10, burst=5)
+    t0 = bound._last
+    assert [bound.take(t0) for _ in range(6)] == [True] * 5 + [False]
+    assert bound.take(t0 + 0.1)  # one token in a tenth of a second
+    assert not bound.take(t0 + 0.1)
+    assert [bound.take(t0 + 100) for _ in range(6)] == [True] * 5 + [False]  # capped at the burst
+
+
+def test_rate_bound_burst_is_at_least_one_second_and_the_minimum() -> None:
+    assert _delivery.RateBound(10).burst == _delivery.MIN_BURST
+    assert _delivery.RateBound(5000).burst == 5000
+
+
+@pytest.mark.parametrize("rate", [0, -1, float("nan"), float("inf"), True, "10"])
+def test_rate_bound_rejects_what_is_not_a_positive_rate(rate: Any) -> None:
+    with pytest.raises(ValueError, match="max_per_second"):
+        _delivery.RateBound(rate)
 
 
 # -- fork ----------------------------------------------------------------------------------------

@@ -381,3 +381,40 @@ def test_regex_and_substring_state_is_per_integration(
     assert raise_and_capture("two") is None
 
     assert summaries(sentry_receiver, 1) == ["one"]
+
+
+# -- forwarding rate ------------------------------------------------------------------------------
+
+
+def test_errors_over_the_forwarding_rate_still_go_to_sentry_and_are_counted(
+    sentry_init: Callable[..., Any],
+) -> None:
+    from sentry_flags._delivery import MIN_BURST
+
+    recorder = RecordingForwarder()
+    sentry_init(integrations=[FlagsIntegration(forwarders=[recorder], max_forwarded_per_second=0.01)])
+    for i in range(MIN_BURST + 20):
+        # Our stage passes every one on to Sentry (a dropped event has no id).
+        assert raise_and_capture(f"storm {i}") is not None
+
+    assert flush_forwarders()
+    assert [v.exception_value for v in recorder.views] == [f"storm {i}" for i in range(MIN_BURST)]
+    assert recorder.stats.skipped == {"rate_limit": 20}
+
+
+def test_the_forwarding_rate_defaults_to_a_bound_and_none_lifts_it() -> None:
+    from sentry_flags._delivery import DEFAULT_MAX_PER_SECOND
+
+    bounded = FlagsIntegration(forwarders=[RecordingForwarder()])
+    assert bounded.delivery is not None
+    assert bounded.delivery._bucket is not None
+    assert bounded.delivery._bucket.rate == DEFAULT_MAX_PER_SECOND
+    unbounded = FlagsIntegration(forwarders=[RecordingForwarder()], max_forwarded_per_second=None)
+    assert unbounded.delivery is not None
+    assert unbounded.delivery._bucket is None
+
+
+@pytest.mark.parametrize("rate", [0, -2.5, float("nan"), float("inf"), True, "10"])
+def test_the_forwarding_rate_must_be_a_positive_number(rate: Any) -> None:
+    with pytest.raises(ValueError, match="max_forwarded_per_second"):
+        FlagsIntegration(forwarders=[RecordingForwarder()], max_forwarded_per_second=rate)

@@ -3,20 +3,24 @@
 Waking another thread per event is what costs (see docs/benchmarks.md), so ``submit`` only
 appends to a deque; the worker wakes on a short timer, or early when a batch is waiting.
 A full queue drops and counts; nothing here blocks the caller or grows without bound.
+Errors over ``max_per_second`` (a token bucket checked before the queue) are counted and
+not queued, so an error storm costs the app a bounded amount of forwarding work; and the
+worker drains in short slices so an app thread waiting for the GIL is not kept waiting.
+See docs/benchmarks.md for the measurements behind these numbers.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import math
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 from sentry_flags._event import ErrorView
+from sentry_flags._fork import run_after_fork
 from sentry_flags._privacy import Privacy
 
 if TYPE_CHECKING:
@@ -25,8 +29,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger("sentry_flags")
 
 DEFAULT_QUEUE_SIZE = 1000
+DEFAULT_MAX_PER_SECOND = 10.0
+MIN_BURST = 100  # a rate bound lets bursts of this many (or one second's worth) through
 WAKE_INTERVAL = 0.1
 WAKE_BATCH = 64
+# The worker holds the GIL for at most SLICE seconds of draining, then sleeps PAUSE seconds
+# (unless a flush is waiting). An app thread that gave up the GIL for I/O (sentry-sdk reads
+# source files while building each event) gets it back at once instead of after Python's
+# 5 ms switch interval. Caps the worker near SLICE / (SLICE + PAUSE) of one core.
+SLICE = 0.0005
+PAUSE = 0.002
 
 _Item = tuple[dict[str, Any], Privacy, Any, float]
 
@@ -40,20 +52,32 @@ class Delivery:
         *,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         interval: float = WAKE_INTERVAL,
+        max_per_second: Optional[float] = None,
     ) -> None:
         self.forwarders = tuple(forwarders)
         self.queue_size = queue_size
         self.interval = interval
         self.dropped = 0
+        self.rate_limited = 0
+        self._rate_limited_counted = 0  # how many of them the forwarders' counters show
+        self._bucket = None if max_per_second is None else RateBound(max_per_second)
+        self._hurry_until = 0.0  # monotonic deadline of a waiting flush: drain without pauses
         self._lock = threading.Lock()
         self._reset()
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.ref(self)
-            os.register_at_fork(after_in_child=lambda: _reset_ref(ref))
+        run_after_fork(self)
+
+    def _after_fork(self) -> None:
+        # In a forked child (see _fork.py): the parent's worker thread does not exist
+        # here, its locks may be held forever, and its queued events are the parent's to
+        # send. The forwarders get to mend their vendor clients (forwarder.after_fork).
+        self._reset()
+        for forwarder in self.forwarders:
+            try:
+                forwarder.after_fork()
+            except Exception:
+                logger.debug("%s after_fork failed", forwarder.vendor, exc_info=True)
 
     def _reset(self) -> None:
-        # After fork the parent's worker thread does not exist in the child, and the
-        # parent's queued events are the parent's to send.
         self._queue: deque[_Item] = deque()
         self._wake = threading.Event()
         self._idle = threading.Condition(threading.Lock())
@@ -62,8 +86,6 @@ class Delivery:
         self._stop = threading.Event()
         self._vendor_flush: Optional[threading.Event] = None
         self._lock = threading.Lock()
-        for forwarder in self.forwarders:
-            forwarder.after_fork()
 
     def submit(self, event: dict[str, Any], privacy: Privacy, ld_context: Any) -> None:
         """Queue one event for every forwarder. O(1), never blocks, never raises."""
@@ -75,7 +97,14 @@ class Delivery:
             for forwarder in self.forwarders:
                 forwarder.count_dropped()
             return
-        queue.append((event, privacy, ld_context, time.monotonic()))
+        now = time.monotonic()
+        bucket = self._bucket
+        if bucket is not None and not bucket.take(now):
+            # Counted on the forwarders by the worker (see _count_rate_limited): a storm
+            # must not pay three locked counter updates per error on the app's thread.
+            self.rate_limited += 1
+            return
+        queue.append((event, privacy, ld_context, now))
         if self._thread is None:
             self._start()
         elif len(queue) == WAKE_BATCH:
@@ -118,9 +147,25 @@ class Delivery:
                     self._busy = False
                     self._idle.notify_all()
 
+    def _count_rate_limited(self) -> None:
+        total = self.rate_limited
+        new = total - self._rate_limited_counted
+        if new > 0:
+            self._rate_limited_counted = total
+            for forwarder in self.forwarders:
+                forwarder.count_skipped("rate_limit", new)
+
     def _drain(self) -> None:
+        self._count_rate_limited()
         queue = self._queue
+        clock = time.monotonic
+        slice_end = clock() + SLICE
         while queue:
+            now = clock()
+            if now >= slice_end:
+                if now >= self._hurry_until:
+                    self._pause()
+                slice_end = clock() + SLICE
             with self._idle:
                 self._busy = True
             try:
@@ -141,9 +186,16 @@ class Delivery:
             self._busy = False
             self._idle.notify_all()
 
+    def _pause(self) -> None:
+        # A sleep releases the GIL and leaves this thread unrunnable for a while, so an app
+        # thread waiting for the GIL takes it now. (time.sleep(0) would not do: the worker
+        # would take the GIL back before the woken app thread runs.)
+        time.sleep(PAUSE)
+
     def flush(self, timeout: float) -> bool:
         """Deliver what is queued and flush the vendor clients, within ``timeout`` seconds."""
         deadline = time.monotonic() + max(0.0, timeout)
+        self._hurry_until = max(self._hurry_until, deadline)
         if self._thread is None and self._queue and not self._try_start():
             return False
         self._wake.set()
@@ -198,7 +250,29 @@ class Delivery:
         request.set()
 
 
-def _reset_ref(ref: weakref.ref[Delivery]) -> None:
-    delivery = ref()
-    if delivery is not None:
-        delivery._reset()
+class RateBound:
+    """A token bucket: ``rate`` events a second on average, bursts of up to ``burst``.
+
+    Checked on the app's thread for every captured error, so it is a few float operations
+    and takes no lock: callers racing on it may let a token or two too many through.
+    """
+
+    __slots__ = ("_last", "_tokens", "burst", "rate")
+
+    def __init__(self, rate: float, burst: Optional[float] = None) -> None:
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < math.inf:
+            raise ValueError(f"max_per_second must be a positive number, got {rate!r}")
+        self.rate = float(rate)
+        self.burst = max(self.rate, MIN_BURST) if burst is None else max(1.0, float(burst))
+        self._tokens = self.burst
+        self._last = time.monotonic()
+
+    def take(self, now: float) -> bool:
+        tokens = self._tokens + (now - self._last) * self.rate
+        self._last = now
+        tokens = min(tokens, self.burst)
+        if tokens >= 1.0:
+            self._tokens = tokens - 1.0
+            return True
+        self._tokens = tokens
+        return False

@@ -6,7 +6,7 @@ They are built once from the options, so the event path only runs compiled state
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Protocol
 
 from sentry_flags._patterns import Matcher
@@ -54,18 +54,46 @@ class AllowUrls:
         return None
 
 
+INCLUDE_PATHS_CACHE_SIZE = 1024
+
+_FrameKey = tuple[Optional[str], Optional[str]]
+
+
 @dataclass(frozen=True)
 class IncludePaths:
-    """Mark frames from the app's own paths in-app, and every other frame not."""
+    """Mark frames from the app's own paths in-app, and every other frame not.
+
+    The decision depends only on a frame's ``(abs_path, module)``, and an app raises from
+    the same few hundred places over and over, so decisions are remembered in a dict of
+    at most ``cache_size`` entries (the oldest is forgotten first).
+    """
 
     matcher: Matcher
     name: str = "include_paths"
+    cache_size: int = INCLUDE_PATHS_CACHE_SIZE
+    _cache: dict[_FrameKey, bool] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def __call__(self, event: Event) -> Optional[Event]:
+        cache = self._cache
         for frame in all_frames(event):
-            candidates = [v for v in (text(frame.get("abs_path")), text(frame.get("module"))) if v]
-            frame["in_app"] = self.matcher.search_any(candidates)
+            key = (text(frame.get("abs_path")), text(frame.get("module")))
+            in_app = cache.get(key)
+            if in_app is None:
+                in_app = self.matcher.search_any([v for v in key if v])
+                self._remember(key, in_app)
+            frame["in_app"] = in_app
         return event
+
+    def _remember(self, key: _FrameKey, in_app: bool) -> None:
+        cache = self._cache
+        while len(cache) >= self.cache_size:
+            try:
+                del cache[next(iter(cache))]
+            except (KeyError, StopIteration, RuntimeError):  # another thread evicted it first
+                break
+        cache[key] = in_app
 
 
 @dataclass(frozen=True)

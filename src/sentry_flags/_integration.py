@@ -8,9 +8,12 @@ bound to each client as it is set on a scope, and checked again at event time.
 from __future__ import annotations
 
 import atexit
+import json
 import logging
+import math
 import sys
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -27,7 +30,7 @@ from sentry_flags._context import (
     Redaction,
     redact,
 )
-from sentry_flags._delivery import DEFAULT_QUEUE_SIZE, Delivery
+from sentry_flags._delivery import DEFAULT_MAX_PER_SECOND, DEFAULT_QUEUE_SIZE, Delivery
 from sentry_flags._filters import (
     AllowUrls,
     ApplySettings,
@@ -97,6 +100,7 @@ class FlagsIntegration(Integration):
         debug: bool = False,
         forwarders: Optional[Iterable[Forwarder]] = None,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        max_forwarded_per_second: Optional[float] = DEFAULT_MAX_PER_SECOND,
         _slashed_regex: bool = False,
     ) -> None:
         if not isinstance(debug, bool):
@@ -132,8 +136,17 @@ class FlagsIntegration(Integration):
             self.redaction = _hook_launchdarkly(launchdarkly_client)
         if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
             raise ValueError(f"queue_size must be a positive int, got {queue_size!r}")
+        rate = max_forwarded_per_second
+        if rate is not None and (
+            isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < math.inf
+        ):
+            raise ValueError(f"max_forwarded_per_second must be a positive number or None, got {rate!r}")
         self.forwarders = _check_forwarders(forwarders)
-        self.delivery = Delivery(self.forwarders, queue_size=queue_size) if self.forwarders else None
+        self.delivery = (
+            Delivery(self.forwarders, queue_size=queue_size, max_per_second=rate)
+            if self.forwarders
+            else None
+        )
         self._pipeline: tuple[Processor, ...] = self._filters
         self._bind_lock = threading.Lock()
 
@@ -200,6 +213,7 @@ class FlagsIntegration(Integration):
             pipeline = (*self._filters, settings)
             stage = _Stage(self, current, Privacy.from_options(options), pipeline)
             options["before_send"] = stage
+            options["custom_repr"] = _redacting_repr(options.get("custom_repr"), self, stage.privacy)
             if self.debug:
                 _enable_debug_logging()
                 logger.debug("sentry-flags bound to a Sentry client (%d processors)", len(pipeline))
@@ -227,6 +241,26 @@ class FlagsIntegration(Integration):
     def close(self, timeout: float) -> None:
         if self.delivery is not None:
             self.delivery.close(timeout)
+
+
+def _redacting_repr(
+    previous: Optional[Callable[[Any], Any]], integration: FlagsIntegration, privacy: Privacy
+) -> Any:
+    """sentry-sdk's ``custom_repr`` that shows an LD ``Context`` redacted.
+
+    A Context's own repr is its full JSON, private attributes included, and sentry-sdk sends
+    the repr of every local variable of the raising frames. Only non-primitive values reach
+    here, so the check costs nothing on the common path.
+    """
+
+    def custom_repr(value: Any) -> Any:
+        context_type = getattr(sys.modules.get("ldclient"), "Context", None)
+        if context_type is not None and isinstance(value, context_type):
+            redacted = redact(value, integration.redaction, pii=privacy.user_info)
+            return f"<Context {json.dumps(redacted, default=str, sort_keys=True)}>"
+        return previous(value) if previous is not None else None
+
+    return custom_repr
 
 
 class _Stage:
@@ -328,8 +362,11 @@ def _patch_sentry() -> None:
         try:
             integration = self.get_integration(FlagsIntegration)
             if integration is not None:
-                budget = timeout if timeout is not None else self.options.get("shutdown_timeout", 2)
-                integration.flush(min(float(budget), FLUSH_SHARE))
+                budget = float(timeout if timeout is not None else self.options.get("shutdown_timeout", 2))
+                started = time.monotonic()
+                # At most half the caller's budget: Sentry's own events keep the rest.
+                integration.flush(min(budget / 2, FLUSH_SHARE))
+                timeout = max(0.0, budget - (time.monotonic() - started))
         except Exception:
             logger.debug("sentry-flags flush failed", exc_info=True)
         return original_flush(self, timeout, *args, **kwargs)

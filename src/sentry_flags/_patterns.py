@@ -3,39 +3,55 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 PatternLike = Union[str, "re.Pattern[str]"]
 
 _SLASHED = re.compile(r"^/(?P<body>.*)/(?P<flags>[imsx]*)$", re.DOTALL)
 _FLAG_BITS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
+# A global inline flag group such as "(?i)": moved into an alternation it would apply to
+# every branch (Python < 3.11) or fail to compile (3.11+). Over-matching here (an escaped
+# "\(?i)") only means that pattern is not merged.
+_GLOBAL_FLAGS = re.compile(r"\(\?[aiLmsux]+\)")
 
 
-@dataclass(frozen=True)
 class Matcher:
     """A compiled list of substrings and regexes; empty matches nothing.
 
-    Substrings are folded into one alternation so twenty patterns cost one scan.
+    Substrings are folded into one literal alternation, and regexes that share their flags
+    and have no groups into one alternation per flag set, so twenty patterns cost one or
+    two scans of each text instead of twenty. A regex with groups (a backreference would
+    change meaning once its group numbers shift), a global inline flag or ``re.DEBUG`` is
+    searched on its own. ``search`` is true exactly when one of the patterns, searched one
+    by one, would match.
     """
 
-    substrings: Optional[re.Pattern[str]]
-    regexes: tuple[re.Pattern[str], ...]
+    __slots__ = ("scanners",)
+
+    def __init__(self, scanners: tuple[re.Pattern[str], ...]) -> None:
+        self.scanners = scanners
 
     def __bool__(self) -> bool:
-        return self.substrings is not None or bool(self.regexes)
+        return bool(self.scanners)
+
+    def __repr__(self) -> str:
+        return f"Matcher({[rx.pattern for rx in self.scanners]!r})"
 
     def search(self, text: str) -> bool:
-        if self.substrings is not None and self.substrings.search(text):
-            return True
-        return any(rx.search(text) for rx in self.regexes)
+        return any(scanner.search(text) is not None for scanner in self.scanners)
 
     def search_any(self, texts: Iterable[str]) -> bool:
-        return any(self.search(t) for t in texts)
+        scanners = self.scanners
+        for text in texts:
+            for scanner in scanners:
+                if scanner.search(text) is not None:
+                    return True
+        return False
 
 
-EMPTY = Matcher(None, ())
+EMPTY = Matcher(())
 
 
 def compile_patterns(option: str, value: Any, *, slashed_regex: bool = False) -> Matcher:
@@ -69,8 +85,49 @@ def compile_patterns(option: str, value: Any, *, slashed_regex: bool = False) ->
             raise TypeError(
                 f"{option}[{i}] must be a str or re.Pattern, got {type(item).__name__}"
             )
-    joined = re.compile("|".join(re.escape(s) for s in subs)) if subs else None
-    return Matcher(joined, tuple(regexes))
+    scanners: list[re.Pattern[str]] = []
+    if subs:
+        # Kept apart from the regexes: a pure literal alternation lets the regex engine
+        # skip quickly to candidate positions, which a mixed one does not.
+        scanners.append(re.compile("|".join(re.escape(s) for s in subs)))
+    scanners.extend(merge_regexes(regexes))
+    return Matcher(tuple(scanners))
+
+
+def mergeable(rx: re.Pattern[str]) -> bool:
+    """Whether ``rx`` keeps its meaning as one branch of a larger alternation."""
+    return (
+        rx.groups == 0
+        and not rx.flags & re.DEBUG
+        and _GLOBAL_FLAGS.search(rx.pattern) is None
+    )
+
+
+def merge_regexes(regexes: Iterable[re.Pattern[str]]) -> list[re.Pattern[str]]:
+    """One alternation per flag set for the mergeable regexes, the others as they are."""
+    by_flags: dict[int, list[re.Pattern[str]]] = {}
+    alone: list[re.Pattern[str]] = []
+    for rx in regexes:
+        if mergeable(rx):
+            by_flags.setdefault(rx.flags, []).append(rx)
+        else:
+            alone.append(rx)
+    merged: list[re.Pattern[str]] = []
+    for flags, group in by_flags.items():
+        if len(group) == 1:
+            merged.append(group[0])
+            continue
+        # In verbose mode a "#" comment runs to the end of the line: end each branch with
+        # a newline so a trailing comment cannot swallow the closing parenthesis.
+        end = "\n)" if flags & re.VERBOSE else ")"
+        source = "|".join(f"(?:{rx.pattern}{end}" for rx in group)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # each one warned when the user compiled it
+                merged.append(re.compile(source, flags))
+        except (re.error, RecursionError, OverflowError):
+            merged.extend(group)
+    return merged + alone
 
 
 def _compile_slashed(option: str, index: int, match: re.Match[str]) -> re.Pattern[str]:

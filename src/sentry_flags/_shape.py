@@ -20,32 +20,37 @@ def text(value: Any) -> Optional[str]:
     return value if isinstance(value, str) else None
 
 
-def exceptions(event: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """Exception values, oldest first, as sentry-sdk orders them (the raised one is last)."""
-    exc = event.get("exception")
-    values = exc.get("values") if isinstance(exc, Mapping) else exc
+# These readers run on the app's thread for every error: plain dicts (what sentry-sdk
+# builds) are recognised by type before the slower Mapping ABC check.
+
+
+def _values(container: Any) -> list[Mapping[str, Any]]:
+    values = container.get("values") if isinstance(container, (dict, Mapping)) else container
     if not isinstance(values, list):
         return []
-    return [v for v in values if isinstance(v, Mapping)]
+    return [v for v in values if type(v) is dict or isinstance(v, Mapping)]
+
+
+def exceptions(event: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Exception values, oldest first, as sentry-sdk orders them (the raised one is last)."""
+    return _values(event.get("exception"))
 
 
 def frames(exception: Mapping[str, Any]) -> list[Any]:
     stacktrace = exception.get("stacktrace")
-    found = stacktrace.get("frames") if isinstance(stacktrace, Mapping) else None
-    return found if isinstance(found, list) else []
+    if type(stacktrace) is dict or isinstance(stacktrace, Mapping):
+        found = stacktrace.get("frames")
+        if isinstance(found, list):
+            return found
+    return []
 
 
 def all_frames(event: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     """Every mutable frame of every exception and thread stacktrace."""
-    holders: list[Any] = list(exceptions(event))
-    threads = event.get("threads")
-    values = threads.get("values") if isinstance(threads, Mapping) else threads
-    if isinstance(values, list):
-        holders.extend(v for v in values if isinstance(v, Mapping))
-    for holder in holders:
-        for frame in frames(holder):
-            if isinstance(frame, dict):
-                yield frame
+    holders = _values(event.get("exception"))
+    if "threads" in event:
+        holders += _values(event.get("threads"))
+    return iter([frame for holder in holders for frame in frames(holder) if isinstance(frame, dict)])
 
 
 def messages(event: Mapping[str, Any]) -> list[str]:
@@ -79,7 +84,7 @@ def error_texts(event: Mapping[str, Any]) -> list[str]:
 
 def _is_pseudo_path(path: Optional[str]) -> bool:
     # sentry-sdk makes abs_path absolute, so "<string>" arrives as "/cwd/<string>".
-    if not path:
+    if not path or path[-1] != ">":  # the common case, without splitting the path
         return False
     name = path.replace("\\", "/").rsplit("/", 1)[-1]
     return name.startswith("<") and name.endswith(">")

@@ -45,16 +45,19 @@ class Counters:
         self._skipped: Counter[str] = Counter()
 
     def after_fork(self) -> None:
-        # The lock may have been held by the parent's worker at fork time.
+        # The lock may have been held by the parent's worker at fork time. The counts start
+        # over: a child's stats describe the child, so summing workers counts nothing twice.
         self._lock = threading.Lock()
+        self._counts = Counter()
+        self._skipped = Counter()
 
     def add(self, name: str, n: int = 1) -> None:
         with self._lock:
             self._counts[name] += n
 
-    def skip(self, reason: str) -> None:
+    def skip(self, reason: str, n: int = 1) -> None:
         with self._lock:
-            self._skipped[reason] += 1
+            self._skipped[reason] += n
 
     def snapshot(self) -> Stats:
         with self._lock:
@@ -179,8 +182,8 @@ class Forwarder(ABC):
     def count_dropped(self) -> None:
         self._counters.add("dropped")
 
-    def count_skipped(self, reason: str) -> None:
-        self._counters.skip(reason)
+    def count_skipped(self, reason: str, n: int = 1) -> None:
+        self._counters.skip(reason, n)
 
 
 class BackoffForwarder(Forwarder):
