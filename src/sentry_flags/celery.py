@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -31,6 +30,7 @@ from sentry_flags._context import (
     redact,
     set_launchdarkly_context,
 )
+from sentry_flags._fork import ForkSafeLock
 from sentry_flags._integration import FlagsIntegration
 from sentry_flags._privacy import Privacy
 
@@ -51,7 +51,7 @@ MAX_HEADER_BYTES = 8192  # past this only kinds and keys travel: brokers cap hea
 _UID = "sentry_flags.celery"
 _MISSING = object()
 
-_state_lock = threading.Lock()
+_state_lock = ForkSafeLock()
 _connected: Optional[bool] = None  # None: not connected; else the ``attributes`` option
 _previous: dict[str, tuple[Any, Any]] = {}  # task id -> (isolation scope, slot before the task)
 

@@ -72,7 +72,26 @@ def install_hook(client: LDClient) -> LaunchDarklyContextHook:
             hook = LaunchDarklyContextHook(Redaction.from_client(client))
             client.add_hook(hook)
             _hooked[client] = hook
+            _keep_after_postfork(client, hook)
         return hook
+
+
+def _keep_after_postfork(client: LDClient, hook: LaunchDarklyContextHook) -> None:
+    # postfork() rebuilds the client's hooks from its Config (hooks=, plugins=) and drops
+    # those added with add_hook(), so a forked worker would stop recording contexts.
+    original = getattr(type(client), "postfork", None)
+    if original is None:  # LD SDKs without postfork()
+        return
+    ref = weakref.ref(client)
+
+    def postfork(*args: Any, **kwargs: Any) -> Any:
+        current = ref()
+        result = original(current, *args, **kwargs)
+        if current is not None:
+            current.add_hook(hook)
+        return result
+
+    client.postfork = postfork  # type: ignore[method-assign]
 
 
 if Plugin is not None:

@@ -14,11 +14,12 @@ key and the attributes are not recorded: they identify the user.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
 import sentry_sdk
+
+from sentry_flags._fork import ForkSafeLock
 
 AddFeatureFlag = Callable[[str, bool], None]
 
@@ -44,7 +45,7 @@ CONTEXT_KEY = "splitTreatments"
 MAX_TREATMENTS = 100  # the most recent features; Sentry's flags buffer keeps 100 as well
 BOOLEAN_TREATMENTS = {"on": True, "off": False}
 
-_lock = threading.Lock()
+_lock = ForkSafeLock()
 
 
 def record_treatment(feature: str, treatment: str, label: Optional[str] = None) -> None:

@@ -15,6 +15,10 @@ import ipaddress
 import json
 import logging
 import math
+import os
+import queue
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from numbers import Real
 from types import ModuleType
@@ -82,6 +86,8 @@ class SegmentForwarder(BackoffForwarder):
     """
 
     vendor = "segment"
+    # At most this long per flush() waiting for Segment's consumer to post what it queued.
+    flush_timeout = 2.0
 
 
     def __init__(
@@ -120,9 +126,10 @@ class SegmentForwarder(BackoffForwarder):
             # Its first call would build the default client and raise (write_key unset).
             self._counters.skip("no_write_key")
             return []
-        if _consumers_stopped(_module_client(client)):
-            # shutdown()/join() was called, or this is a forked child: the message would sit
-            # in the queue forever and make every later flush() hang.
+        if _consumers_stopped(_module_client(client)) and not self._restart_after_fork():
+            # shutdown()/join() was called (or a forked child's consumers could not be
+            # restarted): the message would sit in the queue forever and make every later
+            # flush() hang.
             self._counters.skip("client_stopped")
             return []
         if not self._bucket.take(captured_at):
@@ -151,7 +158,7 @@ class SegmentForwarder(BackoffForwarder):
         return True
 
     def flush(self) -> None:
-        """The client's ``flush()``: blocks until Segment's consumer posted what it queued."""
+        """Wait, at most ``flush_timeout`` seconds, until Segment's consumer posted its queue."""
         # The module's own flush() would create its default client if there is none.
         client = _module_client(self.client)
         if client is None:
@@ -163,7 +170,43 @@ class SegmentForwarder(BackoffForwarder):
             # queue.join() on a queue nobody consumes never returns.
             logger.debug("segment client is shut down with messages queued; not flushing it")
             return
+        pending = getattr(client, "queue", None)
+        if isinstance(pending, queue.Queue):
+            # Segment's flush() is an unbounded queue.join(): against an API that hangs or
+            # rate limits it waits as long as the consumer retries (minutes by default),
+            # holding the delivery worker, and so every other forwarder, with it. The
+            # consumer posts on its own; wait for it, bounded.
+            if not _join(pending, self.flush_timeout):
+                logger.debug(
+                    "segment still has %d message(s) queued after %.1fs; they go out later",
+                    pending.unfinished_tasks, self.flush_timeout,
+                )  # fmt: skip
+            return
         flush()
+
+    _fork_pending = False  # a forked child whose Segment client awaits its consumers
+
+    def after_fork(self) -> None:
+        """In a forked child: Segment's consumer threads are gone; restart them when needed.
+
+        Segment's client has no post-fork call of its own (LaunchDarkly has ``postfork()``,
+        Split ``resume()``). The client gets a fresh queue now (no threads, nothing to
+        wait for); its consumers start at the child's first forwarded error, so children
+        that never forward one (a multiprocessing pool) get no extra thread.
+        """
+        super().after_fork()
+        self._fork_pending = _renew_queue(_module_client(self.client))
+
+    def _restart_after_fork(self) -> bool:
+        if not self._fork_pending:
+            return False
+        self._fork_pending = False
+        restarted = _restart_consumers(_module_client(self.client))
+        logger.debug(
+            "forked process %d: Segment's consumer threads %s",
+            os.getpid(), "restarted" if restarted else "left stopped",
+        )  # fmt: skip
+        return restarted
 
     # -- internals ------------------------------------------------------------------------
 
@@ -237,8 +280,77 @@ def _consumers_stopped(client: Any) -> bool:
     return not any(getattr(c, "is_alive", lambda: True)() for c in consumers)
 
 
+def _restartable(client: Any) -> bool:
+    """In a forked child: every consumer ran in the parent at fork time and is gone here.
+
+    Not when the app stopped them before forking (``join()``/``shutdown()`` pause them), nor
+    for a client with OAuth: its token manager's state is the parent's (create such a
+    client after forking).
+    """
+    consumers = getattr(client, "consumers", None)
+    if (
+        not isinstance(consumers, list)
+        or not consumers
+        or not isinstance(getattr(client, "queue", None), queue.Queue)
+        or getattr(client, "send", True) is False
+        or getattr(client, "oauth_manager", None) is not None
+    ):
+        return False
+    return all(
+        isinstance(consumer, threading.Thread)
+        and consumer.ident is not None  # started in the parent
+        and getattr(consumer, "running", False) is True  # and not paused
+        and not consumer.is_alive()
+        for consumer in consumers
+    )
+
+
+def _renew_queue(client: Any) -> bool:
+    """Give a forked child's client an empty queue of the same size.
+
+    The parent's queued messages are the parent's to send, and the old queue's lock may
+    have been held by the parent's consumer at fork time (then every put, get and flush on
+    it would wait forever).
+    """
+    if not _restartable(client):
+        return False
+    client.queue = queue.Queue(client.queue.maxsize)
+    return True
+
+
+def _restart_consumers(client: Any) -> bool:
+    """Start a forked child's consumers again, on the client's (renewed) queue."""
+    if not _restartable(client):
+        return False
+    replacements = []
+    for old in client.consumers:
+        # The same consumer (settings, rate-limit state) as a new, unstarted thread: works
+        # for segment-analytics-python 2.x and analytics-python 1.4 alike.
+        new = object.__new__(type(old))
+        new.__dict__.update(vars(old))
+        threading.Thread.__init__(new, name=old.name, daemon=True)
+        new.queue = client.queue
+        replacements.append(new)
+    client.consumers = replacements
+    for new in replacements:
+        new.start()
+    return True
+
+
 def _unfinished(client: Any) -> bool:
     return bool(getattr(getattr(client, "queue", None), "unfinished_tasks", 0))
+
+
+def _join(pending: queue.Queue[Any], timeout: float) -> bool:
+    """``pending.join()`` that gives up after ``timeout`` seconds; True when it finished."""
+    deadline = time.monotonic() + timeout
+    with pending.all_tasks_done:
+        while pending.unfinished_tasks:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            pending.all_tasks_done.wait(left)
+    return True
 
 
 # -- building the message ----------------------------------------------------------------

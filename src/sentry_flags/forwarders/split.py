@@ -80,7 +80,8 @@ class SplitForwarder(BackoffForwarder):
     never destroyed here. For splitio's asyncio client pass the event loop it runs on as
     ``loop``. Skips are counted in ``stats.skipped``: ``no_identity:<traffic type>``,
     ``key_too_long:<traffic type>``, ``no_culprit``, ``backoff``, ``not_ready``,
-    ``client_destroyed``, ``environment``.
+    ``client_destroyed``, ``client_stopped`` (a forked child of a running factory),
+    ``environment``.
     """
 
     vendor = "split"
@@ -134,6 +135,9 @@ class SplitForwarder(BackoffForwarder):
         # events for a readiness that may never come.
         if getattr(self.client, "destroyed", False) is True:
             self._counters.skip("client_destroyed")
+            return []
+        if self._stopped_by_fork:
+            self._counters.skip("client_stopped")
             return []
         if getattr(self.client, "ready", True) is False:
             self._counters.skip("not_ready")
@@ -207,6 +211,19 @@ class SplitForwarder(BackoffForwarder):
                 self.loop.call_soon_threadsafe(task_flush)
             return
         task_flush()
+
+    _stopped_by_fork = False
+
+    def after_fork(self) -> None:
+        """In a forked child: stop tracking if the factory's threads died with the fork.
+
+        A factory that was running in the parent looks ready in the child, but its
+        threads are gone: ``track`` would queue events nobody sends. splitio can only
+        restart a factory built with ``preforkedInitialization`` (``factory.resume()``
+        in the child), which is not running at fork time and is left alone here.
+        """
+        super().after_fork()
+        self._stopped_by_fork = self.loop is None and _lost_its_threads(self.client)
 
     # -- internals ------------------------------------------------------------------------
 
@@ -403,6 +420,21 @@ def _property_value(raw: Any) -> Any:
 
 def _size(key: str, value: Any) -> int:
     return len(key) + (len(value) if isinstance(value, str) else 0)
+
+
+def _lost_its_threads(client: Any) -> bool:
+    """In a forked child: True for an in-memory splitio factory that is not waiting for
+    ``resume()``. None of its threads exist here (ready or still syncing at fork time), and
+    splitio starts them again only for a ``preforkedInitialization`` factory."""
+    factory: Any = getattr(client, "_factory", None)
+    try:
+        events_task = factory._sync_manager._synchronizer._split_tasks.events_task
+    except AttributeError:
+        return False  # redis, localhost or not splitio: nothing of ours to judge
+    if events_task is None:
+        return False
+    waiting_fork = getattr(factory, "_waiting_fork", None)
+    return not (callable(waiting_fork) and waiting_fork() is True)
 
 
 def _events_flush(client: Any) -> Any:
