@@ -134,6 +134,48 @@ def _redact_value(path: AttrRef, value: Any, refs: tuple[AttrRef, ...], redacted
     return kept
 
 
+def private_as_redacted(context: Context, redacted: Optional[Mapping[str, Any]]) -> Context:
+    """``context`` with every attribute ``redacted`` (a ``launchdarklyContext``) left out marked private.
+
+    What goes to LaunchDarkly then loses what the Sentry event lost: the app's PII choice and
+    the private attributes of the client whose evaluation saw the context, not only those of
+    the client that sends it. Without ``redacted`` (the app's before_send removed it), the
+    built-in personal attributes are marked private: the safe side. Never raises.
+    """
+    try:
+        if not context.multiple:
+            return _mark_private(context, _redacted_refs(context, redacted))
+        parts = [context.get_individual_context(i) for i in range(context.individual_context_count)]
+        singles = [p for p in parts if p is not None]
+        marked = [
+            _mark_private(p, _redacted_refs(p, None if redacted is None else redacted.get(p.kind, {})))
+            for p in singles
+        ]
+        if all(m is p for m, p in zip(marked, singles)):
+            return context
+        return type(context).create_multi(*marked)
+    except Exception:  # a foreign Context must never break forwarding
+        logger.debug("could not mark redacted LaunchDarkly attributes private", exc_info=True)
+        return context
+
+
+def _redacted_refs(single: Context, part: Any) -> list[str]:
+    if part is None:
+        present = ([] if single.name is None else ["name"]) + list(single.custom_attributes)
+        return [a for a in present if a in PII_ATTRIBUTES]
+    meta = part.get("_meta") if isinstance(part, Mapping) else None
+    refs = meta.get("redactedAttributes") if isinstance(meta, Mapping) else None
+    return [r for r in refs if isinstance(r, str) and r] if isinstance(refs, list) else []
+
+
+def _mark_private(single: Context, refs: list[str]) -> Context:
+    already = set(single.private_attributes)
+    missing = [r for r in refs if r not in already]
+    if not missing:
+        return single
+    return type(single).builder_from_context(single).private(*missing).build()
+
+
 class ContextSlot(dict[str, Any]):
     """Holds a Context (or a lazy provider of one) on the scope, with its redaction."""
 

@@ -163,6 +163,11 @@ class RecordedRequest:
     mode: Mode  # how the receiver treated it
     status: Optional[int]  # HTTP status answered; None when no HTTP answer was given
     received_at: float = field(default_factory=time.time)
+    # The request target exactly as on the request line (path and raw query string) and
+    # every header line as sent (original case, duplicates kept): with ``raw_body`` that is
+    # every byte the client sent, for tests that scan it all.
+    target: str = ""
+    raw_headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def delivered(self) -> bool:
@@ -175,6 +180,13 @@ class RecordedRequest:
     def query_value(self, name: str) -> Optional[str]:
         values = self.query.get(name)
         return values[0] if values else None
+
+    def wire_bytes(self) -> bytes:
+        """Everything the client sent: method, target, header lines, raw and decoded body."""
+        head = "\r\n".join(
+            [f"{self.method} {self.target or self.path}", *(f"{k}: {v}" for k, v in self.raw_headers)]
+        )
+        return b"\r\n".join([head.encode("utf-8", "surrogateescape"), self.raw_body, self.body])
 
 
 @dataclass
@@ -417,6 +429,8 @@ class BaseReceiver:
             json=None if decode_error else _parse_json(body),
             mode=mode,
             status=None,
+            target=handler.path,
+            raw_headers=tuple(handler.headers.items()),
         )
 
         response: Optional[Response] = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Optional
 
+from sentry_flags._context import private_as_redacted
 from sentry_flags._event import ErrorView
 from sentry_flags.forwarders._base import Forwarder, VendorCall, require_method
 
@@ -58,6 +59,10 @@ class LaunchDarklyForwarder(Forwarder):
             # LDClient.track would only log a warning and drop it.
             self._counters.skip("invalid_context")
             return []
+        # Whatever launchdarklyContext lost on the Sentry event (personal attributes the app
+        # does not allow, private ones of the evaluating client) is marked private, so LD
+        # redacts it as well.
+        context = private_as_redacted(context, view.ld_context_json)
         return [
             VendorCall(
                 "track",
