@@ -100,7 +100,10 @@ _SENTRY_REQUEST_FLAGS = _sentry_request_flags()
 
 def sentry_isolates_request() -> bool:
     """Whether sentry-sdk already gave the running request its own isolation scope."""
-    return any(flag.get(False) for flag in _SENTRY_REQUEST_FLAGS)
+    for flag in _SENTRY_REQUEST_FLAGS:  # per request: a plain loop, no generator
+        if flag.get(False):
+            return True
+    return False
 
 
 @contextlib.contextmanager

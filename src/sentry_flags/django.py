@@ -20,8 +20,16 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
+import sentry_sdk
+
 from sentry_flags._context import set_launchdarkly_context
-from sentry_flags._web import AnonymousKey, default_context, request_isolation, require_launchdarkly
+from sentry_flags._web import (
+    AnonymousKey,
+    default_context,
+    request_isolation,
+    require_launchdarkly,
+    sentry_isolates_request,
+)
 
 try:
     from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -73,7 +81,10 @@ class FlagsMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.async_mode:
             return self.__acall__(request)
-        with request_isolation():
+        if sentry_isolates_request():  # the common case, without a context manager's cost
+            self._remember(request)
+            return self.get_response(request)
+        with sentry_sdk.isolation_scope():
             self._remember(request)
             return self.get_response(request)
 
