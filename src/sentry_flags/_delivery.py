@@ -271,7 +271,9 @@ class RateBound:
         tokens = self._tokens + (now - self._last) * self.rate
         self._last = now
         tokens = min(tokens, self.burst)
-        if tokens >= 1.0:
+        # Monotonic clock values are large floats: a refill of exactly one token can come
+        # out a hair under 1.0.
+        if tokens >= 1.0 - 1e-6:
             self._tokens = tokens - 1.0
             return True
         self._tokens = tokens

@@ -232,10 +232,13 @@ class _LibraryKept(dict[str, Any]):
 def _check_rate(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"max_per_second must be a number of errors per second, got {value!r}")
-    rate = float(value)
+    try:
+        rate = float(value)
+    except OverflowError:  # an int or Fraction past the float range
+        rate = math.inf
     if not math.isfinite(rate) or rate < 1:
         # The bucket holds max_per_second tokens: below 1 it would never send anything.
-        raise ValueError(f"max_per_second must be a finite number, at least 1, got {value!r}")
+        raise ValueError(f"max_per_second must be a finite number, at least 1, got {rate!r}")
     return rate
 
 

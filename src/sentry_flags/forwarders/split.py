@@ -54,6 +54,11 @@ PATH_ROOTS = frozenset({
     "user", "tags", "contexts", "request", "event_id", "level", "environment", "release",
     "transaction", "culprit", "server_name", "logger",
 })
+# Roots that hold objects, with an example of a path to a value inside each.
+OBJECT_ROOTS: Mapping[str, str] = MappingProxyType({
+    "user": "user.id", "tags": "tags.tenant", "contexts": "contexts.launchdarklyContext.key",
+    "request": "request.url",
+})  # fmt: skip
 # Prefixes of the paths Split's dashboard shows for Sentry webhook payloads, so users can
 # paste their existing mappings.
 PASTED_PREFIXES = ("data.error.", "data.event.", "data.", "error.", "event.")
@@ -315,6 +320,12 @@ def normalize_path(path: Any, option: str = "path") -> tuple[str, ...]:
         raise ValueError(
             f"{option}: {path!r} must start with one of {', '.join(sorted(PATH_ROOTS))}"
         )
+    if len(parts) == 1 and parts[0] in OBJECT_ROOTS:
+        # These are objects, never a key: every error would be skipped as no_identity.
+        raise ValueError(
+            f"{option}: {path!r} names the whole {parts[0]} object, not a value in it "
+            f"(e.g. {OBJECT_ROOTS[parts[0]]!r})"
+        )
     return parts
 
 
@@ -322,10 +333,14 @@ def _check_value(value: Any) -> Optional[float]:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"value must be a number or None, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"value must be finite, got {value!r}")
-    return float(value)
+        raise TypeError(f"value must be a number or None, got {type(value).__name__}")
+    try:
+        number = float(value)  # an int or Fraction past the float range overflows here
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise ValueError(f"value must be a finite number, got {number!r}")
+    return number
 
 
 # -- building the events -----------------------------------------------------------------
