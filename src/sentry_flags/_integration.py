@@ -141,6 +141,11 @@ class FlagsIntegration(Integration):
             isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < math.inf
         ):
             raise ValueError(f"max_forwarded_per_second must be a positive number or None, got {rate!r}")
+        if rate is not None:
+            try:
+                rate = float(rate)
+            except OverflowError:  # an int past the float range
+                raise ValueError(f"max_forwarded_per_second must be a finite number, got {rate!r}") from None
         self.forwarders = _check_forwarders(forwarders)
         self.delivery = (
             Delivery(self.forwarders, queue_size=queue_size, max_per_second=rate)
@@ -425,6 +430,9 @@ def _check_forwarders(forwarders: Any) -> tuple[Forwarder, ...]:
                 f"forwarders[{i}] must be a sentry_flags.forwarders Forwarder "
                 f"(SplitForwarder, LaunchDarklyForwarder, SegmentForwarder), got {type(item).__name__}"
             )
+        first = next(j for j, other in enumerate(found) if other is item)
+        if first != i:  # each error would reach that vendor twice
+            raise ValueError(f"forwarders[{i}] is the same forwarder as forwarders[{first}]")
     return found
 
 

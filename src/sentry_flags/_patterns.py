@@ -9,8 +9,11 @@ from typing import Any, Union
 
 PatternLike = Union[str, "re.Pattern[str]"]
 
-_SLASHED = re.compile(r"^/(?P<body>.*)/(?P<flags>[imsx]*)$", re.DOTALL)
-_FLAG_BITS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
+# JavaScript's flags, as RudderStack's settings carry them: "g" (global) and "u" (unicode)
+# change nothing for a search in Python; "x" is Python's verbose mode. Other letters after
+# the last slash ("/static/js") make the string a URL path, i.e. a substring.
+_SLASHED = re.compile(r"^/(?P<body>.*)/(?P<flags>[gimsux]*)$", re.DOTALL)
+_FLAG_BITS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE, "g": 0, "u": 0}
 # A global inline flag group such as "(?i)": moved into an alternation it would apply to
 # every branch (Python < 3.11) or fail to compile (3.11+). Over-matching here (an escaped
 # "\(?i)") only means that pattern is not merged.

@@ -100,7 +100,7 @@ _SENTRY_REQUEST_FLAGS = _sentry_request_flags()
 
 def sentry_isolates_request() -> bool:
     """Whether sentry-sdk already gave the running request its own isolation scope."""
-    for flag in _SENTRY_REQUEST_FLAGS:  # per request: a plain loop, no generator
+    for flag in _SENTRY_REQUEST_FLAGS:  # noqa: SIM110 - per request: no generator
         if flag.get(False):
             return True
     return False

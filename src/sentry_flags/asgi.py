@@ -45,6 +45,8 @@ class FlagsMiddleware:
     """
 
     def __init__(self, app: ASGIApp, *, context_from_scope: Optional[ContextFromScope] = None) -> None:
+        if not callable(app):
+            raise TypeError(f"app must be an ASGI application (a callable), got {type(app).__name__}")
         if context_from_scope is not None and not callable(context_from_scope):
             raise TypeError(
                 "context_from_scope must be a callable (scope) -> ldclient.Context | None, "

@@ -59,9 +59,11 @@ _previous: dict[str, tuple[Any, Any]] = {}  # task id -> (isolation scope, slot 
 def connect(*, attributes: bool = True) -> None:
     """Connect the signal handlers (once; calling again only changes ``attributes``)."""
     global _connected
+    if not isinstance(attributes, bool):  # "no" from an env var would mean True
+        raise TypeError(f"attributes must be a bool, got {attributes!r}")
     with _state_lock:
         first = _connected is None
-        _connected = bool(attributes)
+        _connected = attributes
     if first:
         signals.before_task_publish.connect(_before_task_publish, weak=False, dispatch_uid=_UID)
         signals.task_prerun.connect(_task_prerun, weak=False, dispatch_uid=_UID)

@@ -47,6 +47,10 @@ class FlagsExtension:
             self.init_app(app)
 
     def init_app(self, app: flask.Flask) -> None:
+        if not isinstance(getattr(app, "extensions", None), dict) or not callable(
+            getattr(app, "before_request", None)
+        ):
+            raise TypeError(f"app must be a Flask application, got {type(app).__name__}")
         app.extensions["sentry_flags"] = self
         app.before_request(self._before_request)
 

@@ -51,8 +51,10 @@ def test_search_any() -> None:
         ("/^b$/m", "a\nb\nc", True),
         ("/a b/x", "ab", True),
         ("/a/b/", "a/b", True),  # the body runs to the last slash
-        ("/abc/g", "/abc/g", True),  # unknown flag: a plain substring
-        ("/abc/g", "abc", False),
+        ("/abc/g", "xabcx", True),  # JavaScript's "g" and "u" change nothing for a search
+        ("/ABC/giu", "abc", True),
+        ("/static/js", "/static/js/app.js", True),  # not flags: a URL path, a substring
+        ("/static/js", "static", False),
         ("abc/", "abc/", True),
     ],
 )
