@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sentry_flags._context import CONTEXT_KEY
 from sentry_flags._privacy import Privacy, is_sensitive_key
-from sentry_flags._shape import exceptions, frames, mapping, messages, text
+from sentry_flags._shape import as_text, exceptions, frames, mapping, messages, text
 
 if TYPE_CHECKING:
     from ldclient import Context
@@ -53,7 +53,7 @@ class ErrorView:
     @property
     def user_id(self) -> Optional[str]:
         uid = self.user.get("id")
-        return None if uid is None or uid == "" else str(uid)
+        return None if uid is None or uid == "" else as_text(uid)
 
     @property
     def ld_context_json(self) -> Optional[Mapping[str, Any]]:
@@ -83,7 +83,7 @@ class ErrorView:
         for part in path:
             if isinstance(root, Mapping):
                 root = root.get(part)
-            elif isinstance(root, (list, tuple)) and part.isdigit() and int(part) < len(root):
+            elif isinstance(root, (list, tuple)) and _is_index(part) and int(part) < len(root):
                 root = root[int(part)]
             else:
                 return None
@@ -188,9 +188,15 @@ def _headers(value: Any) -> dict[str, str]:
     return out
 
 
+def _is_index(part: str) -> bool:
+    return part.isascii() and part.isdecimal()  # "²" is a digit int() refuses
+
+
 def _filter_query(query: str) -> str:
     pairs = parse_qsl(query, keep_blank_values=True)
-    return urlencode([(k, FILTERED if is_sensitive_key(k) else v) for k, v in pairs])
+    # surrogatepass: sentry-sdk keeps lone surrogates, which strict UTF-8 cannot encode.
+    filtered = [(k, FILTERED if is_sensitive_key(k) else v) for k, v in pairs]
+    return urlencode(filtered, errors="surrogatepass")
 
 
 def _query(value: Any, privacy: Privacy) -> Optional[str]:

@@ -24,6 +24,17 @@ def text(value: Any) -> Optional[str]:
 # builds) are recognised by type before the slower Mapping ABC check.
 
 
+def as_text(value: Any) -> Optional[str]:
+    """``str(value)``, or None when there is none: a raising ``__str__``, an int past
+    Python's digit limit, nesting past the recursion limit."""
+    if isinstance(value, str):
+        return value
+    try:
+        return str(value)
+    except Exception:
+        return None
+
+
 def _values(container: Any) -> list[Mapping[str, Any]]:
     values = container.get("values") if isinstance(container, (dict, Mapping)) else container
     if not isinstance(values, list):

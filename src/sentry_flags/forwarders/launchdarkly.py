@@ -84,15 +84,16 @@ class LaunchDarklyForwarder(Forwarder):
 
 def error_data(view: ErrorView) -> dict[str, Any]:
     """The error summary carried as the custom event's ``data``; unknown fields left out."""
+    # Every field cut: a 1 MB value anywhere would otherwise ride along to LaunchDarkly.
     fields: dict[str, Optional[str]] = {
-        "eventId": view.event_id or None,
-        "exceptionType": view.exception_type,
+        "eventId": truncate(view.event_id or None),
+        "exceptionType": truncate(view.exception_type),
         "exceptionValue": truncate(view.exception_value),
-        "culprit": view.culprit,
-        "release": view.release,
-        "environment": view.environment,
-        "level": view.level,
-        "transaction": view.transaction,
+        "culprit": truncate(view.culprit),
+        "release": truncate(view.release),
+        "environment": truncate(view.environment),
+        "level": truncate(view.level),
+        "transaction": truncate(view.transaction),
     }
     if view.exception_type is None and view.exception_value is None:
         # capture_message errors have no exception; their text is what identifies them.

@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any, Optional
 
 from sentry_flags._event import ErrorView
+from sentry_flags._shape import as_text
 from sentry_flags.forwarders._base import BackoffForwarder, VendorCall, require_method
 
 __all__ = [
@@ -41,6 +42,8 @@ DEFAULT_IDENTITIES: Mapping[str, str] = MappingProxyType({"user": "user.id", "or
 EVENT_TYPE_RE = re.compile(r"[a-zA-Z0-9][-_.:a-zA-Z0-9]{0,79}")
 MAX_EVENT_TYPE_LENGTH = 80
 MAX_KEY_LENGTH = 250
+MAX_INT_KEY_BITS = 1024  # over 300 digits: no int key past this fits MAX_KEY_LENGTH
+_TOO_LONG_KEY = "0" * (MAX_KEY_LENGTH + 1)  # stands in for such an int: skipped as too long
 MAX_PROPERTIES = 300
 MAX_PROPERTIES_SIZE = 32768
 BASE_EVENT_SIZE = 1024  # what the validator assumes for an event without properties
@@ -350,7 +353,11 @@ def _key(found: Any) -> Optional[str]:
     # As splitio's validate_track_key: str or number, never bool, never blank.
     if isinstance(found, bool):
         return None
-    if isinstance(found, int) or (isinstance(found, float) and math.isfinite(found)):
+    if isinstance(found, int):
+        # Past ~830 bits it is over 250 digits, which the length check refuses; str() of
+        # the largest would even raise (Python's int digit limit).
+        return str(found) if found.bit_length() <= MAX_INT_KEY_BITS else _TOO_LONG_KEY
+    if isinstance(found, float) and math.isfinite(found):
         return str(found)
     if isinstance(found, str) and found.strip():
         return found
@@ -392,8 +399,8 @@ def error_properties(view: ErrorView, *, include_tags: bool = True) -> dict[str,
     """
     core: dict[str, Any] = {
         "source": "sentry",
-        "eventId": view.event_id or None,
-        "level": view.level,
+        "eventId": truncate(view.event_id or None, MAX_TEXT),
+        "level": truncate(view.level, MAX_TEXT),
         "exceptionType": truncate(view.exception_type, MAX_TEXT),
         "exceptionValue": truncate(view.exception_value, MAX_LONG_TEXT),
         "culprit": truncate(view.culprit, MAX_TEXT),
@@ -425,12 +432,16 @@ def error_properties(view: ErrorView, *, include_tags: bool = True) -> dict[str,
 
 
 def _property_value(raw: Any) -> Any:
-    # splitio keeps str, numbers and bools; NaN and infinities would not survive its JSON.
-    if raw is None or isinstance(raw, (bool, int)):
+    # splitio keeps str, numbers and bools; NaN, infinities and ints past 64 bits would not
+    # survive its JSON (or the service's), and any str() may raise.
+    if raw is None or isinstance(raw, bool) or (isinstance(raw, int) and -(2**63) <= raw < 2**63):
         return raw
     if isinstance(raw, float):
         return raw if math.isfinite(raw) else str(raw)
-    return truncate(raw if isinstance(raw, str) else str(raw), MAX_TAG_VALUE)
+    if isinstance(raw, int) and raw.bit_length() > MAX_INT_KEY_BITS:
+        return f"<int of {raw.bit_length()} bits>"
+    text = as_text(raw)
+    return truncate(text if text is not None else f"<{type(raw).__name__}>", MAX_TAG_VALUE)
 
 
 def _size(key: str, value: Any) -> int:
