@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Callable, Optional
@@ -187,3 +188,22 @@ def split_whitelist_flag(name: str, off_for: list[str]) -> dict[str, Any]:
     }
     flag["conditions"] = [whitelist, *flag["conditions"]]
     return flag
+
+
+def run_threads(target: Callable[[int], None], count: int, *, join_timeout: float = 30.0) -> None:
+    """Run ``target(i)`` on ``count`` threads at once; re-raise their failures here."""
+    errors: list[BaseException] = []
+
+    def guarded(i: int) -> None:
+        try:
+            target(i)
+        except BaseException as exc:  # surfaced below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(i,), name=f"test-worker-{i}") for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(join_timeout)
+    assert not [t for t in threads if t.is_alive()], "threads did not finish"
+    assert not errors, errors[:3]

@@ -15,7 +15,7 @@ import sentry_sdk
 from ldclient import Context
 from sentry_sdk.integrations import threading as sentry_threading
 
-from helpers import by_summary, ld_context_of, raise_and_capture, received
+from helpers import by_summary, ld_context_of, raise_and_capture, received, run_threads
 from receivers import SentryReceiver
 from sentry_flags import FlagsIntegration, get_launchdarkly_context, set_launchdarkly_context
 
@@ -34,24 +34,6 @@ def _own_isolation_scope() -> Any:
 def ld(ld_client: Any, ld_test_data: Any) -> Any:
     ld_test_data.update(ld_test_data.flag(FLAG).variation_for_all(True))
     return ld_client
-
-
-def run_threads(target: Callable[[int], None], count: int = THREADS) -> None:
-    errors: list[BaseException] = []
-
-    def guarded(i: int) -> None:
-        try:
-            target(i)
-        except BaseException as exc:  # surfaced below, in the test's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=guarded, args=(i,), name=f"core-conc-{i}") for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(JOIN_TIMEOUT)
-    assert not [t for t in threads if t.is_alive()], "threads did not finish"
-    assert not errors, errors
 
 
 def assert_each_event_has_its_own_key(events: list[dict[str, Any]], prefix: str) -> None:
@@ -76,7 +58,7 @@ def test_threads_evaluating_flags_keep_their_own_context(
         barrier.wait()  # every thread has evaluated before any captures
         raise_and_capture(f"error in worker-{i}")
 
-    run_threads(work)
+    run_threads(work, THREADS)
 
     events = received(sentry_receiver, THREADS)
     assert len(events) == THREADS
@@ -102,7 +84,7 @@ def test_threads_setting_contexts_by_hand_keep_their_own(
         barrier.wait()
         raise_and_capture(f"error in worker-{i}")
 
-    run_threads(work)
+    run_threads(work, THREADS)
 
     events = received(sentry_receiver, THREADS)
     assert len(events) == THREADS

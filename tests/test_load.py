@@ -33,7 +33,7 @@ import sentry_sdk
 from ldclient import Context
 from sentry_sdk.integrations.asyncio import AsyncioIntegration, patch_asyncio
 
-from helpers import capture_error
+from helpers import capture_error, run_threads
 from receivers import LaunchDarklyReceiver, SegmentReceiver, SentryReceiver, SplitReceiver, wait_for
 from sentry_flags import FlagsIntegration, set_launchdarkly_context
 from sentry_flags.forwarders import LaunchDarklyForwarder, SegmentForwarder, SplitForwarder
@@ -204,24 +204,6 @@ def assert_stats(vendors: Vendors, forwarded: int) -> None:
 
 
 # -- threads -----------------------------------------------------------------------------
-
-
-def run_threads(target: Callable[[int], None], count: int) -> None:
-    errors: list[BaseException] = []
-
-    def guarded(i: int) -> None:
-        try:
-            target(i)
-        except BaseException as exc:  # surfaced below, in the test's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=guarded, args=(i,), name=f"load-{i}") for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(JOIN_TIMEOUT)
-    assert not [t for t in threads if t.is_alive()], "threads did not finish"
-    assert not errors, errors[:3]
 
 
 def test_100_threads_raising_at_once_each_carry_their_own_context_everywhere(
