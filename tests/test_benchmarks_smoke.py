@@ -11,18 +11,23 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_quick_ld_hook_benchmark_prints_the_table() -> None:
-    pytest.importorskip("ldclient")
+def run_benchmarks(*args: str, timeout: float = 180) -> str:
+    """``python -m benchmarks ARGS`` from the repository root; its stdout, after exit 0."""
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--only", "ld_hook"],
+        [sys.executable, "-m", "benchmarks", *args],
         check=False,
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stderr
-    out = done.stdout
+    return done.stdout
+
+
+def test_quick_ld_hook_benchmark_prints_the_table() -> None:
+    pytest.importorskip("ldclient")
+    out = run_benchmarks("--quick", "--only", "ld_hook")
     header = out[out.index("scenario") :].splitlines()[0].split()
     assert header == ["scenario", "figure", "median", "ratio", "budget", "result"], out
     rows = [line for line in out.splitlines() if line.startswith("2 LD variation()")]
@@ -36,16 +41,7 @@ def test_quick_ld_hook_benchmark_prints_the_table() -> None:
 def test_quick_middleware_benchmark_shows_its_noise_floor() -> None:
     pytest.importorskip("flask")
     pytest.importorskip("django")
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--only", "middleware"],
-        check=False,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stderr
-    out = done.stdout
+    out = run_benchmarks("--quick", "--only", "middleware")
     for framework in ("django", "flask"):
         rows = [line for line in out.splitlines() if line.startswith(f"5 {framework} per request")]
         assert len(rows) == 4, out
@@ -56,14 +52,6 @@ def test_quick_middleware_benchmark_shows_its_noise_floor() -> None:
 
 
 def test_help_names_every_option() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--help"],
-        check=False,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
+    out = run_benchmarks("--help", timeout=60)
     for option in ("--quick", "--only", "--strict", "--fast-vendors"):
-        assert option in done.stdout
+        assert option in out
