@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Callable, Optional
@@ -207,3 +208,15 @@ def run_threads(target: Callable[[int], None], count: int, *, join_timeout: floa
         thread.join(join_timeout)
     assert not [t for t in threads if t.is_alive()], "threads did not finish"
     assert not errors, errors[:3]
+
+
+def wait_child(pid: int, deadline: float) -> int:
+    """A forked child's exit code; killed (-9) if it has not exited by ``deadline``."""
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    return -9

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from helpers import wait_child
 from sentry_flags import ErrorView, _delivery
 from sentry_flags._delivery import Delivery
 from sentry_flags._privacy import Privacy
@@ -419,18 +420,6 @@ def _read_all(fd: int, timeout: float) -> bytes:
             chunks.append(chunk)
 
 
-def _reap(pid: int, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.01)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    raise AssertionError("child did not exit")
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads running
 def test_delivery_works_in_a_forked_child() -> None:
@@ -458,7 +447,7 @@ def test_delivery_works_in_a_forked_child() -> None:
         report = json.loads(_read_all(read_fd, 10))
     finally:
         os.close(read_fd)
-        assert _reap(pid, 10) == 0
+        assert wait_child(pid, time.monotonic() + 10) == 0  # -9: it did not exit
 
     # The child has its own worker, and the parent's queued events stay the parent's.
     assert report == {"flushed": True, "ids": ids(99), "dropped": 0}

@@ -43,7 +43,7 @@ from typing import Any, Callable, Optional
 import pytest
 import sentry_sdk
 
-from helpers import capture_error, init_forwarding
+from helpers import capture_error, init_forwarding, wait_child
 from receivers import (
     LaunchDarklyReceiver,
     SegmentReceiver,
@@ -237,17 +237,6 @@ def _fork_recording_warnings(fork: Callable[[], Any]) -> tuple[Any, list[str]]:
     return result, [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)]
 
 
-def _wait_child(pid: int, deadline: float) -> int:
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.02)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    return -9
-
-
 def run_preload(cfg: dict[str, Any]) -> None:
     """gunicorn --preload: the master builds the app, forks workers, each runs post_fork."""
     app = App(cfg, preforked_split=True)
@@ -277,7 +266,7 @@ def run_preload(cfg: dict[str, Any]) -> None:
     # The master keeps working while its workers run.
     app.requests("master-after", ["hand"] * PARENT_AFTER)
     deadline = time.monotonic() + CHILD_TIMEOUT
-    codes = [_wait_child(pid, deadline) for pid in pids]
+    codes = [wait_child(pid, deadline) for pid in pids]
     app.flush()
     app.report("master", child_codes=codes, fork_warnings=fork_warnings)
     app.close()
@@ -594,7 +583,7 @@ def _in_child(work: Callable[[], Any]) -> Any:
             chunks.append(chunk)
     finally:
         os.close(read_fd)
-        assert _wait_child(pid, deadline) == 0
+        assert wait_child(pid, deadline) == 0
     return json.loads(b"".join(chunks))
 
 
@@ -667,13 +656,6 @@ def test_module_locks_held_at_fork_time_are_fresh_in_the_child(module: str) -> N
                     code = 0
             finally:
                 os._exit(code)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            assert os.waitstatus_to_exitcode(status) == 0
-            return
-        time.sleep(0.01)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    pytest.fail("the child deadlocked on a lock held at fork time")
+    code = wait_child(pid, time.monotonic() + 10)
+    assert code != -9, "the child deadlocked on a lock held at fork time"
+    assert code == 0
