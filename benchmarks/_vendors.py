@@ -32,7 +32,7 @@ from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
 from sentry_flags import FlagsIntegration
-from sentry_flags._integration import _process_event
+from sentry_flags._stage import process_event
 from sentry_flags.forwarders import Forwarder, LaunchDarklyForwarder, SegmentForwarder, SplitForwarder
 from sentry_flags.receivers import join_threads
 
@@ -252,7 +252,7 @@ def make_client(dsn: str, integrations: Sequence[Any] = (), transport: Any = Non
     return sentry_sdk.get_client()
 
 
-_our_processor: list[Any] = [_process_event]  # what sentry-sdk runs: ours or a timing wrapper
+_our_processor: list[Any] = [process_event]  # what sentry-sdk runs: ours or a timing wrapper
 
 
 @contextmanager
@@ -282,10 +282,10 @@ class OurClock:
     def install(self) -> None:
         """Wrap both entry points (after ``setup_once`` ran, i.e. after a client with
         FlagsIntegration was made); the wrappers add ~0.2 µs per error."""
-        from sentry_flags._integration import _Stage
+        from sentry_flags._stage import Stage
 
         clock = time.perf_counter_ns
-        original_call = _Stage.__call__
+        original_call = Stage.__call__
 
         def stage_call(stage: Any, event: Any, hint: Any) -> Any:
             start = clock()
@@ -297,11 +297,11 @@ class OurClock:
         def processor(event: Any, hint: Any) -> Any:
             start = clock()
             try:
-                return _process_event(event, hint)
+                return process_event(event, hint)
             finally:
                 self.ns += clock() - start
 
-        _Stage.__call__ = stage_call  # type: ignore[method-assign]
+        Stage.__call__ = stage_call  # type: ignore[method-assign]
         processors: list[Any] = sentry_sdk.scope.global_event_processors
         processors[processors.index(_our_processor[0])] = processor
         _our_processor[0] = processor

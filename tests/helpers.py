@@ -220,3 +220,17 @@ def wait_child(pid: int, deadline: float) -> int:
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     return -9
+
+
+def scope_flags(scope: Any, *, sentry: bool = False) -> list[dict[str, Any]]:
+    """What an error captured now would carry from ``scope``'s flag log: the
+    ``flagEvaluations`` values, or (``sentry=True``) Sentry's ``flags`` values."""
+    from sentry_flags._flags import FLAGS_KEY, flag_contexts
+
+    log = scope._contexts.get(FLAGS_KEY)
+    if log is None:
+        return []
+    evaluations, flags = flag_contexts(log, None)
+    if sentry:
+        return list((flags or {}).get("values", []))
+    return list(evaluations["values"])

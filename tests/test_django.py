@@ -326,7 +326,6 @@ def test_many_threads_through_the_wsgi_handler_keep_their_own_user_and_treatment
     from django.db import connections
 
     from django_project import views
-    from sentry_flags.split import CONTEXT_KEY as TREATMENTS
     from sentry_flags.split import impression_listener
 
     n_threads, per_thread = 20, 3
@@ -373,11 +372,11 @@ def test_many_threads_through_the_wsgi_handler_keep_their_own_user_and_treatment
         assert ld_context_of(event) == {"kind": "user", "key": str(user.pk)}
         off = str(user.pk) in off_for
         expected = (
-            {"treatment": "off", "label": "whitelisted"}
-            if off
-            else {"treatment": "on", "label": "default rule"}
+            {"value": "off", "reason": "whitelisted"} if off else {"value": "on", "reason": "default rule"}
         )
-        assert event["contexts"][TREATMENTS] == {views.SPLIT_FLAG: expected}
+        assert event["contexts"]["flagEvaluations"] == {
+            "values": [{"flag": views.SPLIT_FLAG, **expected, "source": "split"}]
+        }
         assert event["contexts"]["flags"]["values"] == [{"flag": views.SPLIT_FLAG, "result": not off}]
         assert "example.com" not in str(event["contexts"])  # Split attributes are not recorded
 

@@ -14,7 +14,6 @@ import sentry_sdk
 
 from helpers import (
     by_summary,
-    exception_value,
     flush,
     ld_context_of,
     only_event,
@@ -336,38 +335,6 @@ def test_composed_before_send_wraps_the_users_once(sentry_init: Callable[..., An
 
     stage({"message": "direct"}, {})
     assert user.summaries == ["direct"]
-
-
-def test_a_client_bound_late_through_the_event_processor_still_filters(
-    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
-) -> None:
-    # A client made current without Scope.set_client (e.g. a framework copying scopes):
-    # the first event binds it.
-    from sentry_sdk.client import _Client
-
-    sentry_init(integrations=[FlagsIntegration()])  # make sure setup_once has run
-    client = _Client(
-        dsn=sentry_receiver.dsn,
-        integrations=[FlagsIntegration(ignore_errors=["late-dropped"], environment="late-env")],
-        default_integrations=False,
-    )
-    assert not callable(client.options["before_send"])  # not bound yet
-    scope = sentry_sdk.get_current_scope()
-    previous = scope.client
-    scope.client = client  # bypasses set_client on purpose
-    try:
-        raise_and_capture("first binds the client")
-        assert raise_and_capture("late-dropped") is None
-    finally:
-        scope.client = previous
-    client.flush(timeout=5)
-
-    [event] = received(sentry_receiver, 1)
-    assert exception_value(event) == "first binds the client"
-    # The first event was prepared before the client was bound, but its before_send is read
-    # after the event processors ran, so the settings apply to it already.
-    assert event["environment"] == "late-env"
-    client.close(timeout=2)
 
 
 def test_regex_and_substring_state_is_per_integration(

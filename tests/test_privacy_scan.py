@@ -21,7 +21,7 @@ they evaluate without marking it private, as LaunchDarkly's own guidance says.
 
 The Sentry side: sentry-sdk's own request data with PII off is sentry-sdk's business (it
 scrubs cookies and auth headers itself), so what is checked there is what this package adds
-(``launchdarklyContext``, ``splitTreatments``, ``flags``, tags, extra), and that LaunchDarkly
+(``launchdarklyContext``, ``flagEvaluations``, ``flags``, tags, extra), and that LaunchDarkly
 private attributes appear nowhere in any envelope.
 
 The PII-allowed run proves the scan can see: the canaries the docs say are forwarded when
@@ -74,7 +74,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:setDaemon:DeprecationWarning")  
 
 LD_FLAG = "new-checkout"
 SPLIT_FLAG = "sentry_flags_user_flag"  # served by the SplitReceiver by default
-OUR_CONTEXTS = ("launchdarklyContext", "splitTreatments", "flags")
+OUR_CONTEXTS = ("launchdarklyContext", "flagEvaluations", "flags")
 WAIT = 8.0
 ERRORS = 3  # /checkout, /orders, /profile
 
@@ -490,8 +490,9 @@ def test_our_sentry_data_carries_no_personal_data_and_no_ld_private_attributes(
     assert checkout["org"] == {
         "key": c.org_key, "tier": "gold", "_meta": {"redactedAttributes": ["billingSecret"]},
     }  # fmt: skip
-    treatments = events["checkout"]["contexts"]["splitTreatments"]
-    assert treatments == {SPLIT_FLAG: {"treatment": "on", "label": "default rule"}}
+    evaluations = events["checkout"]["contexts"]["flagEvaluations"]["values"]
+    split = [e for e in evaluations if e["source"] == "split"]
+    assert split == [{"flag": SPLIT_FLAG, "value": "on", "reason": "default rule", "source": "split"}]
 
     # The default context without PII: the user's key, no name, no email.
     orders = events["orders"]["contexts"]["launchdarklyContext"]

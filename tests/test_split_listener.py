@@ -22,11 +22,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from helpers import split_whitelist_flag
+from helpers import scope_flags, split_whitelist_flag
 from receivers import SentryReceiver, SplitReceiver, join_threads, wait_for
 from sentry_flags import FlagsIntegration
 from sentry_flags.split import (
-    CONTEXT_KEY,
     MAX_TREATMENTS,
     async_impression_listener,
     impression_listener,
@@ -36,6 +35,14 @@ from sentry_flags.split import (
 USER_FLAG = "sentry_flags_user_flag"  # "on" for every key (the receiver's default)
 ORG_FLAG = "sentry_flags_org_flag"  # "v2" for every key
 CHECKOUT = "new_checkout"
+EVALUATIONS = "flagEvaluations"
+
+
+def split_entry(flag: str, treatment: str, label: Any = None) -> dict[str, Any]:
+    found: dict[str, Any] = {"flag": flag, "value": treatment}
+    if label is not None:
+        found["reason"] = label
+    return {**found, "source": "split"}
 
 pytestmark = pytest.mark.filterwarnings("ignore:setDaemon:DeprecationWarning")  # splitio's own
 
@@ -90,12 +97,11 @@ def test_treatments_of_the_request_are_on_its_error(
     contexts = event["contexts"]
     # Sentry's own flags context holds the boolean (on/off) treatments only.
     assert contexts["flags"]["values"] == [{"flag": USER_FLAG, "result": True}]
-    assert contexts[CONTEXT_KEY] == {
-        USER_FLAG: {"treatment": "on", "label": "default rule"},
-        ORG_FLAG: {"treatment": "v2", "label": "default rule"},
+    assert contexts[EVALUATIONS] == {
+        "values": [split_entry(USER_FLAG, "on", "default rule"), split_entry(ORG_FLAG, "v2", "default rule")]
     }
     # Neither the matching key nor the attributes are recorded.
-    assert "u-1" not in str(contexts[CONTEXT_KEY]) + str(contexts["flags"])
+    assert "u-1" not in str(contexts[EVALUATIONS]) + str(contexts["flags"])
 
 
 def test_concurrent_requests_carry_their_own_treatments(
@@ -118,12 +124,9 @@ def test_concurrent_requests_carry_their_own_treatments(
     for event in events:
         off = user_of(event) in off_for
         assert event["contexts"]["flags"]["values"] == [{"flag": CHECKOUT, "result": not off}]
-        expected = (
-            {"treatment": "off", "label": "whitelisted"}
-            if off
-            else {"treatment": "on", "label": "default rule"}
-        )
-        assert event["contexts"][CONTEXT_KEY] == {CHECKOUT: expected}
+        treatment, label = ("off", "whitelisted") if off else ("on", "default rule")
+        expected = split_entry(CHECKOUT, treatment, label)
+        assert event["contexts"][EVALUATIONS] == {"values": [expected]}
 
 
 def test_the_listener_runs_on_the_evaluating_thread(listening_client: Any) -> None:
@@ -131,8 +134,8 @@ def test_the_listener_runs_on_the_evaluating_thread(listening_client: Any) -> No
     # treatment is on the scope of whoever evaluated, as soon as get_treatment returns.
     with sentry_sdk.isolation_scope() as scope:
         listening_client.get_treatment("u-9", USER_FLAG)
-        assert scope._contexts[CONTEXT_KEY] == {USER_FLAG: {"treatment": "on", "label": "default rule"}}
-    assert CONTEXT_KEY not in sentry_sdk.get_isolation_scope()._contexts
+        assert scope_flags(scope) == [split_entry(USER_FLAG, "on", "default rule")]
+    assert scope_flags(sentry_sdk.get_isolation_scope()) == []
 
 
 def test_the_most_recent_treatment_per_feature_and_at_most_100_features() -> None:
@@ -140,12 +143,12 @@ def test_the_most_recent_treatment_per_feature_and_at_most_100_features() -> Non
         for i in range(MAX_TREATMENTS + 50):
             record_treatment(f"flag-{i}", "on")
         record_treatment("flag-60", "off", "killed")  # latest wins and becomes the newest
-        treatments = scope._contexts[CONTEXT_KEY]
+        treatments = scope_flags(scope)
         assert len(treatments) == MAX_TREATMENTS
-        names = list(treatments)
+        names = [t["flag"] for t in treatments]
         assert (names[0], names[-1]) == ("flag-50", "flag-60")
-        assert treatments["flag-60"] == {"treatment": "off", "label": "killed"}
-        assert "flag-49" not in treatments
+        assert treatments[-1] == split_entry("flag-60", "off", "killed")
+        assert "flag-49" not in names
 
 
 def test_a_forked_scope_does_not_change_its_parent() -> None:
@@ -153,7 +156,7 @@ def test_a_forked_scope_does_not_change_its_parent() -> None:
         record_treatment("a", "on")
         with sentry_sdk.isolation_scope():
             record_treatment("b", "off")
-        assert parent._contexts[CONTEXT_KEY] == {"a": {"treatment": "on"}}
+        assert scope_flags(parent) == [split_entry("a", "on")]
 
 
 def test_malformed_impressions_are_ignored() -> None:
@@ -162,7 +165,7 @@ def test_malformed_impressions_are_ignored() -> None:
         listener.log_impression(None)
         listener.log_impression({"impression": object()})
         listener.log_impression({})
-        assert CONTEXT_KEY not in scope._contexts
+        assert scope_flags(scope) == []
 
 
 def test_the_async_listener_through_splitio_s_async_wrapper() -> None:
@@ -176,10 +179,8 @@ def test_the_async_listener_through_splitio_s_async_wrapper() -> None:
     async def evaluate() -> Any:
         with sentry_sdk.isolation_scope() as scope:
             await wrapper.log_impression(impression, {"email": "x@example.com"})
-            # sentry-sdk < 2.2x buffers flags on the current scope, later ones on the isolation scope.
-            flags = scope.flags.get() + sentry_sdk.get_current_scope().flags.get()
-            return dict(scope._contexts[CONTEXT_KEY]), flags
+            return scope_flags(scope), scope_flags(scope, sentry=True)
 
     treatments, flags = asyncio.run(evaluate())
-    assert treatments == {"async_flag": {"treatment": "off", "label": "default rule"}}
+    assert treatments == [split_entry("async_flag", "off", "default rule")]
     assert flags == [{"flag": "async_flag", "result": False}]

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import sentry_sdk
 
+from sentry_flags._sentry import isolation_contexts, scope_contexts
+
 if TYPE_CHECKING:
     from ldclient import Context
 
@@ -43,7 +45,7 @@ def parse_ref(ref: str) -> Optional[AttrRef]:
     return tuple(p.replace("~1", "/").replace("~0", "~") for p in parts)
 
 
-def _ref_text(path: AttrRef) -> str:
+def ref_text(path: AttrRef) -> str:
     if len(path) == 1 and not path[0].startswith("/"):
         return path[0]
     return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in path)
@@ -111,7 +113,7 @@ def _redact_single(
     names = ([] if context.name is None else ["name"]) + list(context.custom_attributes)
     for attr in names:
         if redaction.all_private or (attr,) in refs or (not pii and attr in PII_ATTRIBUTES):
-            redacted.append(_ref_text((attr,)))
+            redacted.append(ref_text((attr,)))
             continue
         out[attr] = _redact_value((attr,), context.get(attr), refs, redacted)
     if redacted:
@@ -128,7 +130,7 @@ def _redact_value(path: AttrRef, value: Any, refs: tuple[AttrRef, ...], redacted
     for key, item in value.items():
         child = (*path, str(key))
         if child in refs:
-            redacted.append(_ref_text(child))
+            redacted.append(ref_text(child))
         else:
             kept[key] = _redact_value(child, item, refs, redacted)
     return kept
@@ -188,6 +190,9 @@ class ContextSlot(dict[str, Any]):
         self._source = source
         self.redaction = redaction
 
+    def holds(self, source: Any, redaction: Optional[Redaction]) -> bool:
+        return self._source is source and self.redaction is redaction
+
     def resolve(self) -> Optional[Context]:
         source = self._source
         try:
@@ -218,11 +223,11 @@ def set_launchdarkly_context(
     captured. ``None`` clears it. Never raises.
     """
     try:
-        scope = sentry_sdk.get_isolation_scope()
+        contexts = isolation_contexts()
         if context is None:
-            scope.remove_context(CONTEXT_KEY)
+            contexts.pop(CONTEXT_KEY, None)
         else:
-            scope.set_context(CONTEXT_KEY, ContextSlot(context, _redaction))
+            contexts[CONTEXT_KEY] = ContextSlot(context, _redaction)
     except Exception:
         logger.debug("could not store the LaunchDarkly context", exc_info=True)
 
@@ -233,7 +238,7 @@ def get_launchdarkly_context() -> Optional[Context]:
         # sentry-sdk has no public getter for a scope's contexts; the current scope wins,
         # as it does when scopes are merged into an event.
         for scope in (sentry_sdk.get_current_scope(), sentry_sdk.get_isolation_scope()):
-            slot = getattr(scope, "_contexts", {}).get(CONTEXT_KEY)
+            slot = scope_contexts(scope).get(CONTEXT_KEY)
             if isinstance(slot, ContextSlot):
                 return slot.resolve()
     except Exception:

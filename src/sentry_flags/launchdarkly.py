@@ -1,7 +1,10 @@
-"""Capture the LaunchDarkly context of every flag evaluation.
+"""Capture the LaunchDarkly context and the result of every flag evaluation.
 
 Use :class:`SentryFlagsPlugin` in ``ldclient.Config(plugins=[...])`` when the LD client is
 built after Sentry, or pass the client to ``FlagsIntegration(launchdarkly_client=...)``.
+One hook records both who was evaluated (``launchdarklyContext``) and what they were served
+(Sentry's ``flags`` context for booleans, ``flagEvaluations`` for every value): it replaces
+sentry-sdk's own ``LaunchDarklyIntegration``, which records booleans only.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ import threading
 import weakref
 from typing import Any
 
-from sentry_flags._context import NO_REDACTION, Redaction, set_launchdarkly_context
+from sentry_flags._context import CONTEXT_KEY, NO_REDACTION, ContextSlot, Redaction
+from sentry_flags._flags import link_flag
+from sentry_flags._sentry import isolation_contexts
 
 try:
     from ldclient.client import LDClient
@@ -32,10 +37,11 @@ HOOK_NAME = "sentry-flags"
 
 
 class LaunchDarklyContextHook(Hook):
-    """Records the evaluated context on the current Sentry isolation scope.
+    """Records the evaluated context and the flag result on the current isolation scope.
 
-    Runs before evaluation so the context is known even if evaluation fails; storing it
-    costs one small object, redaction waits until an error is actually captured.
+    Runs after evaluation, which LaunchDarkly calls for every evaluation, failed ones
+    included (with the default value and an error reason). Storing costs two small objects;
+    redaction, size limits and Sentry's context shapes wait until an error is captured.
     """
 
     def __init__(self, redaction: Redaction = NO_REDACTION) -> None:
@@ -48,7 +54,6 @@ class LaunchDarklyContextHook(Hook):
     def before_evaluation(
         self, series_context: EvaluationSeriesContext, data: dict[Any, Any]
     ) -> dict[Any, Any]:
-        set_launchdarkly_context(series_context.context, _redaction=self.redaction)
         return data
 
     def after_evaluation(
@@ -57,6 +62,19 @@ class LaunchDarklyContextHook(Hook):
         data: dict[Any, Any],
         detail: EvaluationDetail,
     ) -> dict[Any, Any]:
+        try:
+            contexts = isolation_contexts()
+            context = series_context.context
+            slot = contexts.get(CONTEXT_KEY)
+            # Most evaluations of a request are for the same Context: keep its slot.
+            if slot.__class__ is not ContextSlot or not slot.holds(context, self.redaction):
+                contexts[CONTEXT_KEY] = ContextSlot(context, self.redaction)
+            link_flag(
+                contexts, "launchdarkly", series_context.key, detail.value,
+                detail.variation_index, None, detail.reason,
+            )  # fmt: skip
+        except Exception:  # never into the app's evaluation
+            pass
         return data
 
 

@@ -1,0 +1,134 @@
+"""Size limits for what we attach to an error event, applied when the error is captured.
+
+sentry-sdk does not trim contexts, and Sentry's ingest rejects an event over 1 MiB: an
+LD context with one large attribute (a cached profile, an embedded document) or a flag
+serving a large JSON value would cost the error itself. So every value we attach is cut
+to :data:`MAX_VALUE_BYTES` and each context to a total; sizes are JSON-encoded bytes, as
+sentry-sdk encodes the event. A cut string keeps its head and ends in ``...``; any other
+cut value is left out. Either way it is listed under ``_meta``, as LaunchDarkly lists
+redacted attributes, so nobody mistakes a cut value for the real one.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = [
+    "ELLIPSIS",
+    "MAX_CONTEXT_BYTES",
+    "MAX_FLAGS_BYTES",
+    "MAX_VALUE_BYTES",
+    "cut_text",
+    "cut_value",
+    "json_size",
+]
+
+MAX_VALUE_BYTES = 2048  # one attribute of launchdarklyContext, one flag value
+MAX_CONTEXT_BYTES = 16384  # the whole launchdarklyContext
+MAX_FLAGS_BYTES = 32768  # flagEvaluations, and Sentry's flags context
+ELLIPSIS = "..."
+TOO_LARGE = 1 << 62  # the size of what cannot be encoded at all (a cycle, a broken __str__)
+
+
+def _placeholder(value: Any) -> str:
+    return f"<{type(value).__name__}>"
+
+
+def json_size(value: Any) -> int:
+    """Bytes ``value`` takes in the event's JSON (ASCII-escaped, compact separators)."""
+    try:
+        return len(json.dumps(value, separators=(",", ":"), default=_placeholder))
+    except (ValueError, TypeError, RecursionError):
+        return TOO_LARGE
+
+
+def _char_size(char: str) -> int:
+    code = ord(char)
+    if 0x20 <= code < 0x7F:
+        return 2 if char in '"\\' else 1
+    if char in "\n\r\t\b\f":
+        return 2
+    return 6 if code < 0x10000 else 12  # \uXXXX, or a surrogate pair of them
+
+
+def cut_text(value: str, limit: int) -> str:
+    """``value`` in at most ``limit`` JSON-encoded bytes (without quotes), ending ``...``
+    when it was cut."""
+    if len(value) <= limit and json_size(value) - 2 <= limit:
+        return value
+    room = max(0, limit - len(ELLIPSIS))
+    used = 0
+    end = 0
+    for char in value[:room]:
+        size = _char_size(char)
+        if used + size > room:
+            break
+        used += size
+        end += 1
+    return value[:end] + ELLIPSIS
+
+
+def cut_value(value: Any, limit: int = MAX_VALUE_BYTES) -> tuple[Any, bool]:
+    """``(value, False)`` when it fits in ``limit`` bytes; else ``(its cut head, True)`` for
+    a string, ``(None, True)`` (leave it out) for anything else."""
+    if isinstance(value, str):
+        cut = cut_text(value, limit)
+        return cut, cut is not value
+    if json_size(value) <= limit:
+        return value, False
+    return None, True
+
+
+# -- launchdarklyContext -------------------------------------------------------------------
+
+# What identifies the context, and LaunchDarkly's own markers: never cut.
+KEPT = frozenset({"kind", "key", "anonymous", "_meta"})
+
+
+def bound_context(redacted: dict[str, Any]) -> dict[str, Any]:
+    """``redacted`` (a ``launchdarklyContext``) within the limits, cuts listed per context
+    kind under ``_meta.cutAttributes``."""
+    if redacted.get("kind") == "multi":
+        parts = [(k, v) for k, v in redacted.items() if k != "kind" and isinstance(v, dict)]
+    else:
+        parts = [("", redacted)]
+    cut: dict[str, list[str]] = {}
+    for name, part in parts:
+        for attr in [a for a in part if a not in KEPT]:
+            value, was_cut = cut_value(part[attr])
+            if was_cut:
+                _mark(cut, name, attr)
+                if value is None:
+                    del part[attr]
+                else:
+                    part[attr] = value
+    # Still too large (many attributes): leave out the largest until it fits. Sizes are
+    # measured once; what a removal saves is its value, its name and the punctuation.
+    total = json_size(redacted)
+    if total > MAX_CONTEXT_BYTES:
+        by_size = sorted(
+            ((json_size(p[a]) + json_size(a) + 2, i, a) for i, (_, p) in enumerate(parts) for a in p
+             if a not in KEPT),
+            reverse=True,
+        )
+        for saved, i, attr in by_size:
+            if total <= MAX_CONTEXT_BYTES:
+                break
+            name, part = parts[i]
+            del part[attr]
+            _mark(cut, name, attr)
+            total -= saved
+    for name, part in parts:
+        if name in cut:
+            part.setdefault("_meta", {})["cutAttributes"] = cut[name]
+    return redacted
+
+
+def _mark(cut: dict[str, list[str]], kind: str, attr: str) -> None:
+    from sentry_flags._context import ref_text
+
+    refs = cut.setdefault(kind, [])
+    ref = ref_text((attr,))
+    if ref not in refs:
+        refs.append(ref)

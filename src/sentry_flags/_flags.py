@@ -1,0 +1,255 @@
+"""Flag results of the current request or task: what each user was served.
+
+Every source (the LaunchDarkly hook, the OpenFeature hook, the Split impression listener)
+records into one log on Sentry's isolation scope. Recording runs on every flag evaluation,
+so it only links one small node onto the log; the contexts are built when an error is
+captured, and only then:
+
+- ``flags`` (Sentry's own context, what ``sentry_sdk.feature_flags.add_feature_flag``
+  writes, read by Sentry's Feature Flags panel and flag search): boolean results, and Split
+  ``on``/``off`` treatments, as ``{"flag", "result"}``;
+- ``flagEvaluations`` (ours): every result of any type as
+  ``{"flag", "value", "variation" | "variant", "reason", "source"}``.
+
+Both keep the latest :data:`MAX_FLAGS` flags, the latest evaluation of a flag winning and
+moving to the end, as Sentry's own buffer does.
+
+The log is an immutable linked list, newest first. sentry-sdk copies a scope's contexts
+shallowly when it forks the scope (per request, per thread), so a forked scope shares its
+parent's nodes and links its own on top: neither ever sees the other's later evaluations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any, Optional
+
+from sentry_flags._bounds import MAX_FLAGS_BYTES, cut_value, json_size
+from sentry_flags._sentry import isolation_contexts, set_span_flag
+
+__all__ = ["FLAGS_KEY", "MAX_FLAGS", "FlagLog", "flag_contexts", "record_flag"]
+
+FLAGS_KEY = "flagEvaluations"
+SENTRY_FLAGS_KEY = "flags"
+MAX_FLAGS = 100  # Sentry's own flag buffer keeps 100 as well
+COMPACT_AT = 4 * MAX_FLAGS  # nodes in one log before it is rebuilt from its latest flags
+
+# Split serves treatments, not booleans; these two mean what a boolean flag does.
+SPLIT_BOOLEANS: Mapping[str, bool] = {"on": True, "off": False}
+
+
+class FlagLog(dict[str, Any]):
+    """One flag result, linked to the older ones.
+
+    A ``dict`` with no items, so that if it ever reached an event unprocessed, sentry-sdk
+    would send ``{}`` and nothing of it.
+    """
+
+    __slots__ = ("depth", "flag", "older", "reason", "source", "value", "variant", "variation")
+
+    flag: str
+    value: Any
+    variation: Optional[int]
+    variant: Optional[str]
+    reason: Any
+    source: str
+    older: Optional[FlagLog]
+    depth: int
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FlagLog:
+        return self  # immutable once linked
+
+    def __copy__(self) -> FlagLog:
+        return self
+
+    def latest(self) -> list[FlagLog]:
+        """The latest result of each of the latest :data:`MAX_FLAGS` flags, oldest first."""
+        seen: set[tuple[str, str]] = set()
+        found: list[FlagLog] = []
+        node: Optional[FlagLog] = self
+        while node is not None and len(found) < MAX_FLAGS:
+            key = (node.source, node.flag)
+            if key not in seen:
+                seen.add(key)
+                found.append(node)
+            node = node.older
+        found.reverse()
+        return found
+
+
+def _link(
+    older: Optional[FlagLog],
+    source: str,
+    flag: str,
+    value: Any,
+    *,
+    variation: Optional[int],
+    variant: Optional[str],
+    reason: Any,
+) -> FlagLog:
+    node = FlagLog()
+    node.flag = flag
+    node.value = value
+    node.variation = variation
+    node.variant = variant
+    node.reason = reason
+    node.source = source
+    node.older = older
+    node.depth = 1 if older is None else older.depth + 1
+    return node
+
+
+def _compacted(log: FlagLog) -> Optional[FlagLog]:
+    """The same latest flags in a log of at most MAX_FLAGS nodes: a long-lived scope (a
+    worker thread evaluating flags forever) must not grow without bound."""
+    rebuilt: Optional[FlagLog] = None
+    for node in log.latest():
+        rebuilt = _link(
+            rebuilt, node.source, node.flag, node.value,
+            variation=node.variation, variant=node.variant, reason=node.reason,
+        )  # fmt: skip
+    return rebuilt
+
+
+def record_flag(
+    source: str,
+    flag: str,
+    value: Any,
+    *,
+    variation: Optional[int] = None,
+    variant: Optional[str] = None,
+    reason: Any = None,
+) -> None:
+    """Record that the current request or task was served ``value`` for ``flag``.
+
+    Cheap and never raises: it runs inside every flag evaluation. Values are kept as they
+    are; cutting them to size waits until an error is captured. ``reason`` is a reason
+    string, or LaunchDarkly's reason dict (``{"kind": ..., "errorKind": ...}``).
+    """
+    with contextlib.suppress(Exception):  # never into the evaluation that called us
+        link_flag(isolation_contexts(), source, flag, value, variation, variant, reason)
+
+
+def link_flag(  # noqa: PLR0917 - the hooks' hot path: no keyword-argument overhead
+    contexts: dict[str, Any],
+    source: str,
+    flag: str,
+    value: Any,
+    variation: Optional[int],
+    variant: Optional[str],
+    reason: Any,
+) -> None:
+    """:func:`record_flag` on the ``contexts`` of an isolation scope the caller has."""
+    older = contexts.get(FLAGS_KEY)
+    if older is not None and older.__class__ is not FlagLog:
+        older = None
+    node = _link(older, source, flag, value, variation=variation, variant=variant, reason=reason)
+    if node.depth > COMPACT_AT:
+        compacted = _compacted(node)
+        if compacted is not None:  # never None here; an empty dict is falsy, hence "is"
+            node = compacted
+    contexts[FLAGS_KEY] = node
+    if value.__class__ is bool:
+        set_span_flag(flag, value)
+    elif source == "split" and isinstance(value, str) and value in SPLIT_BOOLEANS:
+        set_span_flag(flag, SPLIT_BOOLEANS[value])
+
+
+def entry(node: FlagLog) -> dict[str, Any]:
+    """The ``flagEvaluations`` entry of one result; unknown fields left out."""
+    found: dict[str, Any] = {"flag": node.flag, "value": node.value}
+    if node.variation is not None:
+        found["variation"] = node.variation
+    if node.variant is not None:
+        found["variant"] = node.variant
+    reason = reason_text(node.reason)
+    if reason is not None:
+        found["reason"] = reason
+    found["source"] = node.source
+    return found
+
+
+def reason_text(reason: Any) -> Optional[str]:
+    """A reason as one string: an error's code (``FLAG_NOT_FOUND``), else its kind."""
+    if isinstance(reason, str):
+        return reason or None
+    if isinstance(reason, Mapping):
+        code = reason.get("errorKind") if reason.get("kind") == "ERROR" else None
+        found = code or reason.get("kind")
+        return found if isinstance(found, str) and found else None
+    return None
+
+
+def boolean_of(node: FlagLog) -> Optional[bool]:
+    """What Sentry's ``flags`` context records for this result, if anything."""
+    value = node.value
+    if type(value) is bool:
+        return value
+    if node.source == "split" and isinstance(value, str):
+        return SPLIT_BOOLEANS.get(value)
+    return None
+
+
+def flag_contexts(
+    log: FlagLog, sentry_flags: Any
+) -> tuple[dict[str, Any], Optional[dict[str, Any]]]:
+    """``(flagEvaluations, flags)`` for an error event, within the size limits.
+
+    ``sentry_flags`` is the ``flags`` context sentry-sdk already put on the event (flags
+    from ``add_feature_flag``: sentry-sdk's own flag integrations, the app): ours are merged
+    into it, a flag recorded by both appearing once, with our result.
+    """
+    nodes = log.latest()
+    values: list[dict[str, Any]] = []
+    cut_values: list[str] = []
+    for node in nodes:
+        found = entry(node)
+        value, was_cut = cut_value(found["value"])
+        if was_cut:
+            cut_values.append(node.flag)
+            if value is None:
+                del found["value"]
+            else:
+                found["value"] = value
+        values.append(found)
+    dropped = _drop_oldest(values, MAX_FLAGS_BYTES)
+    evaluations: dict[str, Any] = {"values": values}
+    if cut_values or dropped:
+        meta: dict[str, Any] = {}
+        if cut_values:
+            meta["cutValues"] = [f for f in cut_values if any(v["flag"] == f for v in values)]
+        if dropped:
+            meta["droppedFlags"] = dropped
+        evaluations["_meta"] = meta
+    booleans: dict[str, bool] = {}
+    for node in nodes:
+        result = boolean_of(node)
+        if result is not None:
+            booleans.pop(node.flag, None)  # the latest of a name wins, at the end
+            booleans[node.flag] = result
+    if not booleans:
+        return evaluations, None
+    existing = sentry_flags.get("values") if isinstance(sentry_flags, dict) else None
+    merged = [
+        v for v in (existing if isinstance(existing, list) else [])
+        if not (isinstance(v, dict) and v.get("flag") in booleans)
+    ]  # fmt: skip
+    merged += [{"flag": flag, "result": result} for flag, result in booleans.items()]
+    merged = merged[-MAX_FLAGS:]
+    _drop_oldest(merged, MAX_FLAGS_BYTES)
+    flags = dict(sentry_flags) if isinstance(sentry_flags, dict) else {}
+    flags["values"] = merged
+    return evaluations, flags
+
+
+def _drop_oldest(values: list[Any], limit: int) -> int:
+    """Leave out the oldest entries until ``values`` fits ``limit``; how many went."""
+    sizes = [json_size(v) + 1 for v in values]
+    total = sum(sizes) + 1
+    dropped = 0
+    while values and total > limit:
+        total -= sizes[dropped]
+        dropped += 1
+    del values[:dropped]
+    return dropped

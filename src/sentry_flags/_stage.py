@@ -1,0 +1,178 @@
+"""Our part of each Sentry event's path: a global event processor and the before_send stage.
+
+The global event processor runs for every client's events but cannot tell which client
+is capturing (a client's ``capture_event`` may run while another one is current), so it
+only takes our per-scope values (the LD context slot, the flag log) out of the event and,
+for errors, hands them to the stage through the hint. The stage is bound to one client
+(see ``FlagsIntegration.bind``) and so knows that client's privacy rules:
+filters -> launchdarklyContext and flags -> settings -> the user's before_send -> forward.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from sentry_flags._bounds import bound_context
+from sentry_flags._context import CONTEXT_KEY, HINT_KEY, ContextSlot, redact
+from sentry_flags._filters import Processor
+from sentry_flags._flags import FLAGS_KEY, SENTRY_FLAGS_KEY, FlagLog, flag_contexts
+from sentry_flags._privacy import Privacy
+from sentry_flags._shape import Event, is_error_event
+
+if TYPE_CHECKING:
+    from sentry_flags._integration import FlagsIntegration
+
+logger = logging.getLogger("sentry_flags")
+
+BeforeSend = Callable[[Event, dict[str, Any]], Optional[Event]]
+
+SLOT_HINT = "sentry_flags_context_slot"
+FLAGS_HINT = "sentry_flags_flag_log"
+
+# Errors the vendor SDKs log become Sentry events through sentry-sdk's logging integration;
+# forwarding those to the failing vendor would feed the failure back into itself.
+VENDOR_LOGGERS = ("splitio", "ldclient", "segment", "analytics", "backoff", "openfeature", "sentry_flags")
+
+
+def process_event(event: Event, hint: dict[str, Any]) -> Optional[Event]:
+    """Global event processor: move our scope values from the event into the hint."""
+    try:
+        contexts = event.get("contexts")
+        if not isinstance(contexts, dict):
+            return event
+        slot = contexts.get(CONTEXT_KEY)
+        log = contexts.get(FLAGS_KEY)
+        error = is_error_event(event)
+        if isinstance(slot, ContextSlot):
+            del contexts[CONTEXT_KEY]
+            if error:
+                hint[SLOT_HINT] = slot
+        if isinstance(log, FlagLog):
+            del contexts[FLAGS_KEY]
+            if error:
+                hint[FLAGS_HINT] = log
+    except Exception:
+        logger.debug("sentry-flags event processor failed; event unchanged", exc_info=True)
+    return event
+
+
+class Stage:
+    """One client's before_send, composed around the user's own."""
+
+    __slots__ = ("integration", "pipeline", "privacy", "user_before_send")
+
+    def __init__(
+        self,
+        integration: FlagsIntegration,
+        user_before_send: Optional[BeforeSend],
+        privacy: Privacy,
+        pipeline: tuple[Processor, ...],
+    ) -> None:
+        self.integration = integration
+        self.user_before_send = user_before_send
+        self.privacy = privacy
+        self.pipeline = pipeline
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A pickled client (sentry-sdk pickles a Client as its options) is rebuilt through
+        # _init_impl, which binds a new stage around the user's own before_send.
+        return (_same, (self.user_before_send,))
+
+    def __call__(self, event: Event, hint: dict[str, Any]) -> Optional[Event]:
+        integration = self.integration
+        for processor in self.pipeline:
+            try:
+                result = processor(event)
+            except Exception:
+                logger.debug("%s failed; event passed on unchanged", processor.name, exc_info=True)
+                continue
+            if result is None:
+                if integration.debug:
+                    logger.debug("event %s dropped by %s", event.get("event_id"), processor.name)
+                return None
+            event = result
+        try:
+            self.attach(event, hint)
+        except Exception:
+            logger.debug("could not attach the flag contexts; event passed on without them", exc_info=True)
+        if self.user_before_send is not None:
+            # The user's own errors propagate to sentry-sdk, which handles them as it would
+            # without us.
+            user_result = self.user_before_send(event, hint)
+            if user_result is None:
+                return None
+            event = user_result
+        delivery = integration.delivery
+        if delivery is not None:
+            try:
+                if _from_vendor_sdk(event):
+                    delivery.skip("vendor_sdk_log")
+                else:
+                    delivery.submit(event, self.privacy, hint.get(HINT_KEY))
+            except Exception:
+                logger.debug("could not queue event for forwarding", exc_info=True)
+        return event
+
+    def attach(self, event: Event, hint: dict[str, Any]) -> None:
+        """launchdarklyContext (redacted, bounded) and the flag contexts, on an error event."""
+        slot = hint.pop(SLOT_HINT, None)
+        log = hint.pop(FLAGS_HINT, None)
+        if slot is None and log is None:
+            return
+        contexts = event.get("contexts")
+        if not isinstance(contexts, dict):
+            contexts = event["contexts"] = {}
+        if isinstance(slot, ContextSlot):
+            context = slot.resolve()
+            if context is not None:
+                redaction = slot.redaction or self.integration.redaction
+                redacted = redact(context, redaction, pii=self.privacy.user_info)
+                contexts[CONTEXT_KEY] = bound_context(redacted)
+                hint[HINT_KEY] = context
+                if self.integration.debug:
+                    logger.debug("launchdarklyContext attached (kind %s)", context.kind)
+        if isinstance(log, FlagLog):
+            evaluations, flags = flag_contexts(log, contexts.get(SENTRY_FLAGS_KEY))
+            contexts[FLAGS_KEY] = evaluations
+            if flags is not None:
+                contexts[SENTRY_FLAGS_KEY] = flags
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _from_vendor_sdk(event: Event) -> bool:
+    name = event.get("logger")
+    return isinstance(name, str) and name.split(".", 1)[0] in VENDOR_LOGGERS
+
+
+class RedactingRepr:
+    """sentry-sdk's ``custom_repr`` that shows an LD ``Context`` redacted.
+
+    A Context's own repr is its full JSON, private attributes included, and sentry-sdk sends
+    the repr of every local variable of the raising frames. Only non-primitive values reach
+    here, so the check costs nothing on the common path.
+    """
+
+    __slots__ = ("integration", "previous", "privacy")
+
+    def __init__(
+        self, previous: Optional[Callable[[Any], Any]], integration: FlagsIntegration, privacy: Privacy
+    ) -> None:
+        self.previous = previous
+        self.integration = integration
+        self.privacy = privacy
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_same, (self.previous,))  # rebuilt by the next bind, as the stage is
+
+    def __call__(self, value: Any) -> Any:
+        context_type = getattr(sys.modules.get("ldclient"), "Context", None)
+        if context_type is not None and isinstance(value, context_type):
+            redacted = redact(value, self.integration.redaction, pii=self.privacy.user_info)
+            return f"<Context {json.dumps(redacted, default=str, sort_keys=True)}>"
+        return self.previous(value) if self.previous is not None else None
