@@ -26,7 +26,8 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from sentry_flags._event import ErrorView
-from sentry_flags.forwarders._base import BackoffForwarder, TokenBucket, VendorCall, require_method
+from sentry_flags._rate import RateBound
+from sentry_flags.forwarders._base import BackoffForwarder, VendorCall, require_method
 
 __all__ = [
     "DEFAULT_EVENT_NAME",
@@ -105,7 +106,8 @@ class SegmentForwarder(BackoffForwarder):
         self.event_name = _check_event_name(event_name)
         super().__init__(environments=environments)
         self.client = segment_client
-        self._bucket = TokenBucket(self.max_per_second)
+        # Bursts of at most max_per_second in a row (the delivery's bound allows bigger ones).
+        self._bucket = RateBound(self.max_per_second, burst=self.max_per_second)
         self._library = {"name": LIBRARY_NAME, "version": _version()}
 
     # -- Forwarder ------------------------------------------------------------------------
