@@ -231,23 +231,7 @@ def test_a_failing_builder_never_reaches_the_app(
     assert ld_context_of(event) is None
 
 
-@pytest.mark.parametrize(
-    ("setting", "message"),
-    [
-        ({"CONTEXT": "django_project.flags.not_callable"}, "must be a callable"),
-        ({"CONTEXT": "django_project.flags.missing"}, "django_project.flags.missing"),
-        ({"CONTEXTS": "django_project.flags.context_for"}, "unknown SENTRY_FLAGS key"),
-        (["CONTEXT"], "must be a dict"),
-    ],
-)
-def test_a_bad_setting_is_reported_when_the_middleware_loads(setting: Any, message: str) -> None:
-    from django.core.exceptions import ImproperlyConfigured
-    from django.test import override_settings
-
-    from sentry_flags.django import FlagsMiddleware
-
-    with override_settings(SENTRY_FLAGS=setting), pytest.raises(ImproperlyConfigured, match=message):
-        FlagsMiddleware(lambda request: None)
+# Wrong SENTRY_FLAGS settings are in test_bad_options.py.
 
 
 # -- concurrency -----------------------------------------------------------------------------------

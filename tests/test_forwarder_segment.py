@@ -677,35 +677,7 @@ def test_module_does_not_import_segment() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "error", "match"),
-    [
-        ({"segment_client": None}, TypeError, "segment_client must be a Segment client"),
-        ({"segment_client": object()}, TypeError, "with a track\\(\\) method"),
-        ({"segment_client": type("C", (), {"track": 1})()}, TypeError, "segment_client"),
-        ({"max_per_second": 0}, ValueError, "max_per_second must be a finite number, at least 1"),
-        ({"max_per_second": -5}, ValueError, "max_per_second"),
-        ({"max_per_second": 0.5}, ValueError, "at least 1"),
-        ({"max_per_second": float("inf")}, ValueError, "finite"),
-        ({"max_per_second": float("nan")}, ValueError, "finite"),
-        ({"max_per_second": "200"}, TypeError, "max_per_second must be a number"),
-        ({"max_per_second": None}, TypeError, "max_per_second"),
-        ({"max_per_second": True}, TypeError, "max_per_second"),
-        ({"event_name": ""}, ValueError, "event_name must be a non-empty"),
-        ({"event_name": "   "}, ValueError, "event_name"),
-        ({"event_name": None}, TypeError, "event_name must be a str"),
-        ({"event_name": b"Error Captured"}, TypeError, "event_name must be a str"),
-        ({"event_name": "x" * 201}, ValueError, "at most 200 characters"),
-        ({"environments": "production"}, TypeError, "environments must be None or a set"),
-        ({"environments": []}, ValueError, "environments must not be empty"),
-        ({"environments": ["production", ""]}, TypeError, "non-empty str"),
-        ({"environments": 5}, TypeError, "environments"),
-    ],
-)
-def test_bad_constructor_input(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
-    arguments: dict[str, Any] = {"segment_client": DuckSegment(), **kwargs}
-    with pytest.raises(error, match=match):
-        SegmentForwarder(**arguments)
+# Wrong constructor arguments, of every forwarder, are in test_bad_options.py.
 
 
 def test_good_constructor_input() -> None:

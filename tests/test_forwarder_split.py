@@ -681,58 +681,6 @@ def test_traffic_types_are_lowercased_like_split_does() -> None:
     assert call.kwargs["traffic_type"] == "user"
 
 
-class _AsyncTrack:
-    async def track(self, *args: Any) -> bool:
-        return True
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error", "match"),
-    [
-        ({"split_client": None}, TypeError, "split_client"),
-        ({"split_client": object()}, TypeError, "split_client"),
-        ({"split_client": type("C", (), {"track": 1})()}, TypeError, "track"),
-        ({"identities": "user.id"}, TypeError, "identities must be a mapping"),
-        ({"identities": [("user", "user.id")]}, TypeError, "identities must be a mapping"),
-        ({"identities": {}}, ValueError, "at least one"),
-        ({"identities": {"": "user.id"}}, TypeError, "traffic type"),
-        ({"identities": {1: "user.id"}}, TypeError, "traffic type"),
-        ({"identities": {"my user": "user.id"}}, ValueError, "not a valid Split traffic type"),
-        ({"identities": {"-user": "user.id"}}, ValueError, "not a valid Split traffic type"),
-        ({"identities": {"u" * 81: "user.id"}}, ValueError, "not a valid Split traffic type"),
-        ({"identities": {"User": "user.id", "user": "user.orgId"}}, ValueError, "mapped twice"),
-        ({"identities": {"user": ""}}, TypeError, "dotted path"),
-        ({"identities": {"user": 5}}, TypeError, "dotted path"),
-        ({"identities": {"user": "user..id"}}, ValueError, "empty segment"),
-        ({"identities": {"user": "user.id."}}, ValueError, "empty segment"),
-        ({"identities": {"user": "usr.id"}}, ValueError, "must start with one of"),
-        ({"event_type": ""}, ValueError, "event_type"),
-        ({"event_type": "has space"}, ValueError, "event_type"),
-        ({"event_type": "_leading"}, ValueError, "event_type"),
-        ({"event_type": "e" * 81, "capture_culprit": False}, ValueError, "event_type"),
-        ({"event_type": "e" * 70}, ValueError, "capture_culprit"),
-        ({"event_type": 5}, TypeError, "event_type"),
-        ({"environments": "production"}, TypeError, "environments"),
-        ({"environments": {1}}, TypeError, "environments"),
-        ({"environments": set()}, ValueError, "environments"),
-        ({"capture_culprit": "yes"}, TypeError, "capture_culprit"),
-        ({"include_tags": 1}, TypeError, "include_tags"),
-        ({"value": "1"}, TypeError, "value"),
-        ({"value": True}, TypeError, "value"),
-        ({"value": math.nan}, ValueError, "value"),
-        ({"loop": "not a loop"}, TypeError, "loop"),
-        ({"split_client": _AsyncTrack()}, TypeError, "loop="),
-        ({"split_client": _AsyncTrack(), "loop": "not a loop"}, TypeError, "loop"),
-    ],
-)
-def test_bad_constructor_input(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
-    options: dict[str, Any] = {"split_client": FakeSplit()}
-    options.update(kwargs)
-    client = options.pop("split_client")
-    with pytest.raises(error, match=re.escape(match)):
-        SplitForwarder(client, **options)
-
-
 def test_long_event_type_is_fine_without_culprit_events() -> None:
     forwarder = SplitForwarder(FakeSplit(), event_type="e" * 80, capture_culprit=False)
     [call, _] = forwarder.calls(view(), 0.0)
