@@ -15,14 +15,6 @@ from sentry_flags._event import ErrorView
 from sentry_flags._integration import FlagsIntegration
 from sentry_flags.forwarders._base import Forwarder, VendorCall
 
-__all__ = [
-    "ForwardedCall",
-    "RecordingForwarder",
-    "capture_forwarded",
-    "current_integration",
-    "flush_forwarders",
-]
-
 DEFAULT_TIMEOUT = 2.0
 _PATCHED = ("handle", "send", "flush")
 _MISSING = object()
