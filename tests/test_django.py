@@ -23,8 +23,8 @@ pytest.importorskip("ldclient")
 from ldclient import Context
 from sentry_sdk.integrations.django import DjangoIntegration
 
-from helpers import split_whitelist_flag
-from receivers import SentryReceiver, SplitReceiver, join_threads, wait_for
+from helpers import split_whitelist_flag, started_split_factory
+from receivers import SentryReceiver, SplitReceiver, wait_for
 from sentry_flags import FlagsIntegration
 
 CONTEXT = "launchdarklyContext"
@@ -317,9 +317,7 @@ def test_many_threads_through_the_wsgi_handler_keep_their_own_user_and_treatment
     users = [make_user() for _ in range(n_threads)]
     off_for = [str(user.pk) for user in users[::2]]
     split_receiver.set_splits(split_whitelist_flag(views.SPLIT_FLAG, off_for))
-    factory = make_split_factory(impressionListener=impression_listener())
-    factory.block_until_ready(5)
-    join_threads("SDKInitializer", timeout=5)  # see conftest.make_split_factory
+    factory = started_split_factory(make_split_factory(impressionListener=impression_listener()))
     monkeypatch.setattr(views, "split_client", factory.client())
     init()
     session_keys = []

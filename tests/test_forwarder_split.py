@@ -13,15 +13,24 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import capture_error, init_forwarding
-from receivers import SplitReceiver, assert_never, join_threads
+from helpers import (
+    SECRET_EMAIL,
+    SECRET_IP,
+    SECRET_TOKEN,
+    assert_backs_off_after_one_refusal,
+    capture_error,
+    error_view,
+    flask_checkout,
+    init_forwarding,
+    started_split_factory,
+)
+from receivers import SplitReceiver, assert_never
 
 pytest.importorskip("splitio")
 
@@ -44,9 +53,6 @@ from sentry_flags.testing import capture_forwarded
 pytestmark = pytest.mark.usefixtures("own_isolation_scope")
 
 EVENT_TYPE_PATTERN = re.compile(input_validator.EVENT_TYPE_PATTERN)
-SECRET_EMAIL = "jane.doe@example.com"
-SECRET_IP = "10.9.8.7"
-SECRET_TOKEN = "s3cr3t-t0ken"
 
 
 def properties_size(properties: dict[str, Any]) -> int:
@@ -84,18 +90,9 @@ class FakeSplit:
 
 
 def view(**fields: Any) -> ErrorView:
-    defaults: dict[str, Any] = {
-        "event_id": "e" * 32,
-        "timestamp": datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc),
-        "level": "error",
-        "environment": "production",
-        "exception_type": "ValueError",
-        "exception_value": "boom",
-        "culprit": "shop.views in checkout",
-        "user": {"id": "u-1", "orgId": "acme"},
-    }
-    defaults.update(fields)
-    return ErrorView(**defaults)
+    # What SplitForwarder's defaults look for: both identities (user.id, user.orgId), a culprit.
+    defaults = {"culprit": "shop.views in checkout", "user": {"id": "u-1", "orgId": "acme"}}
+    return error_view(**{**defaults, **fields})
 
 
 # -- end to end: real sentry-sdk, real Split client, the Split receiver ------------------------
@@ -291,25 +288,14 @@ def test_many_small_tags_stop_at_300_properties(
 def test_no_personal_data_reaches_split_without_send_default_pii(
     sentry_init: Callable[..., Any], split_client: Any, split_receiver: SplitReceiver
 ) -> None:
-    flask = pytest.importorskip("flask")
     forwarder = SplitForwarder(
         split_client,
         identities={"user": "user.id", "email": "user.email", "ip": "user.ip_address",
                     "query": "request.query_string"},
     )  # fmt: skip
-    init_forwarding(sentry_init, forwarder, send_default_pii=False)
-    app = flask.Flask(__name__)
-
-    @app.route("/checkout")
-    def checkout() -> str:
-        sentry_sdk.set_user(
-            {"id": "u-1", "email": SECRET_EMAIL, "ip_address": SECRET_IP, "username": "jane"}
-        )
-        raise RuntimeError("card declined")
-
-    response = app.test_client().get(f"/checkout?token={SECRET_TOKEN}&email={SECRET_EMAIL}")
-    assert response.status_code == 500
-    sentry_sdk.flush()
+    flask_checkout(
+        sentry_init, forwarder, f"/checkout?token={SECRET_TOKEN}&email={SECRET_EMAIL}", send_default_pii=False
+    )
 
     events = split_receiver.wait_for_events(2)  # user: sentry_exception + the culprit event
     assert {e["trafficTypeName"] for e in events} == {"user"}
@@ -323,9 +309,8 @@ def test_no_personal_data_reaches_split_without_send_default_pii(
 def test_flush_makes_split_post_its_queue_now(
     sentry_init: Callable[..., Any], make_split_factory: Callable[..., Any], split_receiver: SplitReceiver
 ) -> None:
-    factory = make_split_factory(eventsPushRate=60)  # left alone, Split would post in a minute
-    factory.block_until_ready(5)
-    join_threads("SDKInitializer", timeout=5)  # the events task starts after "ready"
+    # Left alone, Split would post in a minute; its events task starts after "ready".
+    factory = started_split_factory(make_split_factory(eventsPushRate=60))
     forwarder = SplitForwarder(factory.client(), identities={"user": "user.id"}, capture_culprit=False)
     init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
@@ -342,17 +327,7 @@ def test_refused_track_backs_off(
 ) -> None:
     track = mocker.patch.object(split_client, "track", return_value=False)
     forwarder = SplitForwarder(split_client, identities={"user": "user.id"}, capture_culprit=False)
-    forwarder.backoff_initial = 60.0  # far longer than this test, however slow the machine
-    init_forwarding(sentry_init, forwarder)
-    sentry_sdk.set_user({"id": "u-1"})
-
-    for i in range(3):
-        capture_error(f"boom {i}")
-    sentry_sdk.flush()
-
-    assert track.call_count == 1
-    assert forwarder.stats.failed == 1
-    assert forwarder.stats.skipped == {"backoff": 2}
+    assert_backs_off_after_one_refusal(sentry_init, forwarder, track)
     assert split_receiver.events == []
 
 
@@ -361,9 +336,9 @@ def test_split_refusing_events_while_its_api_is_down_backs_off(
 ) -> None:
     # Events API down, flags API up. splitio keeps failed posts aside and stops taking new
     # ones from its queue; once the queue is full each track forces a flush and returns False.
-    factory = make_split_factory(eventsQueueSize=2, eventsBulkSize=1, eventsPushRate=60)
-    factory.block_until_ready(5)
-    join_threads("SDKInitializer", timeout=5)
+    factory = started_split_factory(
+        make_split_factory(eventsQueueSize=2, eventsBulkSize=1, eventsPushRate=60)
+    )
     split_receiver.set_mode("error", path_prefix="/api/events")
     forwarder = SplitForwarder(factory.client(), identities={"user": "user.id"}, capture_culprit=False)
     forwarder.backoff_initial = 60.0  # far longer than this test, however slow the machine
@@ -389,9 +364,7 @@ def test_destroyed_or_unready_client_is_not_called(
     split_receiver: SplitReceiver,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    destroyed_factory = make_split_factory()
-    destroyed_factory.block_until_ready(5)
-    join_threads("SDKInitializer", timeout=5)
+    destroyed_factory = started_split_factory(make_split_factory())
     destroyed_client = destroyed_factory.client()
     done = threading.Event()
     destroyed_factory.destroy(done)

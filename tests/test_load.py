@@ -33,8 +33,8 @@ import sentry_sdk
 from ldclient import Context
 from sentry_sdk.integrations.asyncio import AsyncioIntegration, patch_asyncio
 
-from helpers import capture_error, run_threads
-from receivers import LaunchDarklyReceiver, SegmentReceiver, SentryReceiver, SplitReceiver, wait_for
+from helpers import Receivers, capture_error, run_threads
+from receivers import wait_for
 from sentry_flags import FlagsIntegration, set_launchdarkly_context
 from sentry_flags.forwarders import LaunchDarklyForwarder, SegmentForwarder, SplitForwarder
 
@@ -116,21 +116,6 @@ def ld(ld_client: Any, ld_test_data: Any) -> Any:
     return ld_client
 
 
-@pytest.fixture
-def receivers(
-    sentry_receiver: SentryReceiver,
-    split_receiver: SplitReceiver,
-    ld_receiver: LaunchDarklyReceiver,
-    segment_receiver: SegmentReceiver,
-) -> dict[str, Any]:
-    return {
-        "sentry": sentry_receiver,
-        "split": split_receiver,
-        "launchdarkly": ld_receiver,
-        "segment": segment_receiver,
-    }
-
-
 # -- what arrived ------------------------------------------------------------------------
 
 
@@ -139,12 +124,9 @@ def _wait_until(count: Callable[[], int], expected: int, what: str) -> None:
     wait_for(lambda: count() >= expected, timeout=WAIT, interval=0.1, message=f"{expected} {what}")
 
 
-def arrived(receivers: dict[str, Any], expected: dict[str, int]) -> dict[str, list[tuple[str, str, str]]]:
+def arrived(receivers: Receivers, expected: dict[str, int]) -> dict[str, list[tuple[str, str, str]]]:
     """Per destination, (message, context key or user id it carries, user id) of each event."""
-    sentry: SentryReceiver = receivers["sentry"]
-    split: SplitReceiver = receivers["split"]
-    ld: LaunchDarklyReceiver = receivers["launchdarkly"]
-    segment: SegmentReceiver = receivers["segment"]
+    sentry, split, ld, segment = receivers.sentry, receivers.split, receivers.launchdarkly, receivers.segment
 
     sentry_sdk.flush(timeout=JOIN_TIMEOUT)
     _wait_until(lambda: len(sentry.delivered("/api/", "POST")), expected["sentry"], "Sentry envelopes")
@@ -203,6 +185,16 @@ def assert_stats(vendors: Vendors, forwarded: int) -> None:
         assert stats.skipped_total == 0, (name, stats)
 
 
+def assert_every_one_arrived_with_its_own(
+    receivers: Receivers, vendors: Vendors, prefix: str, count: int
+) -> None:
+    """Each of the ``count`` workers' errors reached every destination once, on its identity."""
+    messages = {identity(prefix, i)[0] for i in range(count)}
+    found = arrived(receivers, dict.fromkeys(("sentry", *VENDORS), count))
+    assert_each_carries_its_own(found, messages)
+    assert_stats(vendors, count)
+
+
 # -- threads -----------------------------------------------------------------------------
 
 
@@ -211,7 +203,7 @@ def test_100_threads_raising_at_once_each_carry_their_own_context_everywhere(
     ld: Any,
     split_client: Any,
     segment_client: Any,
-    receivers: dict[str, Any],
+    receivers: Receivers,
 ) -> None:
     vendors = Vendors(sentry_init, ld, split_client, segment_client)
     # sentry-sdk's ThreadingIntegration (on by default) gives each thread a fork of its
@@ -225,10 +217,7 @@ def test_100_threads_raising_at_once_each_carry_their_own_context_everywhere(
 
     run_threads(work, THREADS)
 
-    messages = {identity("thread", i)[0] for i in range(THREADS)}
-    found = arrived(receivers, dict.fromkeys(("sentry", *VENDORS), THREADS))
-    assert_each_carries_its_own(found, messages)
-    assert_stats(vendors, THREADS)
+    assert_every_one_arrived_with_its_own(receivers, vendors, "thread", THREADS)
 
 
 # -- asyncio -----------------------------------------------------------------------------
@@ -310,7 +299,7 @@ def test_1000_asyncio_tasks_raising_at_once_each_carry_their_own_context_everywh
     ld: Any,
     split_client: Any,
     segment_client: Any,
-    receivers: dict[str, Any],
+    receivers: Receivers,
     setup: Callable[..., tuple[Vendors, list[Any]]],
 ) -> None:
     vendors, results = setup(sentry_init, ld, split_client, segment_client, "task")
@@ -318,10 +307,7 @@ def test_1000_asyncio_tasks_raising_at_once_each_carry_their_own_context_everywh
     unexpected = [r for r in results if not isinstance(r, LoadError)]
     assert not unexpected, unexpected[:3]
 
-    messages = {identity("task", i)[0] for i in range(TASKS)}
-    found = arrived(receivers, dict.fromkeys(("sentry", *VENDORS), TASKS))
-    assert_each_carries_its_own(found, messages)
-    assert_stats(vendors, TASKS)
+    assert_every_one_arrived_with_its_own(receivers, vendors, "task", TASKS)
 
 
 def test_over_the_default_limits_every_error_still_reaches_sentry_and_the_rest_is_counted(
@@ -329,7 +315,7 @@ def test_over_the_default_limits_every_error_still_reaches_sentry_and_the_rest_i
     ld: Any,
     split_client: Any,
     segment_client: Any,
-    receivers: dict[str, Any],
+    receivers: Receivers,
 ) -> None:
     # sentry-flags' defaults (10 forwarded errors a second, bursts of 100; Segment 200 a second): 1,000
     # errors in about a second are more than that. Sentry still gets every one; each
