@@ -158,20 +158,33 @@ def flask_checkout(
     sentry_sdk.flush()
 
 
-def assert_backs_off_after_one_refusal(sentry_init: Callable[..., Any], forwarder: Any, track: Any) -> None:
-    """Three errors through ``forwarder`` whose vendor refuses (``track``, a mock of its
-    ``track``): one call, then a pause that skips the other two."""
-    forwarder.backoff_initial = 60.0  # far longer than this test, however slow the machine
+def capture_errors_of_one_user(sentry_init: Callable[..., Any], forwarder: Any, count: int) -> None:
+    """``count`` errors of user u-1 through ``forwarder``, which pauses 60 s after a refusal."""
+    forwarder.backoff_initial = 60.0  # far longer than the test, however slow the machine
     init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
 
-    for i in range(3):
+    for i in range(count):
         capture_error(f"boom {i}")
     sentry_sdk.flush()
+
+
+def assert_backs_off_after_one_refusal(sentry_init: Callable[..., Any], forwarder: Any, track: Any) -> None:
+    """Three errors through ``forwarder`` whose vendor refuses (``track``, a mock of its
+    ``track``): one call, then a pause that skips the other two."""
+    capture_errors_of_one_user(sentry_init, forwarder, 3)
 
     assert track.call_count == 1
     assert forwarder.stats.failed == 1
     assert forwarder.stats.skipped == {"backoff": 2}
+
+
+def assert_is_error_captured(message: dict[str, Any], event_id: str, user_id: str) -> None:
+    """``message`` (as Segment received it) is the track call of Sentry event ``event_id``."""
+    assert message["type"] == "track"
+    assert message["event"] == "Error Captured"
+    assert message["userId"] == user_id
+    assert message["messageId"] == event_id  # Segment de-duplicates a retried delivery
 
 
 def aim_segment_module(

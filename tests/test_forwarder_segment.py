@@ -21,6 +21,7 @@ from helpers import (
     SEGMENT_WRITE_KEY,
     aim_segment_module,
     assert_backs_off_after_one_refusal,
+    assert_is_error_captured,
     capture_error,
     capture_through_segment_module,
     error_view,
@@ -129,10 +130,7 @@ def test_error_captured_has_sentrys_shape(
 
     [message] = segment_receiver.wait_for_messages(1)
     [sentry_event] = sentry_receiver.wait_for_events(1)
-    assert message["type"] == "track"
-    assert message["event"] == "Error Captured"
-    assert message["userId"] == "42"
-    assert message["messageId"] == event_id
+    assert_is_error_captured(message, event_id, user_id="42")
     assert message["properties"] == {
         "eventId": event_id,
         "environment": "production",

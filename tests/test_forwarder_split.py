@@ -25,6 +25,7 @@ from helpers import (
     SECRET_TOKEN,
     assert_backs_off_after_one_refusal,
     capture_error,
+    capture_errors_of_one_user,
     error_view,
     flask_checkout,
     init_forwarding,
@@ -341,13 +342,7 @@ def test_split_refusing_events_while_its_api_is_down_backs_off(
     )
     split_receiver.set_mode("error", path_prefix="/api/events")
     forwarder = SplitForwarder(factory.client(), identities={"user": "user.id"}, capture_culprit=False)
-    forwarder.backoff_initial = 60.0  # far longer than this test, however slow the machine
-    init_forwarding(sentry_init, forwarder)
-    sentry_sdk.set_user({"id": "u-1"})
-
-    for i in range(5):
-        capture_error(f"boom {i}")
-    sentry_sdk.flush()
+    capture_errors_of_one_user(sentry_init, forwarder, 5)
 
     stats = forwarder.stats
     assert stats.forwarded == 2  # queued by splitio

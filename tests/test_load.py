@@ -19,6 +19,7 @@ them is counted, never lost silently.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections import Counter
 from typing import Any, Callable
@@ -116,6 +117,14 @@ def ld(ld_client: Any, ld_test_data: Any) -> Any:
     return ld_client
 
 
+@pytest.fixture
+def make_vendors(
+    sentry_init: Callable[..., Any], ld: Any, split_client: Any, segment_client: Any
+) -> Callable[..., Vendors]:
+    """``make_vendors(**options)``: :class:`Vendors` on this test's real clients."""
+    return functools.partial(Vendors, sentry_init, ld, split_client, segment_client)
+
+
 # -- what arrived ------------------------------------------------------------------------
 
 
@@ -199,13 +208,9 @@ def assert_every_one_arrived_with_its_own(
 
 
 def test_100_threads_raising_at_once_each_carry_their_own_context_everywhere(
-    sentry_init: Callable[..., Any],
-    ld: Any,
-    split_client: Any,
-    segment_client: Any,
-    receivers: Receivers,
+    ld: Any, make_vendors: Callable[..., Vendors], receivers: Receivers
 ) -> None:
-    vendors = Vendors(sentry_init, ld, split_client, segment_client)
+    vendors = make_vendors()
     # sentry-sdk's ThreadingIntegration (on by default) gives each thread a fork of its
     # parent's isolation scope: no scope to manage by hand, as in any threaded app.
     barrier = threading.Barrier(THREADS, timeout=JOIN_TIMEOUT)
@@ -245,7 +250,7 @@ async def gather_tasks(
 
 
 def _with_asyncio_integration(
-    sentry_init: Callable[..., Any], ld: Any, split_client: Any, segment_client: Any, prefix: str
+    make_vendors: Callable[..., Vendors], ld: Any, prefix: str
 ) -> tuple[Vendors, list[Any]]:
     async def main() -> tuple[Vendors, list[Any]]:
         # What sentry-sdk documents for asyncio apps: init inside the running loop with
@@ -253,7 +258,7 @@ def _with_asyncio_integration(
         # scope and reports what a task raises. sentry-sdk patches the loop in setup_once,
         # once per process: an app has one loop, but pytest runs many, so a later test
         # patches its own loop the same way.
-        vendors = Vendors(sentry_init, ld, split_client, segment_client, integrations=(AsyncioIntegration(),))
+        vendors = make_vendors(integrations=(AsyncioIntegration(),))
         if asyncio.get_running_loop().get_task_factory() is None:
             patch_asyncio()
         assert asyncio.get_running_loop().get_task_factory() is not None
@@ -282,9 +287,9 @@ async def in_own_isolation_scope(make: Callable[[], Any]) -> Any:
 
 
 def _with_isolation_scopes(
-    sentry_init: Callable[..., Any], ld: Any, split_client: Any, segment_client: Any, prefix: str
+    make_vendors: Callable[..., Vendors], ld: Any, prefix: str
 ) -> tuple[Vendors, list[Any]]:
-    vendors = Vendors(sentry_init, ld, split_client, segment_client)
+    vendors = make_vendors()
 
     return vendors, asyncio.run(gather_tasks(ld, prefix, TASKS, in_own_isolation_scope))
 
@@ -295,14 +300,12 @@ def _with_isolation_scopes(
     ids=["asyncio-integration", "isolation-scope"],
 )
 def test_1000_asyncio_tasks_raising_at_once_each_carry_their_own_context_everywhere(
-    sentry_init: Callable[..., Any],
     ld: Any,
-    split_client: Any,
-    segment_client: Any,
+    make_vendors: Callable[..., Vendors],
     receivers: Receivers,
     setup: Callable[..., tuple[Vendors, list[Any]]],
 ) -> None:
-    vendors, results = setup(sentry_init, ld, split_client, segment_client, "task")
+    vendors, results = setup(make_vendors, ld, "task")
     assert len(results) == TASKS
     unexpected = [r for r in results if not isinstance(r, LoadError)]
     assert not unexpected, unexpected[:3]
@@ -311,16 +314,12 @@ def test_1000_asyncio_tasks_raising_at_once_each_carry_their_own_context_everywh
 
 
 def test_over_the_default_limits_every_error_still_reaches_sentry_and_the_rest_is_counted(
-    sentry_init: Callable[..., Any],
-    ld: Any,
-    split_client: Any,
-    segment_client: Any,
-    receivers: Receivers,
+    ld: Any, make_vendors: Callable[..., Vendors], receivers: Receivers
 ) -> None:
     # sentry-flags' defaults (10 forwarded errors a second, bursts of 100; Segment 200 a second): 1,000
     # errors in about a second are more than that. Sentry still gets every one; each
     # forwarder sends what the limits allow, on the right identity, and counts the rest.
-    vendors = Vendors(sentry_init, ld, split_client, segment_client, unbounded=False)
+    vendors = make_vendors(unbounded=False)
 
     asyncio.run(gather_tasks(ld, "over", TASKS, in_own_isolation_scope))
 

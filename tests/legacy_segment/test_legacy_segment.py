@@ -21,6 +21,7 @@ from helpers import (
     SEGMENT_LIBRARY,
     SEGMENT_WRITE_KEY,
     aim_segment_module,
+    assert_is_error_captured,
     capture_error,
     capture_through_segment_module,
     init_forwarding,
@@ -103,10 +104,7 @@ def test_error_captured_arrives(
     sentry_sdk.flush()
 
     [message] = segment_receiver.wait_for_messages(1)
-    assert message["type"] == "track"
-    assert message["event"] == "Error Captured"
-    assert message["userId"] == "42"
-    assert message["messageId"] == event_id
+    assert_is_error_captured(message, event_id, user_id="42")
     assert message["properties"] == {
         "eventId": event_id,
         "environment": "production",
