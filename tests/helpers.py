@@ -1,7 +1,9 @@
-"""Small helpers shared by the core tests (context, filters, settings, pipeline, concurrency).
+"""Helpers shared by the tests; the fixtures built on them are in conftest.py.
 
-Everything here works on what the loopback Sentry receiver actually got: events are
-captured with the real sentry-sdk, flushed with a bound, and read back off the wire.
+Everything here works on what the loopback receivers actually got: events are captured
+with the real sentry-sdk, flushed with a bound, and read back off the wire. Also here: the
+settings every test gives the real vendor clients, and scaffolding that several forwarder
+tests share.
 """
 
 from __future__ import annotations
