@@ -45,7 +45,6 @@ if not str(getattr(analytics, "VERSION", "")).startswith("1."):
     )
 
 
-
 def bundled_segment_analytics() -> ModuleType:
     """analytics-python's own copy of ``segment.analytics``; skips if that is another package's."""
     module = pytest.importorskip("segment.analytics")

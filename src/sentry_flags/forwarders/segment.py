@@ -197,6 +197,7 @@ class SegmentForwarder(BackoffForwarder):
         )  # fmt: skip
         return restarted
 
+
 class _LibraryKept(dict[str, Any]):
     """A ``context`` whose ``library`` Segment's client cannot replace.
 
