@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 
-from sentry_flags.receivers import (
+from sentry_flags.testing.receivers import (
     BaseReceiver,
     LaunchDarklyReceiver,
     SegmentReceiver,

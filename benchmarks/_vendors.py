@@ -34,7 +34,7 @@ from sentry_sdk.transport import Transport
 from sentry_flags import FlagsIntegration
 from sentry_flags._stage import process_event
 from sentry_flags.forwarders import Forwarder, LaunchDarklyForwarder, SegmentForwarder, SplitForwarder
-from sentry_flags.receivers import join_threads
+from sentry_flags.testing.receivers import join_threads
 
 VENDOR_LOGGERS = ("ldclient", "splitio", "segment", "analytics", "backoff", "urllib3")
 

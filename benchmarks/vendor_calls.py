@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from benchmarks._harness import Row, gc_off, log, percentile, us
 from benchmarks._vendors import Servers, Vendors, ld_context
-from sentry_flags.receivers import closed_port_url
+from sentry_flags.testing.receivers import closed_port_url
 
 NAME = "vendor_calls"
 MODES = ("normal", "refuse", "hang")

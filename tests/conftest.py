@@ -8,23 +8,27 @@ waits, so no SDK thread keeps running into the next test.
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Callable, Iterator
 
 import pytest
 
+from helpers import (
+    SEGMENT_WRITE_KEY,
+    SPLIT_TEST_CONFIG,
+    Receivers,
+    destroy_split_factories,
+    ld_test_settings,
+    started_split_factory,
+)
 from receivers import (
     LaunchDarklyReceiver,
     SegmentReceiver,
     SentryReceiver,
     SplitReceiver,
-    join_threads,
 )
 
 LD_SDK_KEY = "sdk-test-key"
 SPLIT_SDK_KEY = "split-test-sdk-key"
-SEGMENT_WRITE_KEY = "segment-test-write-key"
-SPLIT_INITIALIZER_THREAD = "SDKInitializer"
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -67,6 +71,17 @@ def split_receiver() -> Iterator[SplitReceiver]:
 def segment_receiver() -> Iterator[SegmentReceiver]:
     with SegmentReceiver() as receiver:
         yield receiver
+
+
+@pytest.fixture
+def receivers(
+    sentry_receiver: SentryReceiver,
+    ld_receiver: LaunchDarklyReceiver,
+    split_receiver: SplitReceiver,
+    segment_receiver: SegmentReceiver,
+) -> Receivers:
+    """All four, for tests that drive every endpoint (the same ones the fixtures above give)."""
+    return Receivers(sentry_receiver, ld_receiver, split_receiver, segment_receiver)
 
 
 # --------------------------------------------------------------------------
@@ -137,20 +152,12 @@ def make_ld_client(ld_receiver: LaunchDarklyReceiver) -> Iterator[Callable[..., 
     """
     pytest.importorskip("ldclient")
     from ldclient.client import LDClient
-    from ldclient.config import Config, HTTPConfig
+    from ldclient.config import Config
 
     clients: list[Any] = []
 
     def make(*, start_wait: float = 5, **overrides: Any) -> Any:
-        settings: dict[str, Any] = {
-            **ld_receiver.config_kwargs(),
-            "stream": False,
-            "flush_interval": 0.1,
-            "diagnostic_opt_out": True,
-            # Bounded, so close() cannot stall on a receiver told to hang.
-            "http": HTTPConfig(connect_timeout=2, read_timeout=2),
-        }
-        settings.update(overrides)
+        settings = ld_test_settings(ld_receiver, **overrides)
         client = LDClient(Config(LD_SDK_KEY, **settings), start_wait=start_wait)
         clients.append(client)
         return client
@@ -185,50 +192,20 @@ def make_split_factory(split_receiver: SplitReceiver) -> Iterator[Callable[..., 
     factories: list[Any] = []
 
     def make(**config_overrides: Any) -> Any:
-        config: dict[str, Any] = {
-            "streamingEnabled": False,
-            "featuresRefreshRate": 1,
-            "segmentsRefreshRate": 1,
-            "eventsPushRate": 0.2,
-            "impressionsMode": "debug",
-            "impressionsRefreshRate": 1,
-            "connectionTimeout": 2000,  # ms
-            # Skips the SDK's UDP "which interface routes outwards" probe.
-            "machineIp": "127.0.0.1",
-            "machineName": "pytest",
-        }
-        config.update(config_overrides)
+        config = {**SPLIT_TEST_CONFIG, **config_overrides}
         factory = get_factory(SPLIT_SDK_KEY, config=config, **split_receiver.factory_kwargs())
         factories.append(factory)
         return factory
 
     yield make
 
-    # splitio sets "ready" before its SDKInitializer thread starts the periodic
-    # tasks; a destroy() in that window stops nothing and the tasks started
-    # afterwards poll forever.  So let the initializer finish first.  (A factory
-    # that never got ready has an initializer retrying forever; it can't be
-    # stopped and, with the receiver gone, will never start those tasks.)
-    if any(factory.ready for factory in factories):
-        join_threads(SPLIT_INITIALIZER_THREAD, timeout=5)
-    for factory in factories:
-        if factory.destroyed:
-            continue
-        destroyed = threading.Event()
-        factory.destroy(destroyed)
-        destroyed.wait(10)
-    # The segment fetcher's worker pool winds down on its own within ~0.5s.
-    join_threads("pool_worker_", timeout=2)
+    destroy_split_factories(factories)
 
 
 @pytest.fixture
 def split_factory(make_split_factory: Callable[..., Any]) -> Any:
-    """A ready SplitFactory against ``split_receiver``."""
-    factory = make_split_factory()
-    factory.block_until_ready(5)
-    # Ready is signalled before the periodic tasks start; see make_split_factory.
-    join_threads(SPLIT_INITIALIZER_THREAD, timeout=5)
-    return factory
+    """A ready SplitFactory against ``split_receiver``, its periodic tasks running."""
+    return started_split_factory(make_split_factory())
 
 
 @pytest.fixture

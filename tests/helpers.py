@@ -1,7 +1,9 @@
-"""Small helpers shared by the core tests (context, filters, settings, pipeline, concurrency).
+"""Helpers shared by the tests; the fixtures built on them are in conftest.py.
 
-Everything here works on what the loopback Sentry receiver actually got: events are
-captured with the real sentry-sdk, flushed with a bound, and read back off the wire.
+Everything here works on what the loopback receivers actually got: events are captured
+with the real sentry-sdk, flushed with a bound, and read back off the wire. Also here: the
+settings every test gives the real vendor clients, and scaffolding that several forwarder
+tests share.
 """
 
 from __future__ import annotations
@@ -10,23 +12,75 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from types import MappingProxyType, ModuleType
 from typing import Any, Callable, Optional
 
+import pytest
 import sentry_sdk
 
+import sentry_flags
 from receivers import (
+    BaseReceiver,
     LaunchDarklyReceiver,
     SegmentReceiver,
     SentryReceiver,
     SplitReceiver,
+    join_threads,
     split_definition,
     wait_for,
 )
+from sentry_flags import ErrorView
+
+# No vendor SDK is imported here at module level: tests/legacy_segment imports this module
+# in an environment with analytics-python alone.
 
 LD_KEY = "launchdarklyContext"
 FLUSH_TIMEOUT = 5.0
+
+# Personal data and secrets a test app puts in its events: what must not reach a vendor.
+SECRET_EMAIL = "jane.doe@example.com"
+SECRET_IP = "10.9.8.7"
+SECRET_TOKEN = "s3cr3t-t0ken"
+
+SEGMENT_WRITE_KEY = "segment-test-write-key"
+# What SegmentForwarder names itself as in every message's context.library.
+SEGMENT_LIBRARY = {"name": "sentry-flags", "version": sentry_flags.__version__}
+
+# splitio settings for every test factory: polling, not streaming; events pushed every 0.2 s;
+# impressions in DEBUG mode every 1 s (the SDK's minimum); no UDP probe for the address
+# that routes outwards.
+SPLIT_TEST_CONFIG: Mapping[str, Any] = MappingProxyType({
+    "streamingEnabled": False,
+    "featuresRefreshRate": 1,
+    "segmentsRefreshRate": 1,
+    "eventsPushRate": 0.2,
+    "impressionsMode": "debug",
+    "impressionsRefreshRate": 1,
+    "connectionTimeout": 2000,  # ms
+    "machineIp": "127.0.0.1",
+    "machineName": "pytest",
+})  # fmt: skip
+SPLIT_INITIALIZER_THREAD = "SDKInitializer"
+
+
+@dataclass(frozen=True)
+class Receivers:
+    """The four stand-ins of one test; ``receivers["split"]`` names them by endpoint too."""
+
+    sentry: SentryReceiver
+    launchdarkly: LaunchDarklyReceiver
+    split: SplitReceiver
+    segment: SegmentReceiver
+
+    def __getitem__(self, endpoint: str) -> Any:
+        return getattr(self, endpoint)
+
+    def values(self) -> tuple[BaseReceiver, ...]:
+        return (self.sentry, self.launchdarkly, self.split, self.segment)
 
 
 class CoreTestError(Exception):
@@ -64,6 +118,146 @@ def init_forwarding(
 
 def flush() -> None:
     sentry_sdk.flush(timeout=FLUSH_TIMEOUT)
+
+
+def error_view(**fields: Any) -> ErrorView:
+    """An ErrorView of a ValueError("boom") of user u-1 in production; ``fields`` override."""
+    defaults: dict[str, Any] = {
+        "event_id": "e" * 32,
+        "timestamp": datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc),
+        "level": "error",
+        "environment": "production",
+        "exception_type": "ValueError",
+        "exception_value": "boom",
+        "user": {"id": "u-1"},
+    }
+    return ErrorView(**{**defaults, **fields})
+
+
+def flask_checkout(
+    sentry_init: Callable[..., Any],
+    forwarder: Any,
+    target: str,
+    *,
+    send_default_pii: bool,
+    headers: Optional[dict[str, str]] = None,
+) -> None:
+    """GET ``target`` from a Flask app whose ``/checkout`` sets a user full of personal data
+    and raises; ``forwarder`` forwards the error. Flushed on return."""
+    flask = pytest.importorskip("flask")
+    init_forwarding(sentry_init, forwarder, send_default_pii=send_default_pii)
+    app = flask.Flask(__name__)
+
+    @app.route("/checkout")
+    def checkout() -> str:
+        sentry_sdk.set_user(
+            {"id": "u-1", "email": SECRET_EMAIL, "ip_address": SECRET_IP, "username": "jane"}
+        )
+        raise RuntimeError("card declined")
+
+    response = app.test_client().get(target, headers=headers or {})
+    assert response.status_code == 500
+    sentry_sdk.flush()
+
+
+def capture_errors_of_one_user(sentry_init: Callable[..., Any], forwarder: Any, count: int) -> None:
+    """``count`` errors of user u-1 through ``forwarder``, which pauses 60 s after a refusal."""
+    forwarder.backoff_initial = 60.0  # far longer than the test, however slow the machine
+    init_forwarding(sentry_init, forwarder)
+    sentry_sdk.set_user({"id": "u-1"})
+
+    for i in range(count):
+        capture_error(f"boom {i}")
+    sentry_sdk.flush()
+
+
+def assert_backs_off_after_one_refusal(sentry_init: Callable[..., Any], forwarder: Any, track: Any) -> None:
+    """Three errors through ``forwarder`` whose vendor refuses (``track``, a mock of its
+    ``track``): one call, then a pause that skips the other two."""
+    capture_errors_of_one_user(sentry_init, forwarder, 3)
+
+    assert track.call_count == 1
+    assert forwarder.stats.failed == 1
+    assert forwarder.stats.skipped == {"backoff": 2}
+
+
+def assert_is_error_captured(message: dict[str, Any], event_id: str, user_id: str) -> None:
+    """``message`` (as Segment received it) is the track call of Sentry event ``event_id``."""
+    assert message["type"] == "track"
+    assert message["event"] == "Error Captured"
+    assert message["userId"] == user_id
+    assert message["messageId"] == event_id  # Segment de-duplicates a retried delivery
+
+
+def aim_segment_module(
+    monkeypatch: pytest.MonkeyPatch, module: ModuleType, receiver: SegmentReceiver, write_key: Optional[str]
+) -> None:
+    """Point a Segment package's module-level API (``analytics``) at ``receiver``, with no
+    default client yet."""
+    monkeypatch.setattr(module, "default_client", None)
+    monkeypatch.setattr(module, "write_key", write_key)
+    monkeypatch.setattr(module, "host", receiver.host)
+    monkeypatch.setattr(module, "max_retries", 1)
+    monkeypatch.setattr(module, "timeout", 2)
+
+
+def capture_through_segment_module(
+    module: ModuleType, receiver: SegmentReceiver, message: str
+) -> dict[str, Any]:
+    """Capture ``message``; the one Segment message that arrived. Joins the module's client."""
+    try:
+        capture_error(message)
+        sentry_sdk.flush(timeout=5)
+        [received] = receiver.wait_for_messages(1)
+    finally:
+        if module.default_client is not None:
+            module.default_client.join()
+    return received
+
+
+def ld_test_settings(receiver: LaunchDarklyReceiver, **overrides: Any) -> dict[str, Any]:
+    """``ldclient.config.Config`` keywords for a test client: polling and events at
+    ``receiver``, events flushed every 0.1 s, bounded HTTP waits (so close() cannot stall on
+    a receiver told to hang)."""
+    from ldclient.config import HTTPConfig  # here, not at import: see the note at the top
+
+    return {
+        **receiver.config_kwargs(),
+        "stream": False,
+        "flush_interval": 0.1,
+        "diagnostic_opt_out": True,
+        "http": HTTPConfig(connect_timeout=2, read_timeout=2),
+        **overrides,
+    }
+
+
+def started_split_factory(factory: Any) -> Any:
+    """``factory`` once ready and running its periodic tasks.
+
+    splitio signals "ready" before its SDKInitializer thread starts the periodic tasks; a
+    destroy() in that window stops nothing and the tasks started afterwards poll forever.
+    """
+    factory.block_until_ready(5)
+    join_threads(SPLIT_INITIALIZER_THREAD, timeout=5)
+    return factory
+
+
+def destroy_split_factories(factories: Iterable[Any]) -> None:
+    """Destroy splitio factories, waiting (bounded) for their last flush."""
+    factories = list(factories)
+    # See started_split_factory: let the initializer finish first. (A factory that never got
+    # ready has an initializer retrying forever; it can't be stopped and, with the receiver
+    # gone, will never start those tasks.)
+    if any(factory.ready for factory in factories):
+        join_threads(SPLIT_INITIALIZER_THREAD, timeout=5)
+    for factory in factories:
+        if factory.destroyed:
+            continue
+        destroyed = threading.Event()
+        factory.destroy(destroyed)
+        destroyed.wait(10)
+    # The segment fetcher's worker pool winds down on its own within ~0.5s.
+    join_threads("pool_worker_", timeout=2)
 
 
 def received(receiver: SentryReceiver, count: int) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""The loopback receivers ship in the package (the demo uses them); tests import them here."""
+"""The loopback receivers ship in the package (sentry_flags.testing); tests import them here."""
 
-from sentry_flags.receivers import *  # noqa: F403
-from sentry_flags.receivers import __all__  # noqa: F401
+from sentry_flags.testing.receivers import *  # noqa: F403
+from sentry_flags.testing.receivers import __all__  # noqa: F401

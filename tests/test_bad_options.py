@@ -205,11 +205,16 @@ class Bad:
 def _short(value: Any) -> str:
     if isinstance(value, int) and abs(value) > 10**12:
         return "10**400"
+    if isinstance(value, str) and len(value) > 60 and len(set(value)) == 1:
+        return f"{value[0]!r}*{len(value)}"  # "e" * 64 and "e" * 70 get ids of their own
     text = repr(value)
     text = re.sub(r"<(?:[\w]+\.)*(\w+) object at 0x[0-9a-f]+>", r"\1()", text)
     text = re.sub(r"<class '(?:[\w]+\.)*(\w+)'>", r"\1", text)
     return text if len(text) <= 60 else text[:57] + "..."
 
+
+# What LaunchDarklyForwarder says of a client it cannot call track() on.
+LD_CLIENT_EXPECTED = "ld_client must be an ldclient.LDClient or another client with a track() method"
 
 FI, CFG = "FlagsIntegration", "from_config"
 SPLIT, LD, SEG, REC = "SplitForwarder", "LaunchDarklyForwarder", "SegmentForwarder", "RecordingForwarder"
@@ -220,13 +225,16 @@ DJANGO, CELERY = "django.FlagsMiddleware", "celery.connect"
 def _environments_rows(target: str) -> list[Bad]:
     """``environments`` is shared by every forwarder (forwarders/_base.parse_environments)."""
     return [
-        Bad(target, {"environments": "production"}, TypeError, "environments", "must be None or a set"),
+        Bad(
+            target, {"environments": "production"}, TypeError, "environments",
+            "environments must be None or a set",
+        ),
         Bad(target, {"environments": b"production"}, TypeError, "environments"),
         Bad(target, {"environments": 5}, TypeError, "environments"),
-        Bad(target, {"environments": []}, ValueError, "environments", "must not be empty"),
+        Bad(target, {"environments": []}, ValueError, "environments", "environments must not be empty"),
         Bad(target, {"environments": set()}, ValueError, "environments"),
         Bad(target, {"environments": [""]}, TypeError, "environments", "non-empty str"),
-        Bad(target, {"environments": ["production", ""]}, TypeError, "environments"),
+        Bad(target, {"environments": ["production", ""]}, TypeError, "environments", "non-empty str"),
         Bad(target, {"environments": [1]}, TypeError, "environments"),
         Bad(target, {"environments": [None]}, TypeError, "environments"),
     ]
@@ -279,7 +287,10 @@ BAD: list[Bad] = [
     # FlagsIntegration: LaunchDarkly client, forwarders, delivery
     Bad(FI, {"launchdarkly_client": object()}, TypeError, "launchdarkly_client"),
     Bad(FI, {"launchdarkly_client": "sdk-key"}, TypeError, "launchdarkly_client"),
-    Bad(FI, {"launchdarkly_client": []}, TypeError, "launchdarkly_client", "must be an ldclient.LDClient"),
+    Bad(
+        FI, {"launchdarkly_client": []}, TypeError, "launchdarkly_client",
+        "launchdarkly_client must be an ldclient.LDClient",
+    ),
     Bad(FI, {"launchdarkly_client": ldclient}, TypeError, "launchdarkly_client"),  # the module, not .get()
     Bad(FI, {"forwarders": "x"}, TypeError, "forwarders"),
     Bad(FI, {"forwarders": 7}, TypeError, "forwarders"),
@@ -308,10 +319,10 @@ BAD: list[Bad] = [
     ),
     Bad(FI, {"ignoreErrors": ["x"]}, TypeError, "ignoreErrors"),  # a from_config key as keyword
     # from_config: RudderStack keys name themselves, not our keywords
-    Bad(CFG, {"config": None}, TypeError, "config", "must be a mapping"),
-    Bad(CFG, {"config": [("environment", "x")]}, TypeError, "config"),
-    Bad(CFG, {"config": "environment=prod"}, TypeError, "config"),
-    Bad(CFG, {"config": 3}, TypeError, "config"),
+    Bad(CFG, {"config": None}, TypeError, "config", "config must be a mapping"),
+    Bad(CFG, {"config": [("environment", "x")]}, TypeError, "config", "config must be a mapping"),
+    Bad(CFG, {"config": "environment=prod"}, TypeError, "config", "config must be a mapping"),
+    Bad(CFG, {"config": 3}, TypeError, "config", "config must be a mapping"),
     Bad(CFG, {"config": {"sampleRate": 1}}, ValueError, "sampleRate", "unknown config key"),
     Bad(CFG, {"config": {"ignore_errors": ["x"]}}, ValueError, "ignore_errors", "unknown config key"),
     Bad(CFG, {"config": {"environment": "prod", "dsn": "x"}}, ValueError, "dsn"),
@@ -322,7 +333,10 @@ BAD: list[Bad] = [
         CFG, {"config": {"ignoreErrors": ["ok", "/(unclosed/i"]}}, ValueError, "ignoreErrors[1]",
         "not a valid regex",
     ),
-    Bad(CFG, {"config": {"ignoreErrors": ["//"]}}, ValueError, "ignoreErrors[0]", "is an empty regex"),
+    Bad(
+        CFG, {"config": {"ignoreErrors": ["//"]}}, ValueError, "ignoreErrors[0]",
+        "ignoreErrors[0] is an empty regex",
+    ),
     Bad(CFG, {"config": {"denyUrls": ["/[/"]}}, ValueError, "denyUrls[0]", "not a valid regex"),
     Bad(CFG, {"config": {"denyUrls": [""]}}, ValueError, "denyUrls[0]"),
     Bad(CFG, {"config": {"allowUrls": [{"url": "x"}]}}, TypeError, "allowUrls[0]"),
@@ -345,13 +359,15 @@ BAD: list[Bad] = [
     # SplitForwarder
     Bad(SPLIT, {"split_client": None}, TypeError, "split_client"),
     Bad(SPLIT, {"split_client": object()}, TypeError, "split_client", "track()"),
-    Bad(SPLIT, {"split_client": NoCallableTrack()}, TypeError, "split_client"),
+    Bad(SPLIT, {"split_client": NoCallableTrack()}, TypeError, "split_client", "track()"),
     Bad(SPLIT, {"split_client": AsyncTrack()}, TypeError, "loop=", "asyncio client"),
     Bad(SPLIT, {"split_client": AsyncTrack(), "loop": "not a loop"}, TypeError, "loop"),
     Bad(SPLIT, {"loop": "not a loop"}, TypeError, "loop"),
     Bad(SPLIT, {"loop": CLOSED_LOOP}, TypeError, "loop", "only for splitio's asyncio client"),
-    Bad(SPLIT, {"identities": "user.id"}, TypeError, "identities", "must be a mapping"),
-    Bad(SPLIT, {"identities": [("user", "user.id")]}, TypeError, "identities", "must be a mapping"),
+    Bad(SPLIT, {"identities": "user.id"}, TypeError, "identities", "identities must be a mapping"),
+    Bad(
+        SPLIT, {"identities": [("user", "user.id")]}, TypeError, "identities", "identities must be a mapping",
+    ),
     Bad(SPLIT, {"identities": {}}, ValueError, "identities", "at least one"),
     Bad(SPLIT, {"identities": {"": "user.id"}}, TypeError, "identities", "traffic type"),
     Bad(SPLIT, {"identities": {1: "user.id"}}, TypeError, "identities", "traffic type"),
@@ -386,6 +402,7 @@ BAD: list[Bad] = [
     Bad(SPLIT, {"event_type": "_leading"}, ValueError, "event_type"),
     Bad(SPLIT, {"event_type": "e" * 81, "capture_culprit": False}, ValueError, "event_type"),
     Bad(SPLIT, {"event_type": "e" * 64}, ValueError, "event_type", "capture_culprit"),
+    Bad(SPLIT, {"event_type": "e" * 70}, ValueError, "event_type", "capture_culprit"),
     Bad(SPLIT, {"event_type": 5}, TypeError, "event_type"),
     Bad(SPLIT, {"capture_culprit": "yes"}, TypeError, "capture_culprit"),
     Bad(SPLIT, {"include_tags": 1}, TypeError, "include_tags"),
@@ -397,33 +414,40 @@ BAD: list[Bad] = [
     Bad(SPLIT, {"value": HUGE_INT}, ValueError, "value", "finite"),
     Bad(SPLIT, {"value": Fraction(HUGE_INT, 3)}, ValueError, "value", "finite"),
     *_environments_rows(SPLIT),
+    Bad(SPLIT, {"environments": {1}}, TypeError, "environments"),
     # LaunchDarklyForwarder
-    Bad(LD, {"ld_client": None}, TypeError, "ld_client", "track()"),
-    Bad(LD, {"ld_client": object()}, TypeError, "ld_client"),
-    Bad(LD, {"ld_client": NoCallableTrack()}, TypeError, "ld_client"),
+    *(
+        Bad(LD, {"ld_client": client}, TypeError, "ld_client", LD_CLIENT_EXPECTED)
+        for client in (None, object(), NoCallableTrack())
+    ),
     Bad(LD, {"ld_client": ldclient}, TypeError, "ld_client"),  # the module: it has no track()
-    Bad(LD, {"event_key": 42}, TypeError, "event_key", "must be a str"),
+    Bad(LD, {"event_key": 42}, TypeError, "event_key", "event_key must be a str"),
     Bad(LD, {"event_key": None}, TypeError, "event_key"),
-    Bad(LD, {"event_key": ""}, ValueError, "event_key", "must be a non-empty"),
-    Bad(LD, {"event_key": "   "}, ValueError, "event_key"),
+    Bad(LD, {"event_key": ""}, ValueError, "event_key", "event_key must be a non-empty"),
+    Bad(LD, {"event_key": "   "}, ValueError, "event_key", "event_key must be a non-empty"),
     *_environments_rows(LD),
     # SegmentForwarder
-    Bad(SEG, {"segment_client": None}, TypeError, "segment_client", "must be a Segment client"),
+    Bad(
+        SEG, {"segment_client": None}, TypeError, "segment_client", "segment_client must be a Segment client",
+    ),
     Bad(SEG, {"segment_client": object()}, TypeError, "segment_client", "with a track() method"),
     Bad(SEG, {"segment_client": NoCallableTrack()}, TypeError, "segment_client"),
-    Bad(SEG, {"max_per_second": 0}, ValueError, "max_per_second", "must be a finite number, at least 1"),
+    Bad(
+        SEG, {"max_per_second": 0}, ValueError, "max_per_second",
+        "max_per_second must be a finite number, at least 1",
+    ),
     Bad(SEG, {"max_per_second": -5}, ValueError, "max_per_second"),
     Bad(SEG, {"max_per_second": 0.5}, ValueError, "max_per_second", "at least 1"),
     Bad(SEG, {"max_per_second": math.inf}, ValueError, "max_per_second", "finite"),
     Bad(SEG, {"max_per_second": math.nan}, ValueError, "max_per_second", "finite"),
     Bad(SEG, {"max_per_second": HUGE_INT}, ValueError, "max_per_second", "finite"),
-    Bad(SEG, {"max_per_second": "200"}, TypeError, "max_per_second", "must be a number"),
+    Bad(SEG, {"max_per_second": "200"}, TypeError, "max_per_second", "max_per_second must be a number"),
     Bad(SEG, {"max_per_second": None}, TypeError, "max_per_second"),
     Bad(SEG, {"max_per_second": True}, TypeError, "max_per_second"),
-    Bad(SEG, {"event_name": ""}, ValueError, "event_name", "must be a non-empty"),
+    Bad(SEG, {"event_name": ""}, ValueError, "event_name", "event_name must be a non-empty"),
     Bad(SEG, {"event_name": "   "}, ValueError, "event_name"),
-    Bad(SEG, {"event_name": None}, TypeError, "event_name", "must be a str"),
-    Bad(SEG, {"event_name": b"Error Captured"}, TypeError, "event_name", "must be a str"),
+    Bad(SEG, {"event_name": None}, TypeError, "event_name", "event_name must be a str"),
+    Bad(SEG, {"event_name": b"Error Captured"}, TypeError, "event_name", "event_name must be a str"),
     Bad(SEG, {"event_name": "x" * 201}, ValueError, "event_name", "at most 200 characters"),
     *_environments_rows(SEG),
     # sentry_flags.testing.RecordingForwarder
@@ -454,6 +478,10 @@ BAD: list[Bad] = [
         DJANGO, {"SENTRY_FLAGS": {"CONTEXTS": "x.y"}}, ImproperlyConfigured, "SENTRY_FLAGS",
         "unknown SENTRY_FLAGS key",
     ),
+    Bad(  # the value is fine: the key alone is wrong
+        DJANGO, {"SENTRY_FLAGS": {"CONTEXTS": "django_project.flags.context_for"}}, ImproperlyConfigured,
+        "SENTRY_FLAGS", "unknown SENTRY_FLAGS key",
+    ),
     Bad(
         DJANGO, {"SENTRY_FLAGS": {1: "x.y"}}, ImproperlyConfigured, "SENTRY_FLAGS",
         "unknown SENTRY_FLAGS key",
@@ -468,7 +496,7 @@ BAD: list[Bad] = [
     ),
     Bad(
         DJANGO, {"SENTRY_FLAGS": {"CONTEXT": "django_project.flags.missing"}}, ImproperlyConfigured,
-        'SENTRY_FLAGS["CONTEXT"]', "cannot import",
+        'SENTRY_FLAGS["CONTEXT"]', "cannot import 'django_project.flags.missing'",
     ),
     Bad(
         DJANGO, {"SENTRY_FLAGS": {"CONTEXT": ""}}, ImproperlyConfigured, 'SENTRY_FLAGS["CONTEXT"]',

@@ -15,6 +15,7 @@ from helpers import wait_child
 from sentry_flags import ErrorView, _delivery
 from sentry_flags._delivery import Delivery
 from sentry_flags._privacy import Privacy
+from sentry_flags._rate import MIN_BURST
 from sentry_flags.forwarders import Forwarder, VendorCall
 from sentry_flags.testing import RecordingForwarder
 
@@ -353,13 +354,13 @@ def test_over_the_rate_events_are_counted_on_every_forwarder_and_not_queued() ->
     first, second = RecordingForwarder(), RecordingForwarder()
     # 0.01 a second with the minimum burst: the first MIN_BURST pass, the rest do not.
     delivery = Delivery([first, second], max_per_second=0.01)
-    for i in range(_delivery.MIN_BURST + 150):
+    for i in range(MIN_BURST + 150):
         delivery.submit(event(i), PRIVACY, None)
 
     assert delivery.flush(10)
     assert delivery.rate_limited == 150
     assert delivery.dropped == 0
-    assert first.event_ids == second.event_ids == ids(*range(_delivery.MIN_BURST))
+    assert first.event_ids == second.event_ids == ids(*range(MIN_BURST))
     for forwarder in (first, second):
         assert forwarder.stats.skipped == {"rate_limit": 150}
         assert forwarder.stats.dropped == 0
@@ -379,28 +380,6 @@ def test_a_full_queue_drops_before_the_rate_bound_spends_a_token() -> None:
         gate.release.set()
     assert delivery.flush(5)
     assert gate.event_ids == ids(0, 1, 2)
-
-
-def test_rate_bound_refills_at_its_rate_up_to_its_burst() -> None:
-    bound = _delivery.RateBound(10, burst=5)
-    # A large float, as monotonic clock values are: (t0 + 0.1) - t0 is a hair under 0.1 here,
-    # and the refill must still count as one token.
-    t0 = bound._last = 16625.980567133
-    assert [bound.take(t0) for _ in range(6)] == [True] * 5 + [False]
-    assert bound.take(t0 + 0.1)  # one token in a tenth of a second
-    assert not bound.take(t0 + 0.1)
-    assert [bound.take(t0 + 100) for _ in range(6)] == [True] * 5 + [False]  # capped at the burst
-
-
-def test_rate_bound_burst_is_at_least_one_second_and_the_minimum() -> None:
-    assert _delivery.RateBound(10).burst == _delivery.MIN_BURST
-    assert _delivery.RateBound(5000).burst == 5000
-
-
-@pytest.mark.parametrize("rate", [0, -1, float("nan"), float("inf"), True, "10"])
-def test_rate_bound_rejects_what_is_not_a_positive_rate(rate: Any) -> None:
-    with pytest.raises(ValueError, match="max_per_second"):
-        _delivery.RateBound(rate)
 
 
 # -- fork ----------------------------------------------------------------------------------------

@@ -23,8 +23,8 @@ pytest.importorskip("ldclient")
 from ldclient import Context
 from sentry_sdk.integrations.django import DjangoIntegration
 
-from helpers import split_whitelist_flag
-from receivers import SentryReceiver, SplitReceiver, join_threads, wait_for
+from helpers import split_whitelist_flag, started_split_factory
+from receivers import SentryReceiver, SplitReceiver, wait_for
 from sentry_flags import FlagsIntegration
 
 CONTEXT = "launchdarklyContext"
@@ -231,23 +231,7 @@ def test_a_failing_builder_never_reaches_the_app(
     assert ld_context_of(event) is None
 
 
-@pytest.mark.parametrize(
-    ("setting", "message"),
-    [
-        ({"CONTEXT": "django_project.flags.not_callable"}, "must be a callable"),
-        ({"CONTEXT": "django_project.flags.missing"}, "django_project.flags.missing"),
-        ({"CONTEXTS": "django_project.flags.context_for"}, "unknown SENTRY_FLAGS key"),
-        (["CONTEXT"], "must be a dict"),
-    ],
-)
-def test_a_bad_setting_is_reported_when_the_middleware_loads(setting: Any, message: str) -> None:
-    from django.core.exceptions import ImproperlyConfigured
-    from django.test import override_settings
-
-    from sentry_flags.django import FlagsMiddleware
-
-    with override_settings(SENTRY_FLAGS=setting), pytest.raises(ImproperlyConfigured, match=message):
-        FlagsMiddleware(lambda request: None)
+# Wrong SENTRY_FLAGS settings are in test_bad_options.py.
 
 
 # -- concurrency -----------------------------------------------------------------------------------
@@ -332,9 +316,7 @@ def test_many_threads_through_the_wsgi_handler_keep_their_own_user_and_treatment
     users = [make_user() for _ in range(n_threads)]
     off_for = [str(user.pk) for user in users[::2]]
     split_receiver.set_splits(split_whitelist_flag(views.SPLIT_FLAG, off_for))
-    factory = make_split_factory(impressionListener=impression_listener())
-    factory.block_until_ready(5)
-    join_threads("SDKInitializer", timeout=5)  # see conftest.make_split_factory
+    factory = started_split_factory(make_split_factory(impressionListener=impression_listener()))
     monkeypatch.setattr(views, "split_client", factory.client())
     init()
     session_keys = []

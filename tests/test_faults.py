@@ -29,6 +29,7 @@ from typing import Any, Callable, Optional
 
 import pytest
 
+from helpers import Receivers, started_split_factory
 from receivers import (
     BaseReceiver,
     LaunchDarklyReceiver,
@@ -36,7 +37,6 @@ from receivers import (
     SegmentReceiver,
     SentryReceiver,
     SplitReceiver,
-    join_threads,
     parse_envelope,
     wait_for,
 )
@@ -188,7 +188,7 @@ def segment_values(receiver: SegmentReceiver) -> list[str]:
 @dataclass
 class Rig:
     app: Any
-    receivers: dict[str, Any]  # by endpoint
+    receivers: Receivers  # receivers[endpoint]
     ld_client: Any
     split_factory: Any
     segment_client: Any
@@ -298,10 +298,7 @@ def _ld_dispatcher(ld_client: Any) -> Any:
 @pytest.fixture
 def rig(
     sentry_init: Callable[..., Any],
-    sentry_receiver: SentryReceiver,
-    ld_receiver: LaunchDarklyReceiver,
-    split_receiver: SplitReceiver,
-    segment_receiver: SegmentReceiver,
+    receivers: Receivers,
     make_ld_client: Callable[..., Any],
     ld_test_data: Any,
     make_split_factory: Callable[..., Any],
@@ -313,11 +310,11 @@ def rig(
         events_max_pending=LD_CAP,
         http=HTTPConfig(connect_timeout=1, read_timeout=HUNG_READ_TIMEOUT),
     )
-    factory = make_split_factory(
-        eventsQueueSize=VENDOR_CAP, eventsBulkSize=BATCH, eventsPushRate=0.1, connectionTimeout=500
+    factory = started_split_factory(
+        make_split_factory(
+            eventsQueueSize=VENDOR_CAP, eventsBulkSize=BATCH, eventsPushRate=0.1, connectionTimeout=500
+        )
     )
-    factory.block_until_ready(5)
-    join_threads("SDKInitializer", timeout=5)
     segment_client = make_segment_client(
         max_queue_size=VENDOR_CAP,
         upload_size=BATCH,
@@ -361,12 +358,6 @@ def rig(
             sentry_sdk.capture_exception()
         return "ok"
 
-    receivers: dict[str, Any] = {
-        "sentry": sentry_receiver,
-        "split": split_receiver,
-        "launchdarkly": ld_receiver,
-        "segment": segment_receiver,
-    }
     rig = Rig(
         app=app,
         receivers=receivers,

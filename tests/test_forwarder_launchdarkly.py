@@ -308,33 +308,7 @@ def test_duck_typed_client_receives_the_call() -> None:
     assert forwarder.stats.forwarded == 1
 
 
-# -- validation ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("client", [None, object(), type("NoCall", (), {"track": 1})()])
-def test_client_without_track_is_rejected(client: Any) -> None:
-    with pytest.raises(TypeError, match=r"ld_client must be .*track\(\)"):
-        LaunchDarklyForwarder(client)
-
-
-def test_event_key_must_be_a_str() -> None:
-    with pytest.raises(TypeError, match="event_key must be a str"):
-        LaunchDarklyForwarder(DuckClient(), event_key=42)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize("key", ["", "   "])
-def test_event_key_must_not_be_empty(key: str) -> None:
-    with pytest.raises(ValueError, match="event_key must be a non-empty"):
-        LaunchDarklyForwarder(DuckClient(), event_key=key)
-
-
-@pytest.mark.parametrize(
-    ("environments", "error"),
-    [("production", TypeError), ([], ValueError), ([""], TypeError), ([1], TypeError)],
-)
-def test_bad_environments_are_rejected(environments: Any, error: type[Exception]) -> None:
-    with pytest.raises(error, match="environments"):
-        LaunchDarklyForwarder(DuckClient(), environments=environments)
+# Wrong constructor arguments, of every forwarder, are in test_bad_options.py.
 
 
 def test_lazy_export() -> None:

@@ -13,7 +13,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import capture_error, init_forwarding
+from helpers import (
+    SECRET_EMAIL,
+    SECRET_IP,
+    SECRET_TOKEN,
+    SEGMENT_LIBRARY,
+    SEGMENT_WRITE_KEY,
+    aim_segment_module,
+    assert_backs_off_after_one_refusal,
+    assert_is_error_captured,
+    capture_error,
+    capture_through_segment_module,
+    error_view,
+    flask_checkout,
+    init_forwarding,
+)
 from receivers import SegmentReceiver, SentryReceiver, assert_never, wait_for
 
 pytest.importorskip("segment.analytics")
@@ -22,7 +36,6 @@ import sentry_sdk
 from segment.analytics import Client
 from segment.analytics.consumer import MAX_MSG_SIZE
 
-import sentry_flags
 from sentry_flags import ErrorView
 from sentry_flags.forwarders import SegmentForwarder
 from sentry_flags.forwarders.segment import (
@@ -37,13 +50,11 @@ from sentry_flags.testing import capture_forwarded
 
 pytestmark = pytest.mark.usefixtures("own_isolation_scope")
 
-WRITE_KEY = "segment-test-write-key"
-SECRET_EMAIL = "jane.doe@example.com"
-SECRET_IP = "10.9.8.7"
-SECRET_TOKEN = "s3cr3t-t0ken"
 SECRET_QUERY = "q-secret-value"
 USER_AGENT = "Mozilla/5.0 (sentry-flags test)"
-LIBRARY = {"name": "sentry-flags", "version": sentry_flags.__version__}
+# The request of the privacy tests: a secret in the query, a query value that is no secret.
+CHECKOUT = f"/checkout?token={SECRET_TOKEN}&q={SECRET_QUERY}"
+CHECKOUT_HEADERS = {"User-Agent": USER_AGENT, "Referer": f"https://ref.example/from?q={SECRET_QUERY}"}
 
 
 def with_request(request: dict[str, Any]) -> None:
@@ -66,17 +77,8 @@ def parse_time(value: str) -> datetime:
 
 
 def view(**fields: Any) -> ErrorView:
-    defaults: dict[str, Any] = {
-        "event_id": "e" * 32,
-        "timestamp": datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=timezone.utc),
-        "level": "error",
-        "environment": "production",
-        "exception_type": "ValueError",
-        "exception_value": "boom",
-        "user": {"id": "u-1"},
-    }
-    defaults.update(fields)
-    return ErrorView(**defaults)
+    # Milliseconds in the timestamp: Segment's clients keep them.
+    return error_view(**{"timestamp": datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=timezone.utc), **fields})
 
 
 class DuckSegment:
@@ -98,7 +100,7 @@ class DuckSegment:
 
 def segment_accepts(kwargs: dict[str, Any]) -> dict[str, Any]:
     """What Segment's own client makes of a ``track`` call (raises over its 32 KB limit)."""
-    client = Client(WRITE_KEY, send=False)
+    client = Client(SEGMENT_WRITE_KEY, send=False)
     success, message = client.track(**{**kwargs, "context": _LibraryKept(kwargs["context"])})
     assert success is True
     return dict(message)
@@ -128,10 +130,7 @@ def test_error_captured_has_sentrys_shape(
 
     [message] = segment_receiver.wait_for_messages(1)
     [sentry_event] = sentry_receiver.wait_for_events(1)
-    assert message["type"] == "track"
-    assert message["event"] == "Error Captured"
-    assert message["userId"] == "42"
-    assert message["messageId"] == event_id
+    assert_is_error_captured(message, event_id, user_id="42")
     assert message["properties"] == {
         "eventId": event_id,
         "environment": "production",
@@ -148,7 +147,7 @@ def test_error_captured_has_sentrys_shape(
         },
     }
     assert message["context"] == {
-        "library": LIBRARY,
+        "library": SEGMENT_LIBRARY,
         "userAgent": USER_AGENT,
         "page": {
             "url": "https://shop.example/checkout/7",
@@ -187,7 +186,7 @@ def test_message_event_without_exception_sends_its_message(
         "level": "error",
         "message": "payment provider unreachable",
     }
-    assert message["context"] == {"library": LIBRARY}  # no request: no page, no userAgent
+    assert message["context"] == {"library": SEGMENT_LIBRARY}  # no request: no page, no userAgent
 
 
 def test_flush_waits_until_segment_posted_what_it_queued(
@@ -272,31 +271,11 @@ def test_huge_fields_stay_under_segments_limit_and_arrive(
     assert forwarder.stats.skipped == {}
 
 
-def flask_checkout(send_default_pii: bool, sentry_init: Callable[..., Any], forwarder: Any) -> None:
-    flask = pytest.importorskip("flask")
-    init_forwarding(sentry_init, forwarder, send_default_pii=send_default_pii)
-    app = flask.Flask(__name__)
-
-    @app.route("/checkout")
-    def checkout() -> str:
-        sentry_sdk.set_user(
-            {"id": "u-1", "email": SECRET_EMAIL, "ip_address": SECRET_IP, "username": "jane"}
-        )
-        raise RuntimeError("card declined")
-
-    response = app.test_client().get(
-        f"/checkout?token={SECRET_TOKEN}&q={SECRET_QUERY}",
-        headers={"User-Agent": USER_AGENT, "Referer": f"https://ref.example/from?q={SECRET_QUERY}"},
-    )
-    assert response.status_code == 500
-    sentry_sdk.flush()
-
-
 def test_no_personal_data_or_query_values_without_send_default_pii(
     sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
 ) -> None:
     forwarder = SegmentForwarder(segment_client)
-    flask_checkout(False, sentry_init, forwarder)
+    flask_checkout(sentry_init, forwarder, CHECKOUT, headers=CHECKOUT_HEADERS, send_default_pii=False)
 
     [message] = segment_receiver.wait_for_messages(1)
     assert message["userId"] == "u-1"
@@ -320,7 +299,7 @@ def test_query_values_and_ip_with_send_default_pii_but_never_secrets(
     sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
 ) -> None:
     forwarder = SegmentForwarder(segment_client)
-    flask_checkout(True, sentry_init, forwarder)
+    flask_checkout(sentry_init, forwarder, CHECKOUT, headers=CHECKOUT_HEADERS, send_default_pii=True)
 
     [message] = segment_receiver.wait_for_messages(1)
     page = message["properties"]["page"]
@@ -407,18 +386,7 @@ def test_raising_track_counts_as_failed_and_backs_off(
     sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver, mocker: Any
 ) -> None:
     track = mocker.patch.object(segment_client, "track", side_effect=RuntimeError("injected"))
-    forwarder = SegmentForwarder(segment_client)
-    forwarder.backoff_initial = 60.0
-    init_forwarding(sentry_init, forwarder)
-    sentry_sdk.set_user({"id": "u-1"})
-
-    for i in range(3):
-        capture_error(f"boom {i}")
-    sentry_sdk.flush()
-
-    assert track.call_count == 1
-    assert forwarder.stats.failed == 1
-    assert forwarder.stats.skipped == {"backoff": 2}
+    assert_backs_off_after_one_refusal(sentry_init, SegmentForwarder(segment_client), track)
     assert segment_receiver.requests == []
 
 
@@ -446,11 +414,7 @@ def test_module_level_api(
 ) -> None:
     import segment.analytics as analytics
 
-    monkeypatch.setattr(analytics, "default_client", None)
-    monkeypatch.setattr(analytics, "write_key", None)
-    monkeypatch.setattr(analytics, "host", segment_receiver.host)
-    monkeypatch.setattr(analytics, "max_retries", 1)
-    monkeypatch.setattr(analytics, "timeout", 2)
+    aim_segment_module(monkeypatch, analytics, segment_receiver, write_key=None)
     forwarder = SegmentForwarder(analytics)
     init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
@@ -460,16 +424,10 @@ def test_module_level_api(
     assert forwarder.stats.skipped == {"no_write_key": 1}
     assert analytics.default_client is None  # neither track nor flush created one
 
-    monkeypatch.setattr(analytics, "write_key", WRITE_KEY)
-    try:
-        capture_error("after")
-        sentry_sdk.flush(timeout=5)
-        [message] = segment_receiver.wait_for_messages(1)
-    finally:
-        if analytics.default_client is not None:
-            analytics.default_client.join()
+    monkeypatch.setattr(analytics, "write_key", SEGMENT_WRITE_KEY)
+    message = capture_through_segment_module(analytics, segment_receiver, "after")
     assert message["properties"]["exceptionValue"] == "after"
-    assert message["context"]["library"] == LIBRARY
+    assert message["context"]["library"] == SEGMENT_LIBRARY
     assert forwarder.stats.forwarded == 1
 
     capture_error("after analytics.shutdown()")  # its default client is joined above
@@ -494,7 +452,7 @@ def test_capture_forwarded_records_segment_calls(
     assert call.kwargs["user_id"] == "u-1"
     assert call.kwargs["event"] == "Error Captured"
     assert call.kwargs["message_id"] == event_id
-    assert call.kwargs["context"] == {"library": LIBRARY}
+    assert call.kwargs["context"] == {"library": SEGMENT_LIBRARY}
     assert_never(lambda: segment_receiver.requests, duration=0.2)
 
 
@@ -631,7 +589,7 @@ def test_any_message_passes_segments_own_size_check(
     [call] = SegmentForwarder(DuckSegment()).calls(error, 0.0)
     message = segment_accepts(dict(call.kwargs))
     assert len(json.dumps(message).encode()) <= MAX_MESSAGE_SIZE
-    assert message["context"]["library"] == LIBRARY
+    assert message["context"]["library"] == SEGMENT_LIBRARY
 
 
 @pytest.mark.parametrize(
@@ -677,35 +635,7 @@ def test_module_does_not_import_segment() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "error", "match"),
-    [
-        ({"segment_client": None}, TypeError, "segment_client must be a Segment client"),
-        ({"segment_client": object()}, TypeError, "with a track\\(\\) method"),
-        ({"segment_client": type("C", (), {"track": 1})()}, TypeError, "segment_client"),
-        ({"max_per_second": 0}, ValueError, "max_per_second must be a finite number, at least 1"),
-        ({"max_per_second": -5}, ValueError, "max_per_second"),
-        ({"max_per_second": 0.5}, ValueError, "at least 1"),
-        ({"max_per_second": float("inf")}, ValueError, "finite"),
-        ({"max_per_second": float("nan")}, ValueError, "finite"),
-        ({"max_per_second": "200"}, TypeError, "max_per_second must be a number"),
-        ({"max_per_second": None}, TypeError, "max_per_second"),
-        ({"max_per_second": True}, TypeError, "max_per_second"),
-        ({"event_name": ""}, ValueError, "event_name must be a non-empty"),
-        ({"event_name": "   "}, ValueError, "event_name"),
-        ({"event_name": None}, TypeError, "event_name must be a str"),
-        ({"event_name": b"Error Captured"}, TypeError, "event_name must be a str"),
-        ({"event_name": "x" * 201}, ValueError, "at most 200 characters"),
-        ({"environments": "production"}, TypeError, "environments must be None or a set"),
-        ({"environments": []}, ValueError, "environments must not be empty"),
-        ({"environments": ["production", ""]}, TypeError, "non-empty str"),
-        ({"environments": 5}, TypeError, "environments"),
-    ],
-)
-def test_bad_constructor_input(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
-    arguments: dict[str, Any] = {"segment_client": DuckSegment(), **kwargs}
-    with pytest.raises(error, match=match):
-        SegmentForwarder(**arguments)
+# Wrong constructor arguments, of every forwarder, are in test_bad_options.py.
 
 
 def test_good_constructor_input() -> None:
@@ -713,4 +643,4 @@ def test_good_constructor_input() -> None:
     assert forwarder.max_per_second == 1.0
     assert forwarder.environments == frozenset({"production", "staging"})
     assert forwarder.event_name == "Backend Error"
-    assert SegmentForwarder(Client(WRITE_KEY, send=False)).max_per_second == 200
+    assert SegmentForwarder(Client(SEGMENT_WRITE_KEY, send=False)).max_per_second == 200

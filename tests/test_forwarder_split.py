@@ -13,15 +13,25 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import capture_error, init_forwarding
-from receivers import SplitReceiver, assert_never, join_threads
+from helpers import (
+    SECRET_EMAIL,
+    SECRET_IP,
+    SECRET_TOKEN,
+    assert_backs_off_after_one_refusal,
+    capture_error,
+    capture_errors_of_one_user,
+    error_view,
+    flask_checkout,
+    init_forwarding,
+    started_split_factory,
+)
+from receivers import SplitReceiver, assert_never
 
 pytest.importorskip("splitio")
 
@@ -44,9 +54,6 @@ from sentry_flags.testing import capture_forwarded
 pytestmark = pytest.mark.usefixtures("own_isolation_scope")
 
 EVENT_TYPE_PATTERN = re.compile(input_validator.EVENT_TYPE_PATTERN)
-SECRET_EMAIL = "jane.doe@example.com"
-SECRET_IP = "10.9.8.7"
-SECRET_TOKEN = "s3cr3t-t0ken"
 
 
 def properties_size(properties: dict[str, Any]) -> int:
@@ -84,18 +91,9 @@ class FakeSplit:
 
 
 def view(**fields: Any) -> ErrorView:
-    defaults: dict[str, Any] = {
-        "event_id": "e" * 32,
-        "timestamp": datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc),
-        "level": "error",
-        "environment": "production",
-        "exception_type": "ValueError",
-        "exception_value": "boom",
-        "culprit": "shop.views in checkout",
-        "user": {"id": "u-1", "orgId": "acme"},
-    }
-    defaults.update(fields)
-    return ErrorView(**defaults)
+    # What SplitForwarder's defaults look for: both identities (user.id, user.orgId), a culprit.
+    defaults = {"culprit": "shop.views in checkout", "user": {"id": "u-1", "orgId": "acme"}}
+    return error_view(**{**defaults, **fields})
 
 
 # -- end to end: real sentry-sdk, real Split client, the Split receiver ------------------------
@@ -291,25 +289,14 @@ def test_many_small_tags_stop_at_300_properties(
 def test_no_personal_data_reaches_split_without_send_default_pii(
     sentry_init: Callable[..., Any], split_client: Any, split_receiver: SplitReceiver
 ) -> None:
-    flask = pytest.importorskip("flask")
     forwarder = SplitForwarder(
         split_client,
         identities={"user": "user.id", "email": "user.email", "ip": "user.ip_address",
                     "query": "request.query_string"},
     )  # fmt: skip
-    init_forwarding(sentry_init, forwarder, send_default_pii=False)
-    app = flask.Flask(__name__)
-
-    @app.route("/checkout")
-    def checkout() -> str:
-        sentry_sdk.set_user(
-            {"id": "u-1", "email": SECRET_EMAIL, "ip_address": SECRET_IP, "username": "jane"}
-        )
-        raise RuntimeError("card declined")
-
-    response = app.test_client().get(f"/checkout?token={SECRET_TOKEN}&email={SECRET_EMAIL}")
-    assert response.status_code == 500
-    sentry_sdk.flush()
+    flask_checkout(
+        sentry_init, forwarder, f"/checkout?token={SECRET_TOKEN}&email={SECRET_EMAIL}", send_default_pii=False
+    )
 
     events = split_receiver.wait_for_events(2)  # user: sentry_exception + the culprit event
     assert {e["trafficTypeName"] for e in events} == {"user"}
@@ -323,9 +310,8 @@ def test_no_personal_data_reaches_split_without_send_default_pii(
 def test_flush_makes_split_post_its_queue_now(
     sentry_init: Callable[..., Any], make_split_factory: Callable[..., Any], split_receiver: SplitReceiver
 ) -> None:
-    factory = make_split_factory(eventsPushRate=60)  # left alone, Split would post in a minute
-    factory.block_until_ready(5)
-    join_threads("SDKInitializer", timeout=5)  # the events task starts after "ready"
+    # Left alone, Split would post in a minute; its events task starts after "ready".
+    factory = started_split_factory(make_split_factory(eventsPushRate=60))
     forwarder = SplitForwarder(factory.client(), identities={"user": "user.id"}, capture_culprit=False)
     init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
@@ -342,17 +328,7 @@ def test_refused_track_backs_off(
 ) -> None:
     track = mocker.patch.object(split_client, "track", return_value=False)
     forwarder = SplitForwarder(split_client, identities={"user": "user.id"}, capture_culprit=False)
-    forwarder.backoff_initial = 60.0  # far longer than this test, however slow the machine
-    init_forwarding(sentry_init, forwarder)
-    sentry_sdk.set_user({"id": "u-1"})
-
-    for i in range(3):
-        capture_error(f"boom {i}")
-    sentry_sdk.flush()
-
-    assert track.call_count == 1
-    assert forwarder.stats.failed == 1
-    assert forwarder.stats.skipped == {"backoff": 2}
+    assert_backs_off_after_one_refusal(sentry_init, forwarder, track)
     assert split_receiver.events == []
 
 
@@ -361,18 +337,12 @@ def test_split_refusing_events_while_its_api_is_down_backs_off(
 ) -> None:
     # Events API down, flags API up. splitio keeps failed posts aside and stops taking new
     # ones from its queue; once the queue is full each track forces a flush and returns False.
-    factory = make_split_factory(eventsQueueSize=2, eventsBulkSize=1, eventsPushRate=60)
-    factory.block_until_ready(5)
-    join_threads("SDKInitializer", timeout=5)
+    factory = started_split_factory(
+        make_split_factory(eventsQueueSize=2, eventsBulkSize=1, eventsPushRate=60)
+    )
     split_receiver.set_mode("error", path_prefix="/api/events")
     forwarder = SplitForwarder(factory.client(), identities={"user": "user.id"}, capture_culprit=False)
-    forwarder.backoff_initial = 60.0  # far longer than this test, however slow the machine
-    init_forwarding(sentry_init, forwarder)
-    sentry_sdk.set_user({"id": "u-1"})
-
-    for i in range(5):
-        capture_error(f"boom {i}")
-    sentry_sdk.flush()
+    capture_errors_of_one_user(sentry_init, forwarder, 5)
 
     stats = forwarder.stats
     assert stats.forwarded == 2  # queued by splitio
@@ -389,9 +359,7 @@ def test_destroyed_or_unready_client_is_not_called(
     split_receiver: SplitReceiver,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    destroyed_factory = make_split_factory()
-    destroyed_factory.block_until_ready(5)
-    join_threads("SDKInitializer", timeout=5)
+    destroyed_factory = started_split_factory(make_split_factory())
     destroyed_client = destroyed_factory.client()
     done = threading.Event()
     destroyed_factory.destroy(done)
@@ -679,58 +647,6 @@ def test_traffic_types_are_lowercased_like_split_does() -> None:
     forwarder = SplitForwarder(FakeSplit(), identities={"User": "user.id"}, capture_culprit=False)
     [call] = forwarder.calls(view(), 0.0)
     assert call.kwargs["traffic_type"] == "user"
-
-
-class _AsyncTrack:
-    async def track(self, *args: Any) -> bool:
-        return True
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error", "match"),
-    [
-        ({"split_client": None}, TypeError, "split_client"),
-        ({"split_client": object()}, TypeError, "split_client"),
-        ({"split_client": type("C", (), {"track": 1})()}, TypeError, "track"),
-        ({"identities": "user.id"}, TypeError, "identities must be a mapping"),
-        ({"identities": [("user", "user.id")]}, TypeError, "identities must be a mapping"),
-        ({"identities": {}}, ValueError, "at least one"),
-        ({"identities": {"": "user.id"}}, TypeError, "traffic type"),
-        ({"identities": {1: "user.id"}}, TypeError, "traffic type"),
-        ({"identities": {"my user": "user.id"}}, ValueError, "not a valid Split traffic type"),
-        ({"identities": {"-user": "user.id"}}, ValueError, "not a valid Split traffic type"),
-        ({"identities": {"u" * 81: "user.id"}}, ValueError, "not a valid Split traffic type"),
-        ({"identities": {"User": "user.id", "user": "user.orgId"}}, ValueError, "mapped twice"),
-        ({"identities": {"user": ""}}, TypeError, "dotted path"),
-        ({"identities": {"user": 5}}, TypeError, "dotted path"),
-        ({"identities": {"user": "user..id"}}, ValueError, "empty segment"),
-        ({"identities": {"user": "user.id."}}, ValueError, "empty segment"),
-        ({"identities": {"user": "usr.id"}}, ValueError, "must start with one of"),
-        ({"event_type": ""}, ValueError, "event_type"),
-        ({"event_type": "has space"}, ValueError, "event_type"),
-        ({"event_type": "_leading"}, ValueError, "event_type"),
-        ({"event_type": "e" * 81, "capture_culprit": False}, ValueError, "event_type"),
-        ({"event_type": "e" * 70}, ValueError, "capture_culprit"),
-        ({"event_type": 5}, TypeError, "event_type"),
-        ({"environments": "production"}, TypeError, "environments"),
-        ({"environments": {1}}, TypeError, "environments"),
-        ({"environments": set()}, ValueError, "environments"),
-        ({"capture_culprit": "yes"}, TypeError, "capture_culprit"),
-        ({"include_tags": 1}, TypeError, "include_tags"),
-        ({"value": "1"}, TypeError, "value"),
-        ({"value": True}, TypeError, "value"),
-        ({"value": math.nan}, ValueError, "value"),
-        ({"loop": "not a loop"}, TypeError, "loop"),
-        ({"split_client": _AsyncTrack()}, TypeError, "loop="),
-        ({"split_client": _AsyncTrack(), "loop": "not a loop"}, TypeError, "loop"),
-    ],
-)
-def test_bad_constructor_input(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
-    options: dict[str, Any] = {"split_client": FakeSplit()}
-    options.update(kwargs)
-    client = options.pop("split_client")
-    with pytest.raises(error, match=re.escape(match)):
-        SplitForwarder(client, **options)
 
 
 def test_long_event_type_is_fine_without_culprit_events() -> None:

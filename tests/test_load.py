@@ -19,6 +19,7 @@ them is counted, never lost silently.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections import Counter
 from typing import Any, Callable
@@ -33,8 +34,8 @@ import sentry_sdk
 from ldclient import Context
 from sentry_sdk.integrations.asyncio import AsyncioIntegration, patch_asyncio
 
-from helpers import capture_error, run_threads
-from receivers import LaunchDarklyReceiver, SegmentReceiver, SentryReceiver, SplitReceiver, wait_for
+from helpers import Receivers, capture_error, run_threads
+from receivers import wait_for
 from sentry_flags import FlagsIntegration, set_launchdarkly_context
 from sentry_flags.forwarders import LaunchDarklyForwarder, SegmentForwarder, SplitForwarder
 
@@ -117,18 +118,11 @@ def ld(ld_client: Any, ld_test_data: Any) -> Any:
 
 
 @pytest.fixture
-def receivers(
-    sentry_receiver: SentryReceiver,
-    split_receiver: SplitReceiver,
-    ld_receiver: LaunchDarklyReceiver,
-    segment_receiver: SegmentReceiver,
-) -> dict[str, Any]:
-    return {
-        "sentry": sentry_receiver,
-        "split": split_receiver,
-        "launchdarkly": ld_receiver,
-        "segment": segment_receiver,
-    }
+def make_vendors(
+    sentry_init: Callable[..., Any], ld: Any, split_client: Any, segment_client: Any
+) -> Callable[..., Vendors]:
+    """``make_vendors(**options)``: :class:`Vendors` on this test's real clients."""
+    return functools.partial(Vendors, sentry_init, ld, split_client, segment_client)
 
 
 # -- what arrived ------------------------------------------------------------------------
@@ -139,12 +133,9 @@ def _wait_until(count: Callable[[], int], expected: int, what: str) -> None:
     wait_for(lambda: count() >= expected, timeout=WAIT, interval=0.1, message=f"{expected} {what}")
 
 
-def arrived(receivers: dict[str, Any], expected: dict[str, int]) -> dict[str, list[tuple[str, str, str]]]:
+def arrived(receivers: Receivers, expected: dict[str, int]) -> dict[str, list[tuple[str, str, str]]]:
     """Per destination, (message, context key or user id it carries, user id) of each event."""
-    sentry: SentryReceiver = receivers["sentry"]
-    split: SplitReceiver = receivers["split"]
-    ld: LaunchDarklyReceiver = receivers["launchdarkly"]
-    segment: SegmentReceiver = receivers["segment"]
+    sentry, split, ld, segment = receivers.sentry, receivers.split, receivers.launchdarkly, receivers.segment
 
     sentry_sdk.flush(timeout=JOIN_TIMEOUT)
     _wait_until(lambda: len(sentry.delivered("/api/", "POST")), expected["sentry"], "Sentry envelopes")
@@ -203,17 +194,23 @@ def assert_stats(vendors: Vendors, forwarded: int) -> None:
         assert stats.skipped_total == 0, (name, stats)
 
 
+def assert_every_one_arrived_with_its_own(
+    receivers: Receivers, vendors: Vendors, prefix: str, count: int
+) -> None:
+    """Each of the ``count`` workers' errors reached every destination once, on its identity."""
+    messages = {identity(prefix, i)[0] for i in range(count)}
+    found = arrived(receivers, dict.fromkeys(("sentry", *VENDORS), count))
+    assert_each_carries_its_own(found, messages)
+    assert_stats(vendors, count)
+
+
 # -- threads -----------------------------------------------------------------------------
 
 
 def test_100_threads_raising_at_once_each_carry_their_own_context_everywhere(
-    sentry_init: Callable[..., Any],
-    ld: Any,
-    split_client: Any,
-    segment_client: Any,
-    receivers: dict[str, Any],
+    ld: Any, make_vendors: Callable[..., Vendors], receivers: Receivers
 ) -> None:
-    vendors = Vendors(sentry_init, ld, split_client, segment_client)
+    vendors = make_vendors()
     # sentry-sdk's ThreadingIntegration (on by default) gives each thread a fork of its
     # parent's isolation scope: no scope to manage by hand, as in any threaded app.
     barrier = threading.Barrier(THREADS, timeout=JOIN_TIMEOUT)
@@ -225,10 +222,7 @@ def test_100_threads_raising_at_once_each_carry_their_own_context_everywhere(
 
     run_threads(work, THREADS)
 
-    messages = {identity("thread", i)[0] for i in range(THREADS)}
-    found = arrived(receivers, dict.fromkeys(("sentry", *VENDORS), THREADS))
-    assert_each_carries_its_own(found, messages)
-    assert_stats(vendors, THREADS)
+    assert_every_one_arrived_with_its_own(receivers, vendors, "thread", THREADS)
 
 
 # -- asyncio -----------------------------------------------------------------------------
@@ -256,7 +250,7 @@ async def gather_tasks(
 
 
 def _with_asyncio_integration(
-    sentry_init: Callable[..., Any], ld: Any, split_client: Any, segment_client: Any, prefix: str
+    make_vendors: Callable[..., Vendors], ld: Any, prefix: str
 ) -> tuple[Vendors, list[Any]]:
     async def main() -> tuple[Vendors, list[Any]]:
         # What sentry-sdk documents for asyncio apps: init inside the running loop with
@@ -264,7 +258,7 @@ def _with_asyncio_integration(
         # scope and reports what a task raises. sentry-sdk patches the loop in setup_once,
         # once per process: an app has one loop, but pytest runs many, so a later test
         # patches its own loop the same way.
-        vendors = Vendors(sentry_init, ld, split_client, segment_client, integrations=(AsyncioIntegration(),))
+        vendors = make_vendors(integrations=(AsyncioIntegration(),))
         if asyncio.get_running_loop().get_task_factory() is None:
             patch_asyncio()
         assert asyncio.get_running_loop().get_task_factory() is not None
@@ -293,9 +287,9 @@ async def in_own_isolation_scope(make: Callable[[], Any]) -> Any:
 
 
 def _with_isolation_scopes(
-    sentry_init: Callable[..., Any], ld: Any, split_client: Any, segment_client: Any, prefix: str
+    make_vendors: Callable[..., Vendors], ld: Any, prefix: str
 ) -> tuple[Vendors, list[Any]]:
-    vendors = Vendors(sentry_init, ld, split_client, segment_client)
+    vendors = make_vendors()
 
     return vendors, asyncio.run(gather_tasks(ld, prefix, TASKS, in_own_isolation_scope))
 
@@ -306,35 +300,26 @@ def _with_isolation_scopes(
     ids=["asyncio-integration", "isolation-scope"],
 )
 def test_1000_asyncio_tasks_raising_at_once_each_carry_their_own_context_everywhere(
-    sentry_init: Callable[..., Any],
     ld: Any,
-    split_client: Any,
-    segment_client: Any,
-    receivers: dict[str, Any],
+    make_vendors: Callable[..., Vendors],
+    receivers: Receivers,
     setup: Callable[..., tuple[Vendors, list[Any]]],
 ) -> None:
-    vendors, results = setup(sentry_init, ld, split_client, segment_client, "task")
+    vendors, results = setup(make_vendors, ld, "task")
     assert len(results) == TASKS
     unexpected = [r for r in results if not isinstance(r, LoadError)]
     assert not unexpected, unexpected[:3]
 
-    messages = {identity("task", i)[0] for i in range(TASKS)}
-    found = arrived(receivers, dict.fromkeys(("sentry", *VENDORS), TASKS))
-    assert_each_carries_its_own(found, messages)
-    assert_stats(vendors, TASKS)
+    assert_every_one_arrived_with_its_own(receivers, vendors, "task", TASKS)
 
 
 def test_over_the_default_limits_every_error_still_reaches_sentry_and_the_rest_is_counted(
-    sentry_init: Callable[..., Any],
-    ld: Any,
-    split_client: Any,
-    segment_client: Any,
-    receivers: dict[str, Any],
+    ld: Any, make_vendors: Callable[..., Vendors], receivers: Receivers
 ) -> None:
     # sentry-flags' defaults (10 forwarded errors a second, bursts of 100; Segment 200 a second): 1,000
     # errors in about a second are more than that. Sentry still gets every one; each
     # forwarder sends what the limits allow, on the right identity, and counts the rest.
-    vendors = Vendors(sentry_init, ld, split_client, segment_client, unbounded=False)
+    vendors = make_vendors(unbounded=False)
 
     asyncio.run(gather_tasks(ld, "over", TASKS, in_own_isolation_scope))
 

@@ -356,7 +356,7 @@ def test_regex_and_substring_state_is_per_integration(
 def test_errors_over_the_forwarding_rate_still_go_to_sentry_and_are_counted(
     sentry_init: Callable[..., Any],
 ) -> None:
-    from sentry_flags._delivery import MIN_BURST
+    from sentry_flags._rate import MIN_BURST
 
     recorder = RecordingForwarder()
     sentry_init(integrations=[FlagsIntegration(forwarders=[recorder], max_forwarded_per_second=0.01)])

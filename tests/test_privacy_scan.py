@@ -52,13 +52,13 @@ import sentry_sdk  # noqa: E402
 from ldclient import Context  # noqa: E402
 from sentry_sdk.integrations.flask import FlaskIntegration  # noqa: E402
 
+from helpers import Receivers, started_split_factory  # noqa: E402
 from receivers import (  # noqa: E402
     BaseReceiver,
     LaunchDarklyReceiver,
     SegmentReceiver,
     SentryReceiver,
     SplitReceiver,
-    join_threads,
 )
 from sentry_flags import FlagsIntegration  # noqa: E402
 from sentry_flags._web import default_context  # noqa: E402
@@ -370,10 +370,7 @@ PII_ON = {"send_default_pii": True}
 @pytest.fixture
 def full_run(
     sentry_init: Callable[..., Any],
-    sentry_receiver: SentryReceiver,
-    ld_receiver: LaunchDarklyReceiver,
-    split_receiver: SplitReceiver,
-    segment_receiver: SegmentReceiver,
+    receivers: Receivers,
     make_ld_client: Callable[..., Any],
     ld_test_data: Any,
     make_split_factory: Callable[..., Any],
@@ -385,9 +382,7 @@ def full_run(
         ld = make_ld_client(
             update_processor_class=ld_test_data, private_attributes=["phone", "/address/street"]
         )
-        factory = make_split_factory(impressionListener=impression_listener())
-        factory.block_until_ready(5)
-        join_threads("SDKInitializer", timeout=5)  # see conftest.make_split_factory
+        factory = started_split_factory(make_split_factory(impressionListener=impression_listener()))
         split_client = factory.client()
         forwarders = (
             SplitForwarder(
@@ -415,14 +410,16 @@ def full_run(
         sentry_sdk.flush(timeout=5)
         # Three errors: each reaches Sentry, Segment (one message), LaunchDarkly (one custom
         # event) and Split (user and org identities, each with a culprit event).
-        sentry_receiver.wait_for_events(ERRORS, timeout=WAIT)
-        segment_receiver.wait_for_messages(ERRORS, timeout=WAIT)
-        ld_receiver.wait_for_events(ERRORS, kind="custom", timeout=WAIT)
-        split_receiver.wait_for_events(4 * ERRORS, timeout=WAIT)
+        receivers.sentry.wait_for_events(ERRORS, timeout=WAIT)
+        receivers.segment.wait_for_messages(ERRORS, timeout=WAIT)
+        receivers.launchdarkly.wait_for_events(ERRORS, kind="custom", timeout=WAIT)
+        receivers.split.wait_for_events(4 * ERRORS, timeout=WAIT)
         # LD's own analytics (index/summary) and Split's impressions ride their own timers.
-        ld_receiver.wait_for_events(1, kind="summary", timeout=WAIT)
-        split_receiver.wait_for_impressions(1, timeout=WAIT)
-        return Run(c, sentry_receiver, ld_receiver, split_receiver, segment_receiver, forwarders)
+        receivers.launchdarkly.wait_for_events(1, kind="summary", timeout=WAIT)
+        receivers.split.wait_for_impressions(1, timeout=WAIT)
+        return Run(
+            c, receivers.sentry, receivers.launchdarkly, receivers.split, receivers.segment, forwarders
+        )
 
     return run
 

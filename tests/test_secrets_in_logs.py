@@ -37,19 +37,24 @@ pytest.importorskip("segment.analytics")
 import sentry_sdk  # noqa: E402
 from ldclient import Context  # noqa: E402
 from ldclient.client import LDClient  # noqa: E402
-from ldclient.config import Config, HTTPConfig  # noqa: E402
+from ldclient.config import Config  # noqa: E402
 from segment.analytics import Client as SegmentClient  # noqa: E402
 from sentry_sdk.integrations.flask import FlaskIntegration  # noqa: E402
 from splitio import get_factory  # noqa: E402
 
-from helpers import sentry_flags_logger_restored  # noqa: E402
+from helpers import (  # noqa: E402
+    SPLIT_TEST_CONFIG,
+    destroy_split_factories,
+    ld_test_settings,
+    sentry_flags_logger_restored,
+    started_split_factory,
+)
 from receivers import (  # noqa: E402
     LaunchDarklyReceiver,
     Mode,
     SentryReceiver,
     SplitReceiver,
     closed_port_url,
-    join_threads,
 )
 from sentry_flags import FlagsIntegration  # noqa: E402
 from sentry_flags.flask import FlagsExtension  # noqa: E402
@@ -243,32 +248,14 @@ def full_run(
     # fails, Segment refuses connections outright.
     ld_receiver.set_mode(Mode.ERROR, path_prefix="/bulk", error_status=401)
     split_receiver.set_mode(Mode.ERROR, path_prefix="/api/events")
+    # The fixtures' settings, with this run's own keys (conftest's clients have fixed ones).
     ld = LDClient(
-        Config(
-            keys.ld_sdk_key,
-            **ld_receiver.config_kwargs(),
-            update_processor_class=ld_test_data,
-            stream=False,
-            flush_interval=0.1,
-            diagnostic_opt_out=True,
-            http=HTTPConfig(connect_timeout=2, read_timeout=2),
-        ),
+        Config(keys.ld_sdk_key, **ld_test_settings(ld_receiver, update_processor_class=ld_test_data)),
         start_wait=5,
     )
     factory = get_factory(
         keys.split_sdk_key,
-        config={
-            "streamingEnabled": False,
-            "featuresRefreshRate": 1,
-            "segmentsRefreshRate": 1,
-            "eventsPushRate": 0.2,
-            "impressionsMode": "debug",
-            "impressionsRefreshRate": 1,
-            "connectionTimeout": 2000,
-            "machineIp": "127.0.0.1",
-            "machineName": "pytest",
-            "impressionListener": impression_listener(),
-        },
+        config={**SPLIT_TEST_CONFIG, "impressionListener": impression_listener()},
         **split_receiver.factory_kwargs(),
     )
     segment = SegmentClient(
@@ -284,9 +271,7 @@ def full_run(
         # good; the capture sets that logger to DEBUG itself.
     )
     try:
-        factory.block_until_ready(5)
-        join_threads("SDKInitializer", timeout=5)  # see conftest.make_split_factory
-        split_client = factory.client()
+        split_client = started_split_factory(factory).client()
         forwarders = (SplitForwarder(split_client), LaunchDarklyForwarder(ld), SegmentForwarder(segment))
         integration = FlagsIntegration(launchdarkly_client=ld, forwarders=list(forwarders), debug=True)
         sentry_init(
@@ -310,12 +295,7 @@ def full_run(
         # Shutdown inside the capture: what the SDKs log on the way out counts too.
         sentry_sdk.get_client().close(timeout=2)
         ld.close()
-        if factory.ready:
-            join_threads("SDKInitializer", timeout=5)
-        destroyed = threading.Event()
-        factory.destroy(destroyed)
-        destroyed.wait(10)
-        join_threads("pool_worker_", timeout=2)
+        destroy_split_factories([factory])
         if segment.consumers:
             segment.join()
 

@@ -22,8 +22,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from helpers import scope_flags, split_whitelist_flag
-from receivers import SentryReceiver, SplitReceiver, join_threads, wait_for
+from helpers import scope_flags, split_whitelist_flag, started_split_factory
+from receivers import SentryReceiver, SplitReceiver, wait_for
 from sentry_flags import FlagsIntegration
 from sentry_flags.split import (
     MAX_TREATMENTS,
@@ -54,9 +54,7 @@ def checkout_flag(off_for: list[str]) -> dict[str, Any]:
 
 @pytest.fixture
 def listening_client(make_split_factory: Callable[..., Any]) -> Any:
-    factory = make_split_factory(impressionListener=impression_listener())
-    factory.block_until_ready(5)
-    join_threads("SDKInitializer", timeout=5)  # see conftest.make_split_factory
+    factory = started_split_factory(make_split_factory(impressionListener=impression_listener()))
     return factory.client()
 
 
@@ -113,9 +111,7 @@ def test_concurrent_requests_carry_their_own_treatments(
     n = 12
     off_for = [f"u-{i}" for i in range(0, n, 2)]
     split_receiver.set_splits(checkout_flag(off_for))
-    factory = make_split_factory(impressionListener=impression_listener())
-    factory.block_until_ready(5)
-    join_threads("SDKInitializer", timeout=5)
+    factory = started_split_factory(make_split_factory(impressionListener=impression_listener()))
     sentry_init(integrations=[StarletteIntegration(), FlagsIntegration()])
 
     get(make_app(factory.client(), CHECKOUT), *(f"/boom/u-{i}" for i in range(n)))

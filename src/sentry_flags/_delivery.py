@@ -12,7 +12,6 @@ See docs/benchmarks.md for the measurements behind these numbers.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections import deque
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from sentry_flags._event import ErrorView
 from sentry_flags._fork import run_after_fork
 from sentry_flags._privacy import Privacy
+from sentry_flags._rate import RateBound
 
 if TYPE_CHECKING:
     from sentry_flags.forwarders._base import Forwarder
@@ -29,8 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("sentry_flags")
 
 DEFAULT_QUEUE_SIZE = 1000
-DEFAULT_MAX_PER_SECOND = 10.0
-MIN_BURST = 100  # a rate bound lets bursts of this many (or one second's worth) through
+DEFAULT_MAX_PER_SECOND = 10.0  # bursts of _rate.MIN_BURST
 WAKE_INTERVAL = 0.1
 WAKE_BATCH = 64
 # The worker holds the GIL for at most SLICE seconds of draining, then sleeps PAUSE seconds
@@ -249,32 +248,3 @@ class Delivery:
                 logger.debug("%s flush failed", forwarder.vendor, exc_info=True)
         request.set()
 
-
-class RateBound:
-    """A token bucket: ``rate`` events a second on average, bursts of up to ``burst``.
-
-    Checked on the app's thread for every captured error, so it is a few float operations
-    and takes no lock: callers racing on it may let a token or two too many through.
-    """
-
-    __slots__ = ("_last", "_tokens", "burst", "rate")
-
-    def __init__(self, rate: float, burst: Optional[float] = None) -> None:
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < math.inf:
-            raise ValueError(f"max_per_second must be a positive number, got {rate!r}")
-        self.rate = float(rate)
-        self.burst = max(self.rate, MIN_BURST) if burst is None else max(1.0, float(burst))
-        self._tokens = self.burst
-        self._last = time.monotonic()
-
-    def take(self, now: float) -> bool:
-        tokens = self._tokens + (now - self._last) * self.rate
-        self._last = now
-        tokens = min(tokens, self.burst)
-        # Monotonic clock values are large floats: a refill of exactly one token can come
-        # out a hair under 1.0.
-        if tokens >= 1.0 - 1e-6:
-            self._tokens = tokens - 1.0
-            return True
-        self._tokens = tokens
-        return False

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
-from sentry_flags.receivers import (
+from sentry_flags.testing.receivers import (
     LaunchDarklyReceiver,
     SegmentReceiver,
     SentryReceiver,

@@ -17,7 +17,15 @@ from typing import Any, Callable
 
 import pytest
 
-from helpers import capture_error, init_forwarding
+from helpers import (
+    SEGMENT_LIBRARY,
+    SEGMENT_WRITE_KEY,
+    aim_segment_module,
+    assert_is_error_captured,
+    capture_error,
+    capture_through_segment_module,
+    init_forwarding,
+)
 from receivers import SegmentReceiver, wait_for
 
 pytest.importorskip("analytics")
@@ -25,7 +33,6 @@ pytest.importorskip("analytics")
 import analytics
 import sentry_sdk
 
-import sentry_flags
 from sentry_flags.forwarders import SegmentForwarder
 from sentry_flags.forwarders.segment import MAX_MESSAGE_SIZE
 
@@ -36,9 +43,6 @@ if not str(getattr(analytics, "VERSION", "")).startswith("1."):
         f"analytics {getattr(analytics, 'VERSION', '?')} is not analytics-python 1.x",
         allow_module_level=True,
     )
-
-WRITE_KEY = "segment-test-write-key"
-LIBRARY = {"name": "sentry-flags", "version": sentry_flags.__version__}
 
 
 def bundled_segment_analytics() -> ModuleType:
@@ -74,7 +78,7 @@ def make_client(legacy: ModuleType, segment_receiver: SegmentReceiver) -> Iterat
             "timeout": 2,
         }
         settings.update(overrides)
-        client = legacy.Client(WRITE_KEY, **settings)
+        client = legacy.Client(SEGMENT_WRITE_KEY, **settings)
         clients.append(client)
         return client
 
@@ -99,10 +103,7 @@ def test_error_captured_arrives(
     sentry_sdk.flush()
 
     [message] = segment_receiver.wait_for_messages(1)
-    assert message["type"] == "track"
-    assert message["event"] == "Error Captured"
-    assert message["userId"] == "42"
-    assert message["messageId"] == event_id
+    assert_is_error_captured(message, event_id, user_id="42")
     assert message["properties"] == {
         "eventId": event_id,
         "environment": "production",
@@ -111,7 +112,7 @@ def test_error_captured_arrives(
         "exceptionType": "RuntimeError",
         "exceptionValue": "card declined",
     }
-    assert message["context"] == {"library": LIBRARY}
+    assert message["context"] == {"library": SEGMENT_LIBRARY}
     assert forwarder.stats.forwarded == 1
 
 
@@ -158,24 +159,14 @@ def test_module_level_api(
     segment_receiver: SegmentReceiver,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(legacy, "default_client", None)
-    monkeypatch.setattr(legacy, "write_key", WRITE_KEY)
-    monkeypatch.setattr(legacy, "host", segment_receiver.host)
-    monkeypatch.setattr(legacy, "max_retries", 1)
-    monkeypatch.setattr(legacy, "timeout", 2)
+    aim_segment_module(monkeypatch, legacy, segment_receiver, write_key=SEGMENT_WRITE_KEY)
     forwarder = SegmentForwarder(legacy)
     init(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
 
-    try:
-        capture_error("boom")
-        sentry_sdk.flush(timeout=5)
-        [message] = segment_receiver.wait_for_messages(1)
-    finally:
-        if legacy.default_client is not None:
-            legacy.default_client.join()
+    message = capture_through_segment_module(legacy, segment_receiver, "boom")
     assert message["properties"]["exceptionValue"] == "boom"
-    assert message["context"]["library"] == LIBRARY
+    assert message["context"]["library"] == SEGMENT_LIBRARY
     # analytics.track() returns None, the client's (True, msg): both are accepted.
     assert forwarder.stats.forwarded == 1
     assert forwarder.stats.failed == 0

@@ -71,24 +71,6 @@ class Counters:
             )
 
 
-class TokenBucket:
-    """``rate`` events per second with bursts up to ``rate``; measured at capture time."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = float(rate)
-        self._tokens = self.rate
-        self._last: Optional[float] = None
-
-    def take(self, now: float) -> bool:
-        if self._last is not None:
-            self._tokens = min(self.rate, self._tokens + (now - self._last) * self.rate)
-        self._last = now if self._last is None else max(self._last, now)
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
-
-
 def parse_environments(value: Any) -> Optional[frozenset[str]]:
     if value is None:
         return None

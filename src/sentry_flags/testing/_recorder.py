@@ -1,26 +1,4 @@
-"""Test helpers: assert what sentry-flags would forward, without any network.
-
-Modelled on ``structlog.testing.capture_logs``::
-
-    import sentry_sdk
-    from sentry_flags.testing import capture_forwarded
-
-    def test_checkout_error_reaches_launchdarkly(client):
-        with capture_forwarded() as calls:
-            client.get("/checkout?fail=1")
-
-        [call] = [c for c in calls if c.vendor == "launchdarkly"]
-        assert call.method == "track"
-        assert call.kwargs["event_name"] == "sentry-errors"
-        assert call.kwargs["context"].key == "user-123"
-
-:func:`capture_forwarded` works on the forwarders of the current Sentry client's
-``FlagsIntegration``: the vendor clients you configured are never called while it is
-active, and each forwarder still runs its own logic (environment filter, rate limit,
-skips), so ``forwarder.stats`` counts as it would in production. :class:`RecordingForwarder`
-is a forwarder of its own that keeps every :class:`~sentry_flags.ErrorView` it receives,
-for testing code that reads them.
-"""
+"""The recorder behind :mod:`sentry_flags.testing`: ``capture_forwarded`` and ``RecordingForwarder``."""
 
 from __future__ import annotations
 
@@ -36,14 +14,6 @@ import sentry_sdk
 from sentry_flags._event import ErrorView
 from sentry_flags._integration import FlagsIntegration
 from sentry_flags.forwarders._base import Forwarder, VendorCall
-
-__all__ = [
-    "ForwardedCall",
-    "RecordingForwarder",
-    "capture_forwarded",
-    "current_integration",
-    "flush_forwarders",
-]
 
 DEFAULT_TIMEOUT = 2.0
 _PATCHED = ("handle", "send", "flush")

@@ -1,0 +1,60 @@
+"""Loopback stand-ins for the Sentry, LaunchDarkly, Split and Segment HTTP APIs.
+
+The demo, our tests and yours drive the real vendor SDK clients against these
+receivers and then assert on what actually arrived over the wire, instead of
+mocking the SDKs.
+Everything binds to 127.0.0.1 on an ephemeral port; nothing here talks to the
+internet.
+
+Every receiver records every request it sees.  A test can switch a receiver's
+behaviour (``set_mode``) to exercise failure handling: HTTP 500, HTTP 429 with
+``Retry-After``, bytes that are not HTTP at all, a 200 whose body is not JSON,
+hanging, or refusing connections outright.  The parsed views (``.events``,
+``.messages`` ...) only include requests the receiver answered in ``NORMAL``
+mode, i.e. data the SDK would consider delivered.
+
+One module per vendor (``sentry``, ``launchdarkly``, ``split``, ``segment``) on a shared
+base; every name is importable from here.
+"""
+
+from sentry_flags.testing.receivers._base import (
+    DEFAULT_TIMEOUT,
+    LOOPBACK,
+    BaseReceiver,
+    Mode,
+    RecordedRequest,
+    Response,
+    assert_never,
+    closed_port_url,
+    decode_body,
+    join_threads,
+    wait_for,
+)
+from sentry_flags.testing.receivers.launchdarkly import LaunchDarklyReceiver, ld_flag
+from sentry_flags.testing.receivers.segment import SegmentReceiver
+from sentry_flags.testing.receivers.sentry import Envelope, EnvelopeItem, SentryReceiver, parse_envelope
+from sentry_flags.testing.receivers.split import DEFAULT_SPLITS, SplitReceiver, split_definition
+
+__all__ = [
+    "DEFAULT_SPLITS",
+    "DEFAULT_TIMEOUT",
+    "LOOPBACK",
+    "BaseReceiver",
+    "Envelope",
+    "EnvelopeItem",
+    "LaunchDarklyReceiver",
+    "Mode",
+    "RecordedRequest",
+    "Response",
+    "SegmentReceiver",
+    "SentryReceiver",
+    "SplitReceiver",
+    "assert_never",
+    "closed_port_url",
+    "decode_body",
+    "join_threads",
+    "ld_flag",
+    "parse_envelope",
+    "split_definition",
+    "wait_for",
+]
