@@ -934,7 +934,7 @@ def test_nasty_events_reach_every_receiver_valid(
     segment_client: Any,
     segment_receiver: SegmentReceiver,
 ) -> None:
-    split = SplitForwarder(split_client, identities={"user": "user.id"})
+    split = SplitForwarder(split_client, identities={"user": "user.id"}, capture_culprit=True)
     launchdarkly = LaunchDarklyForwarder(ld_client)
     segment = SegmentForwarder(segment_client)
     integration = FlagsIntegration(forwarders=[split, launchdarkly, segment], environment="production")
@@ -949,7 +949,7 @@ def test_nasty_events_reach_every_receiver_valid(
         sentry_events = sentry_receiver.wait_for_events(len(NASTY_EVENTS), timeout=10)
         for forwarder in (split, launchdarkly, segment):
             assert forwarder.stats.failed == 0, forwarder.vendor
-        split_events = split_receiver.wait_for_events(split.stats.forwarded, timeout=10)
+        split_events = split_receiver.wait_for_events(split.stats.calls["forwarded"], timeout=10)
         segment_messages = segment_receiver.wait_for_messages(segment.stats.forwarded, timeout=10)
         ld_events = wait_for(
             lambda: len(found := ld_receiver.custom_events) >= launchdarkly.stats.forwarded and found,
@@ -962,7 +962,7 @@ def test_nasty_events_reach_every_receiver_valid(
     every, no_split, no_segment = set(event_ids), set(event_ids[-2:]), {event_ids[-1]}
 
     # Split: one error event and one culprit event where there is a culprit, all valid.
-    assert len(split_events) == split.stats.forwarded
+    assert len(split_events) == split.stats.calls["forwarded"]
     for posted in split_events:
         assert_split_call(VendorCall("track", {
             "key": posted["key"], "traffic_type": posted["trafficTypeName"],
@@ -970,7 +970,8 @@ def test_nasty_events_reach_every_receiver_valid(
             "properties": posted["properties"],
         }))  # fmt: skip
     assert {e["properties"]["eventId"] for e in split_events} == every - no_split
-    assert split.stats.skipped.get("key_too_long:user") == 2
+    assert split.stats.calls.get("key_too_long:user") == 2
+    assert split.stats.skipped == {"no_identity": 2}  # no other identity: the errors are not tracked
 
     # Segment: every message under its 32 KB, one per error with a usable user id.
     assert len(segment_messages) == segment.stats.forwarded

@@ -143,6 +143,7 @@ def test_error_captured_has_sentrys_shape(
         "page": {
             "url": "https://shop.example/checkout/7",
             "method": "POST",
+            "search": "",  # no query string: "" as Sentry's forwarder sends it
             "referer": "https://shop.example/cart",
         },
     }
@@ -151,8 +152,10 @@ def test_error_captured_has_sentrys_shape(
         "userAgent": USER_AGENT,
         "page": {
             "url": "https://shop.example/checkout/7",
-            "path": "/checkout/7",
+            "method": "POST",
+            "search": "",
             "referrer": "https://shop.example/cart",
+            "path": "/checkout/7",
         },
     }
     # When the error happened (Segment keeps milliseconds), not when it was forwarded.
@@ -184,6 +187,7 @@ def test_message_event_without_exception_sends_its_message(
         "environment": "production",
         "release": "shop@1.2.3",
         "level": "error",
+        "transaction": "",  # Sentry's forwarder sends "" for what the event lacks
         "message": "payment provider unreachable",
     }
     assert message["context"] == {"library": SEGMENT_LIBRARY}  # no request: no page, no userAgent
@@ -266,7 +270,7 @@ def test_huge_fields_stay_under_segments_limit_and_arrive(
     assert value.startswith("\U0001f4a5")
     assert value.endswith("...")
     assert message["properties"]["page"]["search"].startswith("q=")
-    assert message["context"]["page"]["search"].startswith("?q=")
+    assert message["context"]["page"]["search"].startswith("q=")
     assert forwarder.stats.forwarded == 1
     assert forwarder.stats.skipped == {}
 
@@ -282,12 +286,15 @@ def test_no_personal_data_or_query_values_without_send_default_pii(
     assert message["properties"]["page"] == {
         "url": "http://localhost/checkout",
         "method": "GET",
+        "search": "",  # the query's values are not sent without PII
         "referer": "https://ref.example/from",
     }
     assert message["context"]["page"] == {
         "url": "http://localhost/checkout",
-        "path": "/checkout",
+        "method": "GET",
+        "search": "",
         "referrer": "https://ref.example/from",
+        "path": "/checkout",
     }
     assert "ip" not in message["context"]
     body = wire(segment_receiver)
@@ -305,7 +312,7 @@ def test_query_values_and_ip_with_send_default_pii_but_never_secrets(
     page = message["properties"]["page"]
     assert page["search"] == f"token=%5BFiltered%5D&q={SECRET_QUERY}"
     assert page["referer"] == f"https://ref.example/from?q={SECRET_QUERY}"
-    assert message["context"]["page"]["search"] == f"?token=%5BFiltered%5D&q={SECRET_QUERY}"
+    assert message["context"]["page"]["search"] == f"token=%5BFiltered%5D&q={SECRET_QUERY}"
     assert message["context"]["ip"] == SECRET_IP  # as Sentry's own forwarder sends it
     assert SECRET_TOKEN.encode() not in wire(segment_receiver)  # a secret whatever the app allows
     # User fields other than the id and IP never go to Segment: it has identify() for traits.
@@ -535,6 +542,34 @@ def test_ip_is_only_sent_when_it_is_an_address() -> None:
     assert [t["context"].get("ip") for t in duck.tracked] == [None, None, "2001:db8::1", SECRET_IP]
 
 
+# What Sentry's own Segment data forwarder sends (sentry_plugins/segment/plugin.py,
+# get_event_payload): these keys, "" where the event has no value.
+SENTRY_PROPERTIES = {"eventId", "transaction", "release", "level", "environment"}
+SENTRY_PAGE = {"url", "method", "search", "referrer"}
+
+
+@pytest.mark.parametrize("with_request", [True, False])
+def test_every_key_of_sentrys_shape_is_there_with_empty_strings(with_request: bool) -> None:
+    duck = DuckSegment()
+    bare = view(release=None, environment=None, transaction=None)
+    if with_request:
+        bare = view(release=None, environment=None, transaction=None, url="https://a.example/x", method="GET")
+    SegmentForwarder(duck).handle(bare, 0.0)
+    [tracked] = duck.tracked
+    properties, context = tracked["properties"], tracked["context"]
+    assert SENTRY_PROPERTIES | {"exceptionType"} <= set(properties)
+    assert {k: properties[k] for k in ("transaction", "release", "environment")} == dict.fromkeys(
+        ("transaction", "release", "environment"), ""
+    )
+    if with_request:
+        assert set(context["page"]) >= SENTRY_PAGE
+        assert (context["page"]["search"], context["page"]["referrer"], context["userAgent"]) == ("", "", "")
+        assert properties["page"]["search"] == ""
+    else:  # Sentry's forwarder sends page and userAgent only for events with a request
+        assert "page" not in context
+        assert "userAgent" not in context
+
+
 def test_odd_event_ids_are_not_message_ids() -> None:
     duck = DuckSegment()
     forwarder = SegmentForwarder(duck)
@@ -542,7 +577,7 @@ def test_odd_event_ids_are_not_message_ids() -> None:
     forwarder.handle(view(event_id="x" * 500), 0.0)
     for tracked in duck.tracked:
         assert tracked["message_id"] is None  # Segment makes a uuid
-        assert "eventId" not in tracked["properties"]
+        assert tracked["properties"]["eventId"] == ""  # always there, as in Sentry's shape
 
 
 @pytest.mark.parametrize("with_exception", [True, False])

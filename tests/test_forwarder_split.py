@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
 import math
 import re
 import subprocess
@@ -31,7 +32,7 @@ from helpers import (
     init_forwarding,
     started_split_factory,
 )
-from receivers import SplitReceiver, assert_never
+from receivers import SplitReceiver, assert_never, wait_for
 
 pytest.importorskip("splitio")
 
@@ -39,7 +40,7 @@ import sentry_sdk
 from splitio.client import input_validator
 
 from sentry_flags import ErrorView
-from sentry_flags.forwarders import SplitForwarder
+from sentry_flags.forwarders import SplitForwarder, Stats
 from sentry_flags.forwarders.split import (
     BASE_EVENT_SIZE,
     MAX_LONG_TEXT,
@@ -127,9 +128,8 @@ def test_one_event_per_identity_mapping(
         assert props["level"] == "error"
         assert "capture" in props["culprit"]
         assert "transaction" not in props  # unknown outside a request: left out, not null
-    assert forwarder.stats.forwarded == 2
-    assert forwarder.stats.failed == 0
-    assert forwarder.stats.skipped == {}
+    # One error, two track calls: stats count the error once and the calls apart.
+    assert forwarder.stats == Stats(errors=1, forwarded=1, calls={"forwarded": 2})
 
 
 def test_pasted_and_nested_paths_and_a_skipped_mapping_is_counted(
@@ -171,17 +171,14 @@ def test_pasted_and_nested_paths_and_a_skipped_mapping_is_counted(
         ("user", "u-9", "first"),
         ("user", "u-9", "second"),
     ]
-    assert forwarder.stats.skipped == {"no_identity:tenant": 1}
-    assert forwarder.stats.forwarded == 5
+    assert forwarder.stats == Stats(errors=2, forwarded=2, calls={"forwarded": 5, "no_identity:tenant": 1})
 
 
 def test_environment_filter(
     sentry_init: Callable[..., Any], split_client: Any, split_receiver: SplitReceiver
 ) -> None:
-    production_only = SplitForwarder(split_client, capture_culprit=False)  # the default
-    every_env = SplitForwarder(
-        split_client, identities={"user": "user.id"}, environments=None, capture_culprit=False
-    )
+    production_only = SplitForwarder(split_client, environments={"production"})
+    every_env = SplitForwarder(split_client, identities={"user": "user.id"})  # the default: None
     init_forwarding(sentry_init, production_only, every_env, environment="staging")
     sentry_sdk.set_user({"id": "u-1", "orgId": "acme"})
 
@@ -200,7 +197,7 @@ def test_environment_filter(
 def test_culprit_event_is_deterministic_and_valid(
     sentry_init: Callable[..., Any], split_client: Any, split_receiver: SplitReceiver
 ) -> None:
-    forwarder = SplitForwarder(split_client, identities={"user": "user.id"})
+    forwarder = SplitForwarder(split_client, identities={"user": "user.id"}, capture_culprit=True)
     init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
 
@@ -221,13 +218,13 @@ def test_culprit_event_is_deterministic_and_valid(
     assert culprit_type == culprit_event_type("sentry_exception", culprit)
     assert culprit_type.startswith("sentry_exception:test_forwarder_split")
     assert EVENT_TYPE_PATTERN.fullmatch(culprit_type)
-    assert forwarder.stats.forwarded == 4
+    assert forwarder.stats == Stats(errors=2, forwarded=2, calls={"forwarded": 4})
 
 
 def test_long_non_ascii_transaction_names_a_valid_culprit_event(
     sentry_init: Callable[..., Any], split_client: Any, split_receiver: SplitReceiver
 ) -> None:
-    forwarder = SplitForwarder(split_client, identities={"user": "user.id"})
+    forwarder = SplitForwarder(split_client, identities={"user": "user.id"}, capture_culprit=True)
     init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
     transaction = "/заказы/{id}/оплата/" + "ü" * 300
@@ -293,6 +290,7 @@ def test_no_personal_data_reaches_split_without_send_default_pii(
         split_client,
         identities={"user": "user.id", "email": "user.email", "ip": "user.ip_address",
                     "query": "request.query_string"},
+        capture_culprit=True,
     )  # fmt: skip
     flask_checkout(
         sentry_init, forwarder, f"/checkout?token={SECRET_TOKEN}&email={SECRET_EMAIL}", send_default_pii=False
@@ -304,7 +302,10 @@ def test_no_personal_data_reaches_split_without_send_default_pii(
     wire = b"".join(r.body for r in split_receiver.requests)
     for secret in (SECRET_EMAIL, SECRET_IP, SECRET_TOKEN, "jane"):
         assert secret.encode() not in wire
-    assert forwarder.stats.skipped == {"no_identity:email": 1, "no_identity:ip": 1, "no_identity:query": 1}
+    assert forwarder.stats == Stats(
+        errors=1, forwarded=1,
+        calls={"forwarded": 2, "no_identity:email": 1, "no_identity:ip": 1, "no_identity:query": 1},
+    )  # fmt: skip
 
 
 def test_flush_makes_split_post_its_queue_now(
@@ -373,6 +374,7 @@ def test_destroyed_or_unready_client_is_not_called(
     sentry_sdk.set_user({"id": "u-1"})
 
     caplog.clear()
+    caplog.set_level(logging.WARNING, logger="sentry_flags")  # whatever an earlier test left
     capture_error("boom")
     sentry_sdk.flush()
 
@@ -380,14 +382,23 @@ def test_destroyed_or_unready_client_is_not_called(
     assert unready.stats.skipped == {"not_ready": 1}
     assert destroyed.stats.failed == unready.stats.failed == 0
     # splitio was never asked, so it logged nothing about our calls
-    assert not [r for r in caplog.records if "track" in r.getMessage() or "destroyed" in r.getMessage()]
+    vendor = [r for r in caplog.records if r.name != "sentry_flags"]
+    assert not [r for r in vendor if "track" in r.getMessage() or "destroyed" in r.getMessage()]
     assert split_receiver.events == []
+    # The operator is told, once, on our logger.
+    told = wait_for(lambda: sorted(
+        r.getMessage() for r in caplog.records if r.name == "sentry_flags" and r.levelno == logging.WARNING
+    ))  # fmt: skip
+    assert len(told) == 2
+    assert told[0].startswith("1 error not forwarded to Split in the last ")
+    assert told[0].endswith(": client destroyed (1)")
+    assert told[1].endswith(": not ready (1)")
 
 
 def test_capture_forwarded_records_split_calls(
     sentry_init: Callable[..., Any], split_client: Any, split_receiver: SplitReceiver
 ) -> None:
-    forwarder = SplitForwarder(split_client, identities={"user": "user.id"})
+    forwarder = SplitForwarder(split_client, identities={"user": "user.id"}, capture_culprit=True)
     init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
 
@@ -438,7 +449,7 @@ def test_async_client_is_awaited_on_its_own_loop(
 ) -> None:
     loop, thread = loop_thread
     client = AsyncFakeSplit()
-    forwarder = SplitForwarder(client, identities={"user": "user.id"}, loop=loop)
+    forwarder = SplitForwarder(client, identities={"user": "user.id"}, capture_culprit=True, loop=loop)
     init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-1"})
 
@@ -450,7 +461,7 @@ def test_async_client_is_awaited_on_its_own_loop(
         culprit_event_type("sentry_exception", "helpers in raise_and_capture"),
     ]
     assert client.threads == {thread.ident}
-    assert forwarder.stats.forwarded == 2
+    assert forwarder.stats == Stats(errors=1, forwarded=1, calls={"forwarded": 2})
 
 
 def test_async_client_refusal_timeout_and_closed_loop(
@@ -475,11 +486,11 @@ def test_async_client_refusal_timeout_and_closed_loop(
 
     closed = asyncio.new_event_loop()
     closed.close()
-    gone = SplitForwarder(AsyncFakeSplit(), identities={"user": "user.id"}, loop=closed)
+    gone = SplitForwarder(AsyncFakeSplit(), identities={"user": "user.id"}, capture_culprit=True, loop=closed)
     with no_warnings():
         gone.handle(view(), 10.0)
     # Both calls of the error failed, the second without trying: its first was refused.
-    assert gone.stats.failed == 2
+    assert gone.stats == Stats(errors=1, failed=1, calls={"failed": 2})
     gone.flush()  # nothing to do, must not raise
 
 
@@ -497,7 +508,7 @@ def no_warnings() -> Iterator[None]:
 
 
 def test_calls_for_identities_and_culprit() -> None:
-    forwarder = SplitForwarder(FakeSplit(), value=1.5)
+    forwarder = SplitForwarder(FakeSplit(), value=1.5, capture_culprit=True)
     calls = forwarder.calls(view(), 0.0)
     assert [(c.kwargs["traffic_type"], c.kwargs["key"], c.kwargs["event_type"]) for c in calls] == [
         ("user", "u-1", "sentry_exception"),
@@ -533,7 +544,8 @@ def test_keys(found: Any, expected: Optional[str]) -> None:
     calls = forwarder.calls(view(user={"id": found}), 0.0)
     if expected is None:
         assert calls == []
-        assert forwarder.stats.skipped == {"no_identity:user": 1}
+        assert getattr(calls, "reason", None) == "no_identity"
+        assert forwarder.stats.calls == {"no_identity:user": 1}
     else:
         [call] = calls
         assert call.kwargs["key"] == expected
@@ -544,14 +556,14 @@ def test_key_over_250_characters_is_skipped_and_counted() -> None:
     forwarder = SplitForwarder(FakeSplit(), capture_culprit=False)
     calls = forwarder.calls(view(user={"id": "k" * 251, "orgId": "acme"}), 0.0)
     assert [c.kwargs["traffic_type"] for c in calls] == ["org"]
-    assert forwarder.stats.skipped == {"key_too_long:user": 1}
+    assert forwarder.stats.calls == {"key_too_long:user": 1}
 
 
 def test_no_culprit_still_sends_the_error_event() -> None:
-    forwarder = SplitForwarder(FakeSplit(), identities={"user": "user.id"})
+    forwarder = SplitForwarder(FakeSplit(), identities={"user": "user.id"}, capture_culprit=True)
     calls = forwarder.calls(view(culprit=None), 0.0)
     assert [c.kwargs["event_type"] for c in calls] == ["sentry_exception"]
-    assert forwarder.stats.skipped == {"no_culprit": 1}
+    assert forwarder.stats.calls == {"no_culprit": 1}
 
 
 def test_message_events_carry_their_message_and_tags_can_be_left_out() -> None:

@@ -366,7 +366,8 @@ def test_errors_over_the_forwarding_rate_still_go_to_sentry_and_are_counted(
 
     assert flush_forwarders()
     assert [v.exception_value for v in recorder.views] == [f"storm {i}" for i in range(MIN_BURST)]
-    assert recorder.stats.skipped == {"rate_limit": 20}
+    assert recorder.stats.rate_limited == 20
+    assert recorder.stats.errors == MIN_BURST + 20 == recorder.stats.accounted
 
 
 def test_the_forwarding_rate_defaults_to_a_bound_and_none_lifts_it() -> None:

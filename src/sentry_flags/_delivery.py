@@ -12,6 +12,7 @@ See docs/benchmarks.md for the measurements behind these numbers.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("sentry_flags")
 
 DEFAULT_QUEUE_SIZE = 1000
-DEFAULT_MAX_PER_SECOND = 10.0  # bursts of _rate.MIN_BURST
+# An ordinary spike (a bad variation failing every request of a busy process) is counted in
+# full; a real storm is cut. Bursts of max(rate, _rate.MIN_BURST). See docs/benchmarks.md.
+DEFAULT_MAX_PER_SECOND = 200.0
 WAKE_INTERVAL = 0.1
 WAKE_BATCH = 64
 # The worker holds the GIL for at most SLICE seconds of draining, then sleeps PAUSE seconds
@@ -56,9 +59,7 @@ class Delivery:
         self.forwarders = tuple(forwarders)
         self.queue_size = queue_size
         self.interval = interval
-        self.dropped = 0
-        self.rate_limited = 0
-        self._rate_limited_counted = 0  # how many of them the forwarders' counters show
+        self.max_per_second = max_per_second
         self._bucket = None if max_per_second is None else RateBound(max_per_second)
         self._hurry_until = 0.0  # monotonic deadline of a waiting flush: drain without pauses
         self._lock = threading.Lock()
@@ -85,29 +86,39 @@ class Delivery:
         self._stop = threading.Event()
         self._vendor_flush: Optional[threading.Event] = None
         self._lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        # A forked child starts counting afresh, as its forwarders' counters do.
+        self.dropped = 0
+        self.rate_limited = 0
+        self.losses = LossReport(self.forwarders, self.max_per_second)
 
     def submit(self, event: dict[str, Any], privacy: Privacy, ld_context: Any) -> None:
         """Queue one event for every forwarder. O(1), never blocks, never raises."""
         queue = self._queue
-        # Unlocked on purpose: concurrent callers may overshoot the bound by at most one
-        # item each, and a lock here would be paid by every captured error.
+        # The length check is unlocked on purpose: concurrent callers may overshoot the
+        # bound by at most one item each. Every error still gets exactly one outcome.
         if len(queue) >= self.queue_size:
-            self.dropped += 1
-            for forwarder in self.forwarders:
-                forwarder.count_dropped()
+            self._count("dropped")
             return
         now = time.monotonic()
         bucket = self._bucket
         if bucket is not None and not bucket.take(now):
-            # Counted on the forwarders by the worker (see _count_rate_limited): a storm
-            # must not pay three locked counter updates per error on the app's thread.
-            self.rate_limited += 1
+            self._count("rate_limited")
             return
         queue.append((event, privacy, ld_context, now))
         if self._thread is None:
             self._start()
         elif len(queue) == WAKE_BATCH:
             self._wake.set()
+
+    def _count(self, outcome: str) -> None:
+        # On the app's thread, for errors that never reach the queue. A locked counter per
+        # forwarder: a few tenths of a microsecond, against the ~100 us sentry-sdk spends
+        # building the event, and exact under any number of threads.
+        with self._count_lock:
+            setattr(self, outcome, getattr(self, outcome) + 1)
+        for forwarder in self.forwarders:
+            forwarder.count_outcome(outcome)
 
     def skip(self, reason: str) -> None:
         """Count an event every forwarder skips before it is queued."""
@@ -140,22 +151,14 @@ class Delivery:
             try:
                 self._drain()
                 self._serve_flush()
+                self.losses.check(time.monotonic())
             except Exception:  # the worker must outlive any bug, ours or a forwarder's
                 logger.debug("sentry-flags delivery error", exc_info=True)
                 with self._idle:
                     self._busy = False
                     self._idle.notify_all()
 
-    def _count_rate_limited(self) -> None:
-        total = self.rate_limited
-        new = total - self._rate_limited_counted
-        if new > 0:
-            self._rate_limited_counted = total
-            for forwarder in self.forwarders:
-                forwarder.count_skipped("rate_limit", new)
-
     def _drain(self) -> None:
-        self._count_rate_limited()
         queue = self._queue
         clock = time.monotonic
         slice_end = clock() + SLICE
@@ -175,6 +178,8 @@ class Delivery:
                 view = ErrorView.build(event, privacy, ld_context)
             except Exception:
                 logger.debug("could not read a captured event; not forwarded", exc_info=True)
+                for forwarder in self.forwarders:
+                    forwarder.count_outcome("failed")
                 continue
             for forwarder in self.forwarders:
                 try:
@@ -248,3 +253,78 @@ class Delivery:
                 logger.debug("%s flush failed", forwarder.vendor, exc_info=True)
         request.set()
 
+
+
+class LossReport:
+    """Tells the operator, on the ``sentry_flags`` logger, about errors not forwarded.
+
+    A counter alone is read by nobody: vendor metrics (guarded rollouts, Split metrics)
+    silently undercount. So a warning per forwarder, at most once a :data:`REPORT_EVERY`
+    seconds, for every outcome but ``forwarded`` and the skips the forwarder makes by design
+    (``Forwarder.expected_skips``: an environment the app did not choose, an error without
+    a user for Segment, ...). Runs on the delivery worker, checking at most once a second.
+    """
+
+    def __init__(self, forwarders: Sequence[Forwarder], max_per_second: Optional[float]) -> None:
+        self.forwarders = tuple(forwarders)
+        self.max_per_second = max_per_second
+        self._next_check = 0.0
+        # Per forwarder: losses when last reported or found none, since when, when warned.
+        started = time.monotonic()
+        self._base: list[tuple[int, dict[str, int], float, float]] = [
+            (0, {}, started, -math.inf) for _ in self.forwarders
+        ]
+
+    def check(self, now: float) -> None:
+        if now < self._next_check:
+            return
+        self._next_check = now + 1.0
+        for i, forwarder in enumerate(self.forwarders):
+            losses = self.losses(forwarder)
+            total = sum(losses.values())
+            seen, base, since, warned = self._base[i]
+            if total == seen:
+                self._base[i] = (total, losses, now, warned)  # nothing new: the window restarts
+                continue
+            if now - warned < REPORT_EVERY:
+                continue  # keep counting until the next warning may go out
+            new = {k: v - base.get(k, 0) for k, v in losses.items() if v > base.get(k, 0)}
+            count = total - seen
+            logger.warning(
+                "%d %s not forwarded to %s in the last %.0f s: %s",
+                count, "error" if count == 1 else "errors", forwarder.name, max(1.0, now - since),
+                self.describe(forwarder, new),
+            )  # fmt: skip
+            self._base[i] = (total, losses, now, now)
+
+    @staticmethod
+    def losses(forwarder: Forwarder) -> dict[str, int]:
+        stats = forwarder.stats
+        found = {
+            name: count
+            for name, count in (("rate_limited", stats.rate_limited), ("dropped", stats.dropped),
+                                ("failed", stats.failed))
+            if count
+        }  # fmt: skip
+        for reason, count in stats.skipped.items():
+            if reason not in forwarder.expected_skips and count:
+                found[reason] = count
+        return found
+
+    def describe(self, forwarder: Forwarder, new: dict[str, int]) -> str:
+        parts = []
+        for name, count in sorted(new.items(), key=lambda item: -item[1]):
+            if name == "rate_limited":
+                rates = [r for r in (self.max_per_second, getattr(forwarder, "max_per_second", None)) if r]
+                label = f"rate limit {min(rates):g}/s" if rates else "rate limit"
+            elif name == "dropped":
+                label = "queue full"
+            elif name == "failed":
+                label = "refused or raised by the vendor SDK"
+            else:
+                label = name.replace("_", " ")
+            parts.append(f"{label} ({count})")
+        return ", ".join(parts)
+
+
+REPORT_EVERY = 60.0

@@ -23,17 +23,36 @@ logger = logging.getLogger("sentry_flags")
 
 @dataclass(frozen=True)
 class Stats:
-    """A snapshot of a forwarder's counters."""
+    """A snapshot of a forwarder's counters.
 
+    Counted per error: every error that reached the forwarder (``errors``) has exactly one
+    outcome, so ``forwarded + failed + rate_limited + dropped + skipped_total == errors``
+    (errors still queued have none yet; after a flush none is queued). ``calls`` counts the
+    vendor SDK calls, which differ from errors where one error makes several calls (Split:
+    one per identity, and culprit events): ``forwarded``/``failed`` calls and calls left
+    out for a reason (``no_identity:org``). An error is forwarded when at least one of its
+    calls was accepted.
+    """
+
+    errors: int = 0
     forwarded: int = 0
-    failed: int = 0
-    rate_limited: int = 0
+    failed: int = 0  # the vendor SDK refused or raised for every call of the error
+    rate_limited: int = 0  # over max_forwarded_per_second, or the forwarder's own bound
     dropped: int = 0  # the delivery queue was full
     skipped: Mapping[str, int] = field(default_factory=dict)
+    calls: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def skipped_total(self) -> int:
         return sum(self.skipped.values())
+
+    @property
+    def accounted(self) -> int:
+        """Errors with an outcome: equals ``errors``."""
+        return self.forwarded + self.failed + self.rate_limited + self.dropped + self.skipped_total
+
+
+OUTCOMES = ("forwarded", "failed", "rate_limited", "dropped")
 
 
 class Counters:
@@ -43,6 +62,7 @@ class Counters:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._skipped: Counter[str] = Counter()
+        self._calls: Counter[str] = Counter()
 
     def after_fork(self) -> None:
         # The lock may have been held by the parent's worker at fork time. The counts start
@@ -50,25 +70,50 @@ class Counters:
         self._lock = threading.Lock()
         self._counts = Counter()
         self._skipped = Counter()
+        self._calls = Counter()
 
-    def add(self, name: str, n: int = 1) -> None:
+    def outcome(self, name: str, n: int = 1) -> None:
+        """``n`` errors reached the forwarder and ended as ``name`` (one of OUTCOMES)."""
         with self._lock:
+            self._counts["errors"] += n
             self._counts[name] += n
 
     def skip(self, reason: str, n: int = 1) -> None:
+        """``n`` errors reached the forwarder and were not forwarded, for ``reason``."""
         with self._lock:
+            self._counts["errors"] += n
             self._skipped[reason] += n
+
+    def call(self, name: str) -> None:
+        with self._lock:
+            self._calls[name] += 1
 
     def snapshot(self) -> Stats:
         with self._lock:
             c = self._counts
             return Stats(
+                errors=c["errors"],
                 forwarded=c["forwarded"],
                 failed=c["failed"],
                 rate_limited=c["rate_limited"],
                 dropped=c["dropped"],
                 skipped=dict(self._skipped),
+                calls=dict(self._calls),
             )
+
+
+class Skipped(list[Any]):
+    """What :meth:`Forwarder.calls` returns for an error it does not forward: no calls,
+    and why (a skip reason, or ``rate_limited``)."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+RATE_LIMITED = "rate_limited"
 
 
 def parse_environments(value: Any) -> Optional[frozenset[str]]:
@@ -104,12 +149,17 @@ class VendorCall:
 class Forwarder(ABC):
     """Base of the vendor forwarders.
 
-    Subclasses implement :meth:`calls` (pure: the vendor calls one error becomes, counting
-    skips and rate limits) and :meth:`send` (the SDK call itself). Keeping them apart is
-    what lets :mod:`sentry_flags.testing` record exactly what would be sent.
+    Subclasses implement :meth:`calls` (pure: the vendor calls one error becomes, or
+    :meth:`skip` with the reason it becomes none) and :meth:`send` (the SDK call itself).
+    Keeping them apart is what lets :mod:`sentry_flags.testing` record exactly what would be
+    sent. The base gives every error exactly one outcome in :attr:`stats`.
     """
 
     vendor: ClassVar[str]
+    display_name: ClassVar[str] = ""  # how the vendor is named in warnings
+    # Skips that are the forwarder working as designed (the app chose the environments; an
+    # error Sentry's vendor integration would not forward either): no warning for these.
+    expected_skips: ClassVar[frozenset[str]] = frozenset({"environment", "vendor_sdk_log"})
 
     def __init__(self, *, environments: Optional[Iterable[str]] = None) -> None:
         self.environments = parse_environments(environments)
@@ -119,36 +169,68 @@ class Forwarder(ABC):
     def stats(self) -> Stats:
         return self._counters.snapshot()
 
+    @property
+    def name(self) -> str:
+        return self.display_name or self.vendor
+
     def handle(self, view: ErrorView, captured_at: float) -> None:
         """Forward one error; called on the delivery worker. Never raises."""
+        counters = self._counters
         if self.environments is not None and view.environment not in self.environments:
-            self._counters.skip("environment")
+            counters.skip("environment")
             return
         try:
             calls = self.calls(view, captured_at)
         except Exception as exc:
             self._fail("could not build the call", exc)
             return
+        if isinstance(calls, Skipped):
+            if calls.reason == RATE_LIMITED:
+                counters.outcome(RATE_LIMITED)
+            else:
+                counters.skip(calls.reason)
+            return
+        if not calls:  # a subclass that returned [] without saying why
+            counters.skip("no_calls")
+            return
+        accepted = False
         for call in calls:
             try:
                 sent = self.send(call)
             except Exception as exc:
-                self._fail("call failed", exc)
+                counters.call("failed")
+                logger.debug("%s forwarder: call failed (%s)", self.vendor, type(exc).__name__, exc_info=True)
                 continue
-            if sent:
-                self._counters.add("forwarded")
-                logger.debug("event %s forwarded to %s", view.event_id, self.vendor)
-            else:
-                self._counters.add("failed")
-                logger.debug("%s refused event %s", self.vendor, view.event_id)
+            counters.call("forwarded" if sent else "failed")
+            accepted = accepted or sent
+        if accepted:
+            counters.outcome("forwarded")
+            logger.debug("event %s forwarded to %s", view.event_id, self.vendor)
+        else:
+            counters.outcome("failed")
+            logger.debug("%s did not take event %s", self.vendor, view.event_id)
 
     def _fail(self, what: str, exc: BaseException) -> None:
-        self._counters.add("failed")
+        self._counters.outcome("failed")
         logger.debug("%s forwarder: %s (%s)", self.vendor, what, type(exc).__name__, exc_info=True)
+
+    @staticmethod
+    def skip(reason: str) -> Skipped:
+        """What :meth:`calls` returns to skip the error: ``return self.skip("no_user_id")``."""
+        return Skipped(reason)
+
+    @staticmethod
+    def rate_limit() -> Skipped:
+        """What :meth:`calls` returns for an error over the forwarder's own rate bound."""
+        return Skipped(RATE_LIMITED)
+
+    def skip_call(self, reason: str) -> None:
+        """Count one vendor call :meth:`calls` leaves out of an error it still forwards."""
+        self._counters.call(reason)
 
     @abstractmethod
     def calls(self, view: ErrorView, captured_at: float) -> list[VendorCall]:
-        """The vendor calls for ``view``; count skips with ``self._counters.skip(reason)``."""
+        """The vendor calls for ``view``, or ``self.skip(reason)``."""
 
     @abstractmethod
     def send(self, call: VendorCall) -> bool:
@@ -161,8 +243,10 @@ class Forwarder(ABC):
         """Called in a forked child before it forwards anything."""
         self._counters.after_fork()
 
-    def count_dropped(self) -> None:
-        self._counters.add("dropped")
+    def count_outcome(self, name: str, n: int = 1) -> None:
+        """Errors delivery gave an outcome before the forwarder saw them (queue full,
+        rate limit)."""
+        self._counters.outcome(name, n)
 
     def count_skipped(self, reason: str, n: int = 1) -> None:
         self._counters.skip(reason, n)

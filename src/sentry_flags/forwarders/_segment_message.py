@@ -41,42 +41,46 @@ ELLIPSIS = "..."
 def error_message(
     view: ErrorView, event_name: str, user_id: str, library: Mapping[str, str]
 ) -> dict[str, Any]:
-    """The ``track`` keyword arguments for one error."""
+    """The ``track`` keyword arguments for one error.
+
+    Every key Sentry's own Segment forwarder sends is there, with ``""`` where it sends an
+    empty value, so schemas built on its events keep working (docs/forwarders-segment.md
+    has the mapping). Our additions (``exceptionValue``, ``message``, ``properties.page``,
+    ``context.page.path``) follow the same rule.
+    """
     event_id = view.event_id if view.event_id and encoded_size(view.event_id) <= MAX_ID else None
-    url = cut(view.url, MAX_URL)
-    query = _query(view)
-    referer = cut(view.referer, MAX_URL)
-    user_agent = cut(view.user_agent, MAX_USER_AGENT)
-    method = cut(view.method, MAX_METHOD)
-    page = _present({"url": url, "method": method, "search": query, "referer": referer})
-    properties = _present({
-        "eventId": event_id,
-        "environment": cut(view.environment, MAX_SHORT),
-        "release": cut(view.release, MAX_SHORT),
-        "transaction": cut(view.transaction, MAX_TRANSACTION),
-        "level": cut(view.level, MAX_LEVEL),
-        "exceptionType": cut(view.exception_type, MAX_SHORT),
-        "exceptionValue": cut(view.exception_value, MAX_LONG),
+    url = cut(view.url, MAX_URL) or ""
+    query = _query(view) or ""
+    referer = cut(view.referer, MAX_URL) or ""
+    user_agent = cut(view.user_agent, MAX_USER_AGENT) or ""
+    method = cut(view.method, MAX_METHOD) or ""
+    has_request = bool(url or method)
+    has_exception = view.exception_type is not None or view.exception_value is not None
+    properties: dict[str, Any] = {
+        "eventId": event_id or "",
+        "transaction": cut(view.transaction, MAX_TRANSACTION) or "",
+        "release": cut(view.release, MAX_SHORT) or "",
+        "level": cut(view.level, MAX_LEVEL) or "",
+        "environment": cut(view.environment, MAX_SHORT) or "",
+    }
+    if has_exception:
+        properties["exceptionType"] = cut(view.exception_type, MAX_SHORT) or ""
+        properties["exceptionValue"] = cut(view.exception_value, MAX_LONG) or ""
+    else:
         # capture_message errors have no exception; their text is what identifies them.
-        "message": (
-            cut(view.message, MAX_LONG)
-            if view.exception_type is None and view.exception_value is None
-            else None
-        ),
-        "userAgent": user_agent,
-        "page": page or None,
-    })
+        properties["message"] = cut(view.message, MAX_LONG) or ""
     context: dict[str, Any] = {"library": dict(library)}
-    if user_agent:
+    if has_request:
+        properties["userAgent"] = user_agent
+        properties["page"] = {"url": url, "method": method, "search": query, "referer": referer}
         context["userAgent"] = user_agent
-    if url or referer:
-        context["page"] = _present({
+        context["page"] = {
             "url": url,
-            "path": cut(_path(view.url), MAX_URL),
-            # Segment's convention, as a browser's location.search.
-            "search": f"?{query}" if query else None,
+            "method": method,
+            "search": query,  # as Sentry's forwarder sends it: the query string, no "?"
             "referrer": referer,
-        })
+            "path": cut(_path(view.url), MAX_URL) or "",
+        }
     ip = _ip(view.user.get("ip_address"))
     if ip is not None:
         context["ip"] = ip  # only there when the app allows user data (ErrorView drops it)

@@ -34,6 +34,8 @@ class LaunchDarklyForwarder(Forwarder):
     """
 
     vendor = "launchdarkly"
+    display_name = "LaunchDarkly"
+    expected_skips = Forwarder.expected_skips | {"no_context", "invalid_context"}
 
     def __init__(
         self,
@@ -53,12 +55,10 @@ class LaunchDarklyForwarder(Forwarder):
     def calls(self, view: ErrorView, captured_at: float) -> list[VendorCall]:
         context = view.ld_context
         if context is None:
-            self._counters.skip("no_context")
-            return []
+            return self.skip("no_context")
         if not getattr(context, "valid", True):
             # LDClient.track would only log a warning and drop it.
-            self._counters.skip("invalid_context")
-            return []
+            return self.skip("invalid_context")
         # Whatever launchdarklyContext lost on the Sentry event (personal attributes the app
         # does not allow, private ones of the evaluating client) is marked private, so LD
         # redacts it as well.

@@ -29,7 +29,7 @@ from typing import Any, Optional
 
 from sentry_flags._event import ErrorView
 from sentry_flags._rate import RateBound
-from sentry_flags.forwarders._base import BackoffForwarder, VendorCall, require_method
+from sentry_flags.forwarders._base import BackoffForwarder, Forwarder, VendorCall, require_method
 from sentry_flags.forwarders._segment_message import (
     MAX_MESSAGE_SIZE,
     MAX_USER_ID,
@@ -74,6 +74,8 @@ class SegmentForwarder(BackoffForwarder):
     """
 
     vendor = "segment"
+    display_name = "Segment"
+    expected_skips = Forwarder.expected_skips | {"no_user_id", "user_id_too_long"}
     # At most this long per flush() waiting for Segment's consumer to post what it queued.
     flush_timeout = 2.0
 
@@ -102,32 +104,25 @@ class SegmentForwarder(BackoffForwarder):
     def calls(self, view: ErrorView, captured_at: float) -> list[VendorCall]:
         user_id = view.user_id
         if user_id is None:
-            self._counters.skip("no_user_id")
-            return []
+            return self.skip("no_user_id")
         if encoded_size(user_id) > MAX_USER_ID:
-            self._counters.skip("user_id_too_long")
-            return []
+            return self.skip("user_id_too_long")
         if self.paused(captured_at):
-            self._counters.skip("backoff")
-            return []
+            return self.skip("backoff")
         client = self.client
         if _unconfigured_module(client):
             # Its first call would build the default client and raise (write_key unset).
-            self._counters.skip("no_write_key")
-            return []
+            return self.skip("no_write_key")
         if _consumers_stopped(_module_client(client)) and not self._restart_after_fork():
             # shutdown()/join() was called (or a forked child's consumers could not be
             # restarted): the message would sit in the queue forever and make every later
             # flush() hang.
-            self._counters.skip("client_stopped")
-            return []
+            return self.skip("client_stopped")
         if not self._bucket.take(captured_at):
-            self._counters.add("rate_limited")
-            return []
+            return self.rate_limit()
         kwargs = error_message(view, self.event_name, user_id, self._library)
         if message_size(kwargs) > MAX_MESSAGE_SIZE:  # unreachable with the limits above
-            self._counters.skip("too_large")
-            return []
+            return self.skip("too_large")
         return [VendorCall("track", kwargs)]
 
     def send(self, call: VendorCall) -> bool:

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any, Optional
 
 from sentry_flags._event import ErrorView
-from sentry_flags.forwarders._base import BackoffForwarder, VendorCall, require_method
+from sentry_flags.forwarders._base import BackoffForwarder, Forwarder, VendorCall, require_method
 from sentry_flags.forwarders._split_events import (  # noqa: F401 - importable here, as before
     BASE_EVENT_SIZE,
     MAX_KEY_LENGTH,
@@ -55,17 +55,21 @@ class SplitForwarder(BackoffForwarder):
     """Sends ``split_client.track(key, traffic_type, event_type, value, properties)``.
 
     One event of type ``event_type`` per identity whose path has a value in the error, and
-    with ``capture_culprit`` one more per identity whose type names the culprit
-    (``sentry_exception:<culprit>``), so a Split metric can count one code location.
-    ``split_client`` is ``factory.client()`` (or anything with the same ``track``); it is
-    never destroyed here. For splitio's asyncio client pass the event loop it runs on as
-    ``loop``. Skips are counted in ``stats.skipped``: ``no_identity:<traffic type>``,
-    ``key_too_long:<traffic type>``, ``no_culprit``, ``backoff``, ``not_ready``,
-    ``client_destroyed``, ``client_stopped`` (a forked child of a running factory),
-    ``environment``.
+    with ``capture_culprit=True`` (off by default, as in Split's own Sentry integration) one
+    more per identity whose type names the culprit (``sentry_exception:<culprit>``), so a
+    Split metric can count one code location. ``environments=None`` (the default) forwards
+    every Sentry environment. ``split_client`` is ``factory.client()`` (or anything with the
+    same ``track``); it is never destroyed here. For splitio's asyncio client pass the event
+    loop it runs on as ``loop``. Errors skipped, in ``stats.skipped``: ``no_identity`` (no
+    identity had a usable key), ``backoff``, ``not_ready``, ``client_destroyed``,
+    ``client_stopped`` (a forked child of a running factory), ``environment``. Calls left
+    out of an error that is forwarded, in ``stats.calls``: ``no_identity:<traffic type>``,
+    ``key_too_long:<traffic type>``, ``no_culprit``.
     """
 
     vendor = "split"
+    display_name = "Split"
+    expected_skips = Forwarder.expected_skips | {"no_identity"}
 
     async_timeout = ASYNC_TIMEOUT
 
@@ -74,8 +78,8 @@ class SplitForwarder(BackoffForwarder):
         split_client: Any,
         *,
         identities: Mapping[str, str] = DEFAULT_IDENTITIES,
-        environments: Optional[Iterable[str]] = frozenset({"production"}),
-        capture_culprit: bool = True,
+        environments: Optional[Iterable[str]] = None,
+        capture_culprit: bool = False,
         event_type: str = DEFAULT_EVENT_TYPE,
         value: Optional[float] = None,
         include_tags: bool = True,
@@ -109,39 +113,36 @@ class SplitForwarder(BackoffForwarder):
 
     def calls(self, view: ErrorView, captured_at: float) -> list[VendorCall]:
         if self.paused(captured_at):
-            self._counters.skip("backoff")
-            return []
+            return self.skip("backoff")
         # Asking is cheap; track is not: a destroyed client logs an error per call, and
         # one that is not ready logs a warning and costs milliseconds per call, queueing
         # events for a readiness that may never come.
         if getattr(self.client, "destroyed", False) is True:
-            self._counters.skip("client_destroyed")
-            return []
+            return self.skip("client_destroyed")
         if self._stopped_by_fork:
-            self._counters.skip("client_stopped")
-            return []
+            return self.skip("client_stopped")
         if getattr(self.client, "ready", True) is False:
-            self._counters.skip("not_ready")
-            return []
+            return self.skip("not_ready")
         keys: list[tuple[str, str]] = []
         for traffic_type, path in self.identities:
             key = track_key(view.lookup(path))
             if key is None:
-                self._counters.skip(f"no_identity:{traffic_type}")
+                self.skip_call(f"no_identity:{traffic_type}")
             elif len(key) > MAX_KEY_LENGTH:
                 # Split refuses such keys in get_treatment too, so no treatment was ever
                 # served to it: a hashed stand-in would be attributed to nobody.
-                self._counters.skip(f"key_too_long:{traffic_type}")
+                self.skip_call(f"key_too_long:{traffic_type}")
             else:
                 keys.append((traffic_type, key))
         if not keys:
-            return []
+            # Per identity in stats.calls; the error itself had no key to track it on.
+            return self.skip("no_identity")
         event_types = [self.event_type]
         if self.capture_culprit:
             if view.culprit:
                 event_types.append(culprit_event_type(self.event_type, view.culprit))
             else:
-                self._counters.skip("no_culprit")
+                self.skip_call("no_culprit")
         properties = error_properties(view, include_tags=self.include_tags)
         return [
             VendorCall(
