@@ -6,9 +6,11 @@ one JSON object per request. Every app in ``urls`` gets the same ``requests`` re
 ``1 / (rate * len(urls))`` seconds apart, so whatever else runs on the machine slows them
 alike. Open loop: each request is due at its time whatever the apps' latency, so a slow app
 cannot slow the load down and hide its own tail (closed-loop generators wait for an answer
-before asking again). Each request is a new connection with its own id in
+before asking again); each app has ``threads`` threads of its own, so a slow one cannot hold
+up the other's requests either. Each request is a new connection with its own id in
 ``X-Soak-Request``; the latency is from ``connect()`` to the last byte read, and how late
-the request left (all threads busy) is recorded next to it.
+the request left (all of that app's threads busy, or this process short of CPU) is
+recorded next to it.
 
 The mix: ``/checkout`` for 8 users in 3 orgs (always raises; the flag sends ``globex`` down
 the new flow, the others down the old one), ``/resize`` (raises an error ``ignore_errors``
@@ -23,6 +25,7 @@ import random
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
@@ -83,24 +86,22 @@ def run(urls: list[str], requests: int, rate: float, threads: int, seed: int) ->
     paths = plan_paths(requests, seed)
     total = requests * len(apps)
     results: list[Optional[Result]] = [None] * total
-    next_index = iter(range(total))
-    lock = threading.Lock()
     print("start", flush=True)  # the soak times its fault phases from this line
     start = time.monotonic()
 
-    def worker() -> None:
+    def sender(app: int, todo: Iterator[int], lock: threading.Lock) -> None:
         clock = time.monotonic
         while True:
             with lock:
-                i = next(next_index, None)
-            if i is None:
+                n = next(todo, None)
+            if n is None:
                 return
+            i = n * len(apps) + app  # the plan's n-th request, to each app in turn
             due = start + i / (rate * len(apps))
             wait = due - clock()
             if wait > 0:
                 time.sleep(wait)
-            app = i % len(apps)
-            kind, path = paths[i // len(apps)]
+            kind, path = paths[n]
             rid = f"r{i}"
             sent = clock()
             status, pid, error = one_request(*apps[app], path, rid)
@@ -117,7 +118,14 @@ def run(urls: list[str], requests: int, rate: float, threads: int, seed: int) ->
                 error,
             )
 
-    pool = [threading.Thread(target=worker, name=f"load-{n}", daemon=True) for n in range(threads)]
+    # Each app has threads of its own: a slow app must not hold up the other's requests.
+    pool = []
+    for app in range(len(apps)):
+        todo, lock = iter(range(requests)), threading.Lock()
+        pool += [
+            threading.Thread(target=sender, args=(app, todo, lock), name=f"load-{app}-{k}", daemon=True)
+            for k in range(threads)
+        ]
     for thread in pool:
         thread.start()
     for thread in pool:
