@@ -790,6 +790,16 @@ def latency_rows(base: App, flags: App, load: Load) -> list[list[str]]:
     return rows
 
 
+def thread_cpu(app: App) -> str:
+    """Where the workers' CPU went, by thread name, summed over the app's workers."""
+    total: Counter[str] = Counter()
+    for report in app.reports.values():
+        total.update(report.get("threads_cpu_s", {}))
+    shown = [(name, cpu) for name, cpu in total.most_common() if cpu >= 0.05]
+    rest = sum(total.values()) - sum(cpu for _, cpu in shown)
+    return ", ".join([f"{name} {cpu:.1f}" for name, cpu in shown] + [f"others {rest:.1f}"])
+
+
 def machine() -> str:
     versions = []
     for name in PACKAGES:
@@ -831,6 +841,7 @@ def report(plan: Plan, base: App, flags: App, load: Load) -> tuple[str, bool]:
         + ", ".join(
             f"{app.label} {sum(1 for r in app.results if r['late_ms'] > 50)}" for app in (base, flags)
         ),
+        *(f"CPU s by thread, {app.label} workers together: {thread_cpu(app)}" for app in (base, flags)),
         "vendor SDK log events at Sentry (sentry-flags app): "
         + (", ".join(f"{name} {n}" for name, n in vendor_logs.most_common()) or "none"),
         "at the vendor receivers (sentry-flags app, after the workers closed their clients): "

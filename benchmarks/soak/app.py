@@ -177,9 +177,33 @@ def _rss_kb() -> int:
     return 0
 
 
+def _threads_cpu_s() -> dict[str, float]:
+    """CPU seconds of each live thread of this process, by thread name (Linux /proc).
+
+    The request thread is what is left of the process's total: in a forked child,
+    ``threading.main_thread().native_id`` still names the parent's thread.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    times = os.times()
+    found: dict[str, float] = {}
+    for thread in threading.enumerate():
+        if thread is threading.main_thread():
+            continue
+        try:
+            with open(f"/proc/self/task/{thread.native_id}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, TypeError):
+            continue
+        name = thread.name.split(":")[0]  # one line per kind of thread
+        found[name] = round(found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks, 2)
+    found["requests (main thread)"] = round(times.user + times.system - sum(found.values()), 2)
+    return found
+
+
 def worker_exiting() -> None:
     """In each worker as gunicorn stops it (SIGTERM, graceful): flush, close, report."""
     started = time.monotonic()
+    threads_cpu = _threads_cpu_s()  # before closing: the vendor clients' threads end there
     sentry_sdk.flush(timeout=FLUSH_TIMEOUT)  # also drains sentry-flags' queue
     # Vendor clients can take long to close against an endpoint that just recovered
     # (Segment's shutdown() is an unbounded queue.join()): bounded, on a daemon thread.
@@ -202,5 +226,6 @@ def worker_exiting() -> None:
         "vendors_closed": not closer.is_alive(),
         "exit_seconds": round(time.monotonic() - started, 2),
         "rss_kb": _rss_kb(),
+        "threads_cpu_s": threads_cpu,
     }
     (REPORT_DIR / f"worker-{os.getpid()}.json").write_text(json.dumps(report))
