@@ -185,6 +185,7 @@ def _threads_cpu_s() -> dict[str, float]:
     """
     ticks = os.sysconf("SC_CLK_TCK")
     times = os.times()
+    segment_consumers = list(getattr(VENDORS.segment, "consumers", None) or [])
     found: dict[str, float] = {}
     for thread in threading.enumerate():
         if thread is threading.main_thread():
@@ -194,7 +195,8 @@ def _threads_cpu_s() -> dict[str, float]:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except (OSError, TypeError):
             continue
-        name = thread.name.split(":")[0]  # one line per kind of thread
+        # Segment's consumers are unnamed ("Thread-N"); every other SDK names its threads.
+        name = "segment.consumer" if thread in segment_consumers else thread.name
         found[name] = round(found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks, 2)
     found["requests (main thread)"] = round(times.user + times.system - sum(found.values()), 2)
     return found
