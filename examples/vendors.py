@@ -5,6 +5,8 @@ Shared by the examples. Every vendor is optional: leave its key unset and it is 
     SENTRY_DSN, SENTRY_ENVIRONMENT, SENTRY_RELEASE
     LAUNCHDARKLY_SDK_KEY   [LAUNCHDARKLY_BASE_URI: polling + events at this URL, e.g. a relay]
     SPLIT_SDK_KEY          [SPLIT_API_URL: SDK, events and telemetry APIs at this URL]
+                           [SPLIT_PREFORKED=1: for a forking server (gunicorn --preload);
+                            call factory.resume() in each worker, see the README]
     SEGMENT_WRITE_KEY      [SEGMENT_HOST]
     FORWARD_ENVIRONMENTS   comma-separated Sentry environments to forward (default: all)
 """
@@ -76,8 +78,12 @@ def split_factory() -> Any:
     config: dict[str, Any] = {"streamingEnabled": not api, "eventsPushRate": 1}
     if api:  # a loopback stand-in: skip Split's probe for the outward-facing interface
         config.update(machineIp="127.0.0.1", machineName="sentry-flags-example")
+    preforked = os.environ.get("SPLIT_PREFORKED") == "1"
+    if preforked:  # synced now, started by factory.resume() in each forked worker
+        config["preforkedInitialization"] = True
     factory = get_factory(key, config=config, **urls)
-    factory.block_until_ready(10)
+    if not preforked:  # a pre-forked factory becomes ready only after resume()
+        factory.block_until_ready(10)
     return factory
 
 

@@ -35,17 +35,22 @@ def context_for(req: Any) -> Optional[Context]:
     return Context.create_multi(user, org)
 
 
-def create_app(vendors: Optional[Vendors] = None) -> Flask:
+def create_app(vendors: Optional[Vendors] = None, *, with_sentry_flags: bool = True) -> Flask:
+    """The app; ``with_sentry_flags=False`` is the same app on plain sentry-sdk (for comparisons)."""
     vendors = vendors or vendors_from_env()
+    integrations: list[Any] = [FlaskIntegration()]
+    if with_sentry_flags:
+        integrations.append(flags_integration(vendors))
     sentry_sdk.init(
         dsn=os.environ.get("SENTRY_DSN"),
         environment=os.environ.get("SENTRY_ENVIRONMENT", "production"),
-        integrations=[FlaskIntegration(), flags_integration(vendors)],
+        integrations=integrations,
         send_default_pii=False,
     )
     app = Flask(__name__)
     app.extensions["vendors"] = vendors
-    FlagsExtension(app, context_from_request=context_for)
+    if with_sentry_flags:
+        FlagsExtension(app, context_from_request=context_for)
 
     @app.before_request
     def identify() -> None:
