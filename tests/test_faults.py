@@ -521,3 +521,11 @@ def test_fault(rig: Rig, endpoint: str, mode: Mode, caplog: pytest.LogCaptureFix
     elif endpoint == "segment" and mode is Mode.RATE_LIMIT and arrived != set(during):
         # Waited out, but put back into a queue the overload had filled meanwhile.
         assert "Queue full during rate-limit re-queue" in caplog.text
+
+    # Every error that reached a forwarder has exactly one outcome, whatever failed: the
+    # app's errors, and the vendor SDKs' own error logs (skipped, never forwarded).
+    rig.flush()
+    for vendor in VENDORS:
+        stats = rig.forwarders[vendor].stats
+        assert stats.errors == stats.accounted, (vendor, stats)
+        assert stats.errors - stats.skipped.get("vendor_sdk_log", 0) == len(rig.labels), (vendor, stats)

@@ -198,6 +198,8 @@ class App:
     def report(self, role: str, **extra: Any) -> None:
         stats = {
             name: {
+                "errors": s.errors,
+                "accounted": s.accounted,
                 "forwarded": s.forwarded,
                 "failed": s.failed,
                 "dropped": s.dropped,
@@ -476,6 +478,21 @@ def test_preload_master_keeps_working_after_forking(preload: Run) -> None:
     assert stats["split"]["skipped"].get("not_ready") == len(master), stats
 
 
+def _assert_every_error_accounted_for(run: Run, plans: dict[str, list[str]]) -> None:
+    """Each process's forwarders count exactly the errors that process captured (a child
+    starts at zero: nothing of the parent's is counted twice), each with one outcome."""
+    for role, report in run.reports.items():
+        captured = sum(len(plan) for name, plan in plans.items() if name.split("-")[0] == role)
+        for vendor, stats in report["stats"].items():
+            assert stats["errors"] == stats["accounted"], (role, vendor, stats)
+            own = stats["errors"] - stats["skipped"].get("vendor_sdk_log", 0)
+            assert own == captured, (role, vendor, stats)
+
+
+def test_preload_every_error_is_accounted_for_in_its_own_process(preload: Run) -> None:
+    _assert_every_error_accounted_for(preload, PRELOAD_PLANS)
+
+
 # -- multiprocessing 'fork', no recipe followed --------------------------------------
 
 MP_ROLES = [f"p{n}" for n in range(1, WORKERS + 1)]
@@ -658,3 +675,7 @@ def test_module_locks_held_at_fork_time_are_fresh_in_the_child() -> None:
     code = wait_child(pid, time.monotonic() + 10)
     assert code != -9, "the child deadlocked on a lock held at fork time"
     assert code == 0
+
+
+def test_plain_fork_every_error_is_accounted_for_in_its_own_process(plain_fork: Run) -> None:
+    _assert_every_error_accounted_for(plain_fork, MP_PLANS)
