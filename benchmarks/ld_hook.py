@@ -1,10 +1,12 @@
 """2. LaunchDarkly ``variation()``: our evaluation hook vs sentry-sdk's own vs no hook.
 
-Three real ``LDClient``s on TestData sources with ``send_events=False``, one per variant:
-one hooked by ``FlagsIntegration(launchdarkly_client=...)``, one by sentry-sdk's
-``LaunchDarklyIntegration(ld_client=...)``, one with no hook. One Sentry client has both
-integrations, so both hooks run against the same scopes. Overheads are per-round
-differences against the no-hook client; the budget is ours <= sentry-sdk's.
+Four real ``LDClient``s on TestData sources with ``send_events=False``, one per variant:
+one hooked by ``FlagsIntegration(launchdarkly_client=...)`` (context and flag), one by
+sentry-sdk's ``LaunchDarklyIntegration(ld_client=...)`` (flag only), one with both hooks (as
+an app that keeps sentry-sdk's integration after adding ours), one with no hook. One Sentry
+client has both integrations, so every hook runs against the same scopes, and the flag is a
+boolean, the case both hooks record. Overheads are per-round differences against the no-hook
+client; the budget is ours <= sentry-sdk's.
 """
 
 from __future__ import annotations
@@ -37,12 +39,15 @@ def run(quick: bool) -> list[Row]:
     from sentry_flags import FlagsIntegration
 
     rounds, n = (7, 5000) if quick else (25, 20000)
-    clients = {"none": ld_client(), "ours": ld_client(), "sentry": ld_client()}
+    clients = {"none": ld_client(), "ours": ld_client(), "sentry": ld_client(), "both": ld_client()}
     make_client(
         "http://public@127.0.0.1:9/1",
         [FlagsIntegration(launchdarkly_client=clients["ours"]), LaunchDarklyIntegration(clients["sentry"])],
         transport=DropTransport,
     )
+    # Each constructor adds its hook to the client it is given.
+    FlagsIntegration(launchdarkly_client=clients["both"])
+    LaunchDarklyIntegration(clients["both"])
     context = ld_context()
 
     def variant(client: Any) -> Callable[[], float]:
@@ -64,12 +69,14 @@ def run(quick: bool) -> list[Row]:
         client.close()
     ours = paired_diff(samples["ours"], samples["none"])
     theirs = paired_diff(samples["sentry"], samples["none"])
+    both = paired_diff(samples["both"], samples["none"])
     title = "2 LD variation()"
     return [
         Row(title, "no hook", us(med(samples["none"])) + "/call"),
         Row(title, "sentry-sdk LaunchDarklyIntegration hook", us(med(samples["sentry"])) + "/call",
             f"+{us(theirs)}"),
-        Row(title, "our hook (FlagsIntegration)", us(med(samples["ours"])) + "/call", f"+{us(ours)}",
-            "<= sentry-sdk's", verdict(ours <= theirs)),
+        Row(title, "our hook (FlagsIntegration: context + flag)", us(med(samples["ours"])) + "/call",
+            f"+{us(ours)}", "<= sentry-sdk's", verdict(ours <= theirs)),
+        Row(title, "both hooks on one client", us(med(samples["both"])) + "/call", f"+{us(both)}"),
         Row.note(title, f"overhead ours / sentry-sdk's = {ours / theirs:.2f} (per-round differences)"),
     ]  # fmt: skip

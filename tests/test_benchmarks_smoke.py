@@ -31,7 +31,7 @@ def test_quick_ld_hook_benchmark_prints_the_table() -> None:
     header = out[out.index("scenario") :].splitlines()[0].split()
     assert header == ["scenario", "figure", "median", "ratio", "budget", "result"], out
     rows = [line for line in out.splitlines() if line.startswith("2 LD variation()")]
-    assert len(rows) == 3, out
+    assert len(rows) == 4, out
     assert any(("pass" in row or "MISSED" in row) for row in rows), out
     assert "ERROR" not in out
     assert "nproc" in out

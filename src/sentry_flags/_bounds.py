@@ -103,26 +103,36 @@ def bound_context(redacted: dict[str, Any]) -> dict[str, Any]:
                     del part[attr]
                 else:
                     part[attr] = value
-    # Still too large (many attributes): leave out the largest until it fits. Sizes are
-    # measured once; what a removal saves is its value, its name and the punctuation.
-    total = json_size(redacted)
-    if total > MAX_CONTEXT_BYTES:
-        by_size = sorted(
-            ((json_size(p[a]) + json_size(a) + 2, i, a) for i, (_, p) in enumerate(parts) for a in p
-             if a not in KEPT),
-            reverse=True,
-        )
-        for saved, i, attr in by_size:
-            if total <= MAX_CONTEXT_BYTES:
-                break
+    _set_meta(parts, cut)
+    over = json_size(redacted) - MAX_CONTEXT_BYTES
+    if over <= 0:
+        return redacted
+    # Still too large (many attributes): leave out the largest until it fits, the list of
+    # what went (under _meta) counted in. Sizes are measured once; what a removal saves is
+    # its value, its name and the punctuation, less its name in the list.
+    by_size = sorted(
+        ((json_size(p[a]) + json_size(a) + 2, i, a) for i, (_, p) in enumerate(parts) for a in p
+         if a not in KEPT),
+        reverse=True,
+    )  # fmt: skip
+    taken = 0
+    while over > 0 and taken < len(by_size):
+        while over > 0 and taken < len(by_size):
+            saved, i, attr = by_size[taken]
+            taken += 1
             name, part = parts[i]
             del part[attr]
+            over -= saved - (json_size(attr) + 1) * 2  # its ref in _meta, at most about that
             _mark(cut, name, attr)
-            total -= saved
+        _set_meta(parts, cut)
+        over = json_size(redacted) - MAX_CONTEXT_BYTES
+    return redacted  # what may still be over the limit is kinds and keys, which stay
+
+
+def _set_meta(parts: list[tuple[str, dict[str, Any]]], cut: dict[str, list[str]]) -> None:
     for name, part in parts:
         if name in cut:
             part.setdefault("_meta", {})["cutAttributes"] = cut[name]
-    return redacted
 
 
 def _mark(cut: dict[str, list[str]], kind: str, attr: str) -> None:
