@@ -79,8 +79,9 @@ class SentryFlagsHook(Hook):
     def skipped_contexts(self) -> dict[str, int]:
         """By reason: ``no_key`` (an evaluation context without any key: the request's context
         stays as it was), ``no_ldclient`` (the LD SDK is not installed), ``invalid_context``
-        (counted when an error is captured: no valid LD context could be made, so the error
-        carries none; the reason is logged at debug)."""
+        (counted each time the context is needed, when an error is captured or by
+        ``get_launchdarkly_context()``: no valid LD context could be made, so the error carries
+        none; why is logged at debug)."""
         with self._lock:
             return dict(self._skipped)
 
