@@ -614,6 +614,31 @@ def test_next_to_sentry_sdks_openfeature_integration_no_flag_appears_twice(
     ]  # fmt: skip
 
 
+def test_an_earlier_launchdarkly_evaluation_of_the_same_flag_does_not_hide_ours(
+    sentry_init: Callable[..., Any],
+    sentry_receiver: SentryReceiver,
+    client: OpenFeatureClient,
+    ld_client: Any,
+    ld_test_data: Any,
+) -> None:
+    # SentryFlagsHook steps aside only for an evaluation the LaunchDarkly hook recorded while
+    # the provider ran it; here LaunchDarkly evaluated the same flag name before, directly.
+    from ldclient import Context
+
+    ld_test_data.update(ld_test_data.flag("bool-flag").boolean_flag().variation_for_all(False))
+    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld_client)])
+    assert ld_client.variation("bool-flag", Context.create("u-1"), True) is False
+    assert client.get_boolean_value("bool-flag", False, EvaluationContext("u-1")) is True
+    capture_error("boom")
+
+    contexts = only_event(sentry_receiver)["contexts"]
+    assert [(v["source"], v["value"]) for v in contexts[EVALUATIONS]["values"]] == [
+        ("launchdarkly", False),
+        ("openfeature", True),
+    ]
+    assert contexts["flags"]["values"] == [{"flag": "bool-flag", "result": True}]  # the latest
+
+
 def _transaction_with_flags(sentry_receiver: SentryReceiver, client: OpenFeatureClient) -> dict[str, Any]:
     with sentry_sdk.isolation_scope(), sentry_sdk.start_transaction(name="checkout", op="task"):
         context = EvaluationContext("u-1", {"email": "jane@example.com"})
