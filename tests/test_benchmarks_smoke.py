@@ -51,6 +51,17 @@ def test_quick_middleware_benchmark_shows_its_noise_floor() -> None:
     assert "ERROR" not in out
 
 
+def test_quick_openfeature_hook_benchmark_prints_the_table() -> None:
+    pytest.importorskip("openfeature")
+    out = run_benchmarks("--quick", "--only", "of_hook")
+    rows = [line for line in out.splitlines() if line.startswith("7 OpenFeature get_boolean_value()")]
+    assert len(rows) == 5, out  # no hook, no-op hook, sentry-sdk's, ours, ours with before()
+    assert any(("pass" in row or "MISSED" in row) for row in rows), out
+    assert "our own work" in out
+    assert "openfeature-sdk" in out
+    assert "ERROR" not in out
+
+
 def test_help_names_every_option() -> None:
     out = run_benchmarks("--help", timeout=60)
     for option in ("--quick", "--only", "--strict", "--fast-vendors"):

@@ -281,7 +281,8 @@ def _check_forwarders(forwarders: Any) -> tuple[Forwarder, ...]:
         if not isinstance(item, Forwarder):
             raise TypeError(
                 f"forwarders[{i}] must be a sentry_flags.forwarders Forwarder "
-                f"(SplitForwarder, LaunchDarklyForwarder, SegmentForwarder), got {type(item).__name__}"
+                "(SplitForwarder, LaunchDarklyForwarder, SegmentForwarder, OpenFeatureForwarder), "
+                f"got {type(item).__name__}"
             )
         first = next(j for j, other in enumerate(found) if other is item)
         if first != i:  # each error would reach that vendor twice

@@ -12,12 +12,14 @@ from sentry_flags.forwarders._base import Forwarder, Stats, VendorCall
 
 if TYPE_CHECKING:
     from sentry_flags.forwarders.launchdarkly import LaunchDarklyForwarder
+    from sentry_flags.forwarders.openfeature import OpenFeatureForwarder
     from sentry_flags.forwarders.segment import SegmentForwarder
     from sentry_flags.forwarders.split import SplitForwarder
 
 __all__ = [
     "Forwarder",
     "LaunchDarklyForwarder",
+    "OpenFeatureForwarder",
     "SegmentForwarder",
     "SplitForwarder",
     "Stats",
@@ -28,6 +30,7 @@ _LAZY = {
     "SplitForwarder": "sentry_flags.forwarders.split",
     "LaunchDarklyForwarder": "sentry_flags.forwarders.launchdarkly",
     "SegmentForwarder": "sentry_flags.forwarders.segment",
+    "OpenFeatureForwarder": "sentry_flags.forwarders.openfeature",
 }
 
 
