@@ -63,24 +63,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
 
-try:  # moving to sentry_flags.testing.receivers; the old path stays as an alias meanwhile
-    from sentry_flags.receivers import (
-        BaseReceiver,
-        LaunchDarklyReceiver,
-        SegmentReceiver,
-        SentryReceiver,
-        SplitReceiver,
-        ld_flag,
-    )
-except ImportError:  # pragma: no cover - once only the new path exists
-    from sentry_flags.testing.receivers import (  # type: ignore[no-redef]
-        BaseReceiver,
-        LaunchDarklyReceiver,
-        SegmentReceiver,
-        SentryReceiver,
-        SplitReceiver,
-        ld_flag,
-    )
+from sentry_flags.testing.receivers import (
+    BaseReceiver,
+    LaunchDarklyReceiver,
+    SegmentReceiver,
+    SentryReceiver,
+    SplitReceiver,
+    ld_flag,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = Path(__file__).with_name("gunicorn_conf.py")

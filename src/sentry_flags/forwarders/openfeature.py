@@ -44,6 +44,8 @@ class OpenFeatureForwarder(Forwarder):
     """
 
     vendor = "openfeature"
+    display_name = "OpenFeature"
+    expected_skips = Forwarder.expected_skips | {"no_context", "invalid_context"}
 
     def __init__(
         self,
@@ -66,12 +68,10 @@ class OpenFeatureForwarder(Forwarder):
         # what they do with OpenFeature's privateAttributes, so nothing else is sent.
         redacted = view.ld_context_json
         if redacted is None:
-            self._counters.skip("no_context")
-            return []
+            return self.skip("no_context")
         found = to_evaluation_context(redacted)
         if found is None:
-            self._counters.skip("invalid_context")
-            return []
+            return self.skip("invalid_context")
         targeting_key, attributes = found
         return [
             VendorCall(
