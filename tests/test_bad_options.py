@@ -292,6 +292,10 @@ BAD: list[Bad] = [
         "launchdarkly_client must be an ldclient.LDClient",
     ),
     Bad(FI, {"launchdarkly_client": ldclient}, TypeError, "launchdarkly_client"),  # the module, not .get()
+    Bad(  # an async client that is not LaunchDarkly's: both accepted types are named
+        FI, {"launchdarkly_client": AsyncTrack()}, TypeError, "launchdarkly_client",
+        "must be an ldclient.LDClient or an ldclient.async_client.AsyncLDClient",
+    ),
     Bad(FI, {"forwarders": "x"}, TypeError, "forwarders"),
     Bad(FI, {"forwarders": 7}, TypeError, "forwarders"),
     Bad(FI, {"forwarders": {"split": 1}}, TypeError, "forwarders"),
