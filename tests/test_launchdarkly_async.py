@@ -1,9 +1,12 @@
-"""LaunchDarkly's experimental AsyncLDClient: capture (hook and async plugin).
+"""LaunchDarkly's experimental AsyncLDClient: capture (hook and async plugin) and forwarding.
 
 Real AsyncLDClient (LD SDK 9.20+ with its ``async`` extra, aiohttp) fed by TestDataV2's async
 data source, its events posted to the loopback LaunchDarkly receiver; real sentry-sdk sending
-to the loopback Sentry receiver. Each scenario runs in ``asyncio.run`` (see ``run``), in
-debug mode, where asyncio refuses loop-bound calls from other threads.
+to the loopback Sentry receiver. Each scenario runs in ``asyncio.run`` (see ``run``), the
+app's code and the client on that loop, our delivery worker on its own thread. The loops run
+in debug mode, where asyncio refuses loop-bound calls from other threads: a ``track`` made
+from the worker thread instead of being handed to the loop wedges the SDK's event processor,
+and the test fails.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import time
 from collections.abc import Coroutine
-from typing import Any, Callable, TypeVar
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional, TypeVar
 
 import pytest
 
@@ -27,15 +32,18 @@ from ldclient.integrations.test_datav2 import TestDataV2
 from helpers import (
     by_summary,
     capture_error,
+    init_forwarding,
     ld_context_of,
     ld_test_settings,
     only_event,
     raw_bodies,
     received,
 )
-from receivers import LaunchDarklyReceiver, SentryReceiver
-from sentry_flags import FlagsIntegration
+from receivers import LaunchDarklyReceiver, SentryReceiver, assert_never, wait_for
+from sentry_flags import ErrorView, FlagsIntegration, set_launchdarkly_context
+from sentry_flags.forwarders import LaunchDarklyForwarder
 from sentry_flags.launchdarkly import SentryFlagsAsyncPlugin
+from sentry_flags.testing import flush_forwarders
 
 pytestmark = pytest.mark.usefixtures("own_isolation_scope")
 
@@ -45,6 +53,7 @@ MakeConfig = Callable[..., AsyncConfig]
 SDK_KEY = "sdk-async-test-key"
 SHARED = "checkout-v2"  # a boolean flag every task evaluates, served per user
 USERS = ("alice", "bob", "carol")
+NOW = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
 
 # -- set-up -----------------------------------------------------------------------------------
@@ -99,6 +108,13 @@ def run(scenario: Coroutine[Any, Any, T], timeout: float = 20.0) -> T:
     return value  # type: ignore[no-any-return]
 
 
+async def idle(client: AsyncLDClient) -> None:
+    """Let the client's event processor drain its queue and wait on it again: the state in
+    which a call from another thread breaks it (see the first test)."""
+    await client.flush()  # type: ignore[no-untyped-call]
+    await asyncio.sleep(0.05)
+
+
 def async_hooks(client: AsyncLDClient) -> list[Any]:
     hooks = client._AsyncLDClient__hooks  # type: ignore[attr-defined]  # private; read only
     return [h for h in hooks if h.metadata.name == "sentry-flags"]
@@ -120,6 +136,22 @@ def evaluations_of(event: dict[str, Any]) -> dict[str, Any]:
     """``flagEvaluations``: every flag and the value it served."""
     values = ((event.get("contexts") or {}).get("flagEvaluations") or {}).get("values", [])
     return {v["flag"]: v["value"] for v in values}
+
+
+def custom_events(receiver: LaunchDarklyReceiver) -> list[dict[str, Any]]:
+    return [e for e in receiver.custom_events if e.get("key") == "sentry-errors"]
+
+
+def wait_custom(receiver: LaunchDarklyReceiver, count: int = 1) -> list[dict[str, Any]]:
+    return wait_for(
+        lambda: (found := custom_events(receiver)) and len(found) >= count and found,
+        message=f"{count} sentry-errors event(s)",
+    )
+
+
+async def await_custom(receiver: LaunchDarklyReceiver, count: int = 1) -> list[dict[str, Any]]:
+    # Waited for off the loop: the loop must keep running to post the events.
+    return await asyncio.to_thread(wait_custom, receiver, count)
 
 
 # -- the premise: AsyncLDClient.track belongs to its loop's thread ----------------------------
@@ -268,3 +300,219 @@ def test_async_plugin_and_integration_on_the_same_client_share_one_hook(
             return len(async_hooks(client))
 
     assert run(scenario()) == 1
+
+
+# -- forwarding: LaunchDarklyForwarder(async_client, loop=...) ---------------------------------
+
+
+def test_error_arrives_as_custom_event_through_the_clients_loop(
+    sentry_init: Callable[..., Any], make_config: MakeConfig, ld_receiver: LaunchDarklyReceiver
+) -> None:
+    async def scenario() -> tuple[LaunchDarklyForwarder, str, list[dict[str, Any]]]:
+        async with AsyncLDClient(make_config()) as client:
+            forwarder = LaunchDarklyForwarder(client, loop=asyncio.get_running_loop())
+            init_forwarding(sentry_init, forwarder, launchdarkly_client=client, release="shop@1.2.3")
+            await client.variation(SHARED, user("user-42", plan="pro"), False)
+            await idle(client)
+
+            event_id = capture_error("card declined", RuntimeError)
+            sentry_sdk.flush()
+            return forwarder, event_id, await await_custom(ld_receiver)
+
+    forwarder, event_id, [event] = run(scenario())
+
+    assert event["context"] == {"kind": "user", "key": "user-42", "plan": "pro"}
+    assert event["data"]["eventId"] == event_id
+    assert event["data"]["exceptionType"] == "RuntimeError"
+    assert event["data"]["exceptionValue"] == "card declined"
+    assert event["data"]["release"] == "shop@1.2.3"
+    assert forwarder.stats.forwarded == 1
+    assert forwarder.stats.failed == 0
+    assert {r.path for r in ld_receiver.requests} == {"/bulk"}  # events only: no other call
+
+
+def test_a_busy_loop_never_holds_up_the_delivery_worker(
+    sentry_init: Callable[..., Any], make_config: MakeConfig, ld_receiver: LaunchDarklyReceiver
+) -> None:
+    async def scenario() -> tuple[bool, float, int, list[dict[str, Any]]]:
+        async with AsyncLDClient(make_config()) as client:
+            forwarder = LaunchDarklyForwarder(client, loop=asyncio.get_running_loop())
+            init_forwarding(sentry_init, forwarder, launchdarkly_client=client)
+            await client.variation(SHARED, user("busy-1"), False)
+            await idle(client)
+            capture_error("while the loop is busy")
+            # The loop is stuck in this very call: nothing scheduled on it can run until it
+            # returns. A worker waiting for track() would time out here.
+            started = time.monotonic()
+            flushed = flush_forwarders(2.0)
+            took = time.monotonic() - started
+            assert not custom_events(ld_receiver)
+            forwarded = forwarder.stats.forwarded
+            return flushed, took, forwarded, await await_custom(ld_receiver)
+
+    flushed, took, forwarded, [event] = run(scenario())
+
+    assert flushed
+    assert took < 1.0
+    assert forwarded == 1
+    assert event["context"]["key"] == "busy-1"
+
+
+def test_flush_makes_the_async_client_send_now(
+    sentry_init: Callable[..., Any], make_config: MakeConfig, ld_receiver: LaunchDarklyReceiver
+) -> None:
+    # With LD's own timer far away, only the flush we schedule on the loop gets it out in time.
+    async def scenario() -> list[dict[str, Any]]:
+        async with AsyncLDClient(make_config(flush_interval=60)) as client:
+            init_forwarding(
+                sentry_init, LaunchDarklyForwarder(client, loop=asyncio.get_running_loop()),
+                launchdarkly_client=client,
+            )  # fmt: skip
+            await client.variation(SHARED, user("flush-1"), False)
+            await idle(client)
+            capture_error("boom")
+            sentry_sdk.flush()
+            return await await_custom(ld_receiver)
+
+    [event] = run(scenario())
+    assert event["context"]["key"] == "flush-1"
+
+
+def test_the_documented_shutdown_delivers_the_last_error(
+    sentry_init: Callable[..., Any], make_config: MakeConfig, ld_receiver: LaunchDarklyReceiver
+) -> None:
+    # docs/forwarders-launchdarkly.md's lifespan: sentry_sdk.flush(), then await ld.close().
+    # The track handed to the loop runs before close() stops the event processor.
+    async def scenario() -> None:
+        client = AsyncLDClient(make_config(flush_interval=60))
+        await client.start()
+        init_forwarding(
+            sentry_init, LaunchDarklyForwarder(client, loop=asyncio.get_running_loop()),
+            launchdarkly_client=client,
+        )  # fmt: skip
+        await client.variation(SHARED, user("last-1"), False)
+        capture_error("during shutdown")
+        sentry_sdk.flush()
+        await client.close()
+
+    run(scenario())
+    [event] = wait_custom(ld_receiver)
+    assert event["data"]["exceptionValue"] == "during shutdown"
+
+
+def test_track_failing_on_the_loop_is_counted_as_failed(
+    sentry_init: Callable[..., Any], make_config: MakeConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def track(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("event processor gone")
+
+    async def scenario() -> LaunchDarklyForwarder:
+        async with AsyncLDClient(make_config()) as client:
+            forwarder = LaunchDarklyForwarder(client, loop=asyncio.get_running_loop())
+            init_forwarding(sentry_init, forwarder, launchdarkly_client=client)
+            await client.variation(SHARED, user("fail-1"), False)
+            monkeypatch.setattr(client, "track", track)
+            capture_error("boom")
+            assert flush_forwarders()
+            await asyncio.sleep(0.05)  # the scheduled track runs
+            return forwarder
+
+    stats = run(scenario()).stats
+    assert (stats.forwarded, stats.failed) == (0, 1)
+
+
+def test_closed_loop_is_skipped_and_counted(
+    sentry_init: Callable[..., Any],
+    sentry_receiver: SentryReceiver,
+    make_config: MakeConfig,
+    ld_receiver: LaunchDarklyReceiver,
+) -> None:
+    async def scenario() -> LaunchDarklyForwarder:
+        async with AsyncLDClient(make_config()) as client:
+            forwarder = LaunchDarklyForwarder(client, loop=asyncio.get_running_loop())
+            init_forwarding(sentry_init, forwarder, launchdarkly_client=client)
+            return forwarder
+
+    forwarder = run(scenario())  # asyncio.run closed the loop
+    set_launchdarkly_context(user("after-close"))
+    capture_error("after the loop closed")
+
+    assert ld_context_of(only_event(sentry_receiver))["key"] == "after-close"  # Sentry still has it
+    assert forwarder.stats.skipped == {"loop_closed": 1}
+    assert forwarder.stats.forwarded == 0
+    assert not custom_events(ld_receiver)
+
+
+def test_stopped_loop_is_skipped_and_counted(
+    sentry_init: Callable[..., Any], make_config: MakeConfig
+) -> None:
+    loop = asyncio.new_event_loop()
+    client = AsyncLDClient(make_config())
+    try:
+        loop.run_until_complete(client.start())
+        forwarder = LaunchDarklyForwarder(client, loop=loop)
+        init_forwarding(sentry_init, forwarder, launchdarkly_client=client)
+        set_launchdarkly_context(user("stopped-1"))
+        # The loop is not running now: calls scheduled on it would only pile up.
+        capture_error("between two runs of the loop")
+        assert flush_forwarders()
+        assert forwarder.stats.skipped == {"loop_stopped": 1}
+    finally:
+        loop.run_until_complete(client.close())
+        loop.close()
+
+
+def test_client_not_started_or_closed_is_skipped_and_counted(
+    sentry_init: Callable[..., Any], make_config: MakeConfig, ld_receiver: LaunchDarklyReceiver
+) -> None:
+    async def scenario() -> LaunchDarklyForwarder:
+        client = AsyncLDClient(make_config())
+        forwarder = LaunchDarklyForwarder(client, loop=asyncio.get_running_loop())
+        init_forwarding(sentry_init, forwarder, launchdarkly_client=client)
+        set_launchdarkly_context(user("lifecycle-1"))
+        capture_error("before start")  # the SDK would drop it without a word
+        assert flush_forwarders()
+        async with client:
+            pass
+        capture_error("after close")
+        assert flush_forwarders()
+        return forwarder
+
+    forwarder = run(scenario())
+    assert forwarder.stats.skipped == {"client_not_started": 1, "client_closed": 1}
+    assert forwarder.stats.forwarded == 0
+    assert_never(lambda: custom_events(ld_receiver), duration=0.3)
+
+
+def test_a_forked_child_of_a_running_loop_stops_forwarding(make_config: MakeConfig) -> None:
+    # What a forked child sees: the loop says it is running (its state was copied), but the
+    # thread running it was not. after_fork() is what Delivery calls in the child.
+    async def scenario() -> tuple[list[Any], Optional[str]]:
+        async with AsyncLDClient(make_config()) as client:
+            forwarder = LaunchDarklyForwarder(client, loop=asyncio.get_running_loop())
+            forwarder.after_fork()
+            view = ErrorView(event_id="e" * 32, timestamp=NOW, level="error", ld_context=user("child-1"))
+            calls = forwarder.calls(view, 0.0)
+            return calls, next(iter(forwarder.stats.skipped), None)
+
+    assert run(scenario()) == ([], "client_stopped")
+
+
+def test_the_async_client_itself_is_never_closed_by_sentry(
+    sentry_init: Callable[..., Any], make_config: MakeConfig, ld_receiver: LaunchDarklyReceiver
+) -> None:
+    async def scenario() -> list[dict[str, Any]]:
+        async with AsyncLDClient(make_config()) as client:
+            init_forwarding(
+                sentry_init, LaunchDarklyForwarder(client, loop=asyncio.get_running_loop()),
+                launchdarkly_client=client,
+            )  # fmt: skip
+            sentry_sdk.get_client().close(timeout=2)
+            assert not client._closed
+            client.track("still-open", user("open-1"))
+            await client.flush()
+            return await asyncio.to_thread(
+                wait_for, lambda: [e for e in ld_receiver.custom_events if e["key"] == "still-open"]
+            )
+
+    assert run(scenario())
