@@ -9,7 +9,8 @@ as the user wrote it (``ignoreErrors[1]`` in ``from_config``, ``forwarders[0]``,
 Covered: ``FlagsIntegration(...)`` and ``FlagsIntegration.from_config(...)``;
 ``SplitForwarder``, ``LaunchDarklyForwarder``, ``SegmentForwarder`` (on real clients in
 their offline modes: splitio ``localhost``, LaunchDarkly ``offline=True``, Segment
-``send=False``) and ``sentry_flags.testing.RecordingForwarder``; Flask's
+``send=False``; LaunchDarkly's experimental ``AsyncLDClient`` offline, where the SDK has it)
+and ``sentry_flags.testing.RecordingForwarder``; Flask's
 ``FlagsExtension``; the ASGI ``FlagsMiddleware``; Django's ``SENTRY_FLAGS`` setting;
 ``sentry_flags.celery.connect``. Missing checks are rows marked ``xfail(strict=True)``.
 """
@@ -61,6 +62,17 @@ class Clients:
     split: Any
     launchdarkly: Any
     segment: Any
+    launchdarkly_async: Any = None  # None: LD SDK < 9.20 or no aiohttp (its async extra)
+
+
+def _offline_async_ld_client() -> Any:
+    try:
+        from ldclient.async_client import AsyncLDClient
+        from ldclient.async_config import AsyncConfig
+    except ImportError:
+        return None
+    # Never started: it opens nothing, so there is nothing to close.
+    return AsyncLDClient(AsyncConfig("sdk-bad-options", offline=True))
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +85,7 @@ def clients(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clients]:
     ld = LDClient(Config("sdk-bad-options", offline=True))
     segment = SegmentClient("write-key-bad-options", send=False)
     try:
-        yield Clients(factory.client(), ld, segment)
+        yield Clients(factory.client(), ld, segment, _offline_async_ld_client())
     finally:
         ld.close()
         destroyed = threading.Event()
@@ -90,6 +102,16 @@ class AsyncTrack:
 
 class NoCallableTrack:
     track = 1
+
+
+class AsyncLD:
+    """Stands for the ``clients`` fixture's AsyncLDClient in a row (built where the SDK has it)."""
+
+    def __repr__(self) -> str:
+        return "AsyncLDClient()"
+
+
+ASYNC_LD = AsyncLD()
 
 
 async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
@@ -113,6 +135,10 @@ def build_split(clients: Clients, options: dict[str, Any]) -> Any:
 
 def build_launchdarkly(clients: Clients, options: dict[str, Any]) -> Any:
     client = options.pop("ld_client", clients.launchdarkly)
+    if client is ASYNC_LD:
+        if clients.launchdarkly_async is None:
+            pytest.skip("this LD SDK has no AsyncLDClient (9.20+ with aiohttp)")
+        client = clients.launchdarkly_async
     return LaunchDarklyForwarder(client, **options)
 
 
@@ -292,6 +318,10 @@ BAD: list[Bad] = [
         "launchdarkly_client must be an ldclient.LDClient",
     ),
     Bad(FI, {"launchdarkly_client": ldclient}, TypeError, "launchdarkly_client"),  # the module, not .get()
+    Bad(  # an async client that is not LaunchDarkly's: both accepted types are named
+        FI, {"launchdarkly_client": AsyncTrack()}, TypeError, "launchdarkly_client",
+        "must be an ldclient.LDClient or an ldclient.async_client.AsyncLDClient",
+    ),
     Bad(FI, {"forwarders": "x"}, TypeError, "forwarders"),
     Bad(FI, {"forwarders": 7}, TypeError, "forwarders"),
     Bad(FI, {"forwarders": {"split": 1}}, TypeError, "forwarders"),
@@ -423,6 +453,13 @@ BAD: list[Bad] = [
         for client in (None, object(), NoCallableTrack())
     ),
     Bad(LD, {"ld_client": ldclient}, TypeError, "ld_client"),  # the module: it has no track()
+    Bad(LD, {"ld_client": ASYNC_LD}, TypeError, "loop=", "is an AsyncLDClient: pass loop="),
+    Bad(LD, {"ld_client": ASYNC_LD, "loop": None}, TypeError, "loop="),
+    Bad(LD, {"ld_client": ASYNC_LD, "loop": "not a loop"}, TypeError, "loop", "an asyncio event loop"),
+    Bad(LD, {"ld_client": ASYNC_LD, "loop": asyncio}, TypeError, "loop"),  # the module
+    Bad(LD, {"loop": CLOSED_LOOP}, TypeError, "loop", "only for ldclient.async_client.AsyncLDClient"),
+    Bad(LD, {"loop": "not a loop"}, TypeError, "loop", "only for"),
+    Bad(LD, {"ld_client": AsyncTrack(), "loop": CLOSED_LOOP}, TypeError, "loop", "only for"),
     Bad(LD, {"event_key": 42}, TypeError, "event_key", "event_key must be a str"),
     Bad(LD, {"event_key": None}, TypeError, "event_key"),
     Bad(LD, {"event_key": ""}, ValueError, "event_key", "event_key must be a non-empty"),
@@ -606,3 +643,16 @@ def test_split_value_edge_numbers_are_taken(
 def test_pasted_identity_paths_still_work(clients: Clients) -> None:
     forwarder = build_split(clients, {"identities": {"user": "data.error.user.id", "org": "tags.org"}})
     assert dict(forwarder.identities) == {"user": ("user", "id"), "org": ("tags", "org")}
+
+
+def test_an_async_launchdarkly_client_with_its_loop_is_accepted(clients: Clients) -> None:
+    if clients.launchdarkly_async is None:
+        pytest.skip("this LD SDK has no AsyncLDClient (9.20+ with aiohttp)")
+    loop = asyncio.new_event_loop()
+    try:
+        forwarder = LaunchDarklyForwarder(clients.launchdarkly_async, loop=loop)
+        assert forwarder.loop is loop
+        # ... and for capture (the hook), where it needs no loop.
+        FlagsIntegration(launchdarkly_client=clients.launchdarkly_async)
+    finally:
+        loop.close()

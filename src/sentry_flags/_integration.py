@@ -163,8 +163,9 @@ class FlagsIntegration(Integration):
             )
         if self.launchdarkly_client is not None:
             raise TypeError(
-                "a FlagsIntegration with a launchdarkly_client cannot be pickled: the LDClient "
-                "holds threads and sockets; build it in the process that uses it"
+                "a FlagsIntegration with a launchdarkly_client cannot be pickled: the LaunchDarkly "
+                "client holds threads (or event-loop tasks) and sockets; build it in the process "
+                "that uses it"
             )
         return (_rebuild, (self._options,))
 
@@ -255,16 +256,16 @@ def _flush_at_exit() -> None:
 
 def _hook_launchdarkly(client: Any) -> Redaction:
     try:
-        from sentry_flags.launchdarkly import install_hook
+        from sentry_flags.launchdarkly import client_types, install_hook
     except ImportError as exc:
         raise TypeError(
             "launchdarkly_client needs the LaunchDarkly SDK: pip install 'sentry-flags[launchdarkly]'"
         ) from exc
-    from ldclient.client import LDClient
 
-    if not isinstance(client, LDClient):
+    if not isinstance(client, client_types()):
         raise TypeError(
-            f"launchdarkly_client must be an ldclient.LDClient, got {type(client).__name__}"
+            "launchdarkly_client must be an ldclient.LDClient or an "
+            f"ldclient.async_client.AsyncLDClient, got {type(client).__name__}"
         )
     return install_hook(client).redaction
 

@@ -1,17 +1,20 @@
 """Capture the LaunchDarkly context and the result of every flag evaluation.
 
 Use :class:`SentryFlagsPlugin` in ``ldclient.Config(plugins=[...])`` when the LD client is
-built after Sentry, or pass the client to ``FlagsIntegration(launchdarkly_client=...)``.
-One hook records both who was evaluated (``launchdarklyContext``) and what they were served
-(Sentry's ``flags`` context for booleans, ``flagEvaluations`` for every value): it replaces
-sentry-sdk's own ``LaunchDarklyIntegration``, which records booleans only.
+built after Sentry (:class:`SentryFlagsAsyncPlugin` in ``AsyncConfig(plugins=[...])`` for the
+experimental ``ldclient.async_client.AsyncLDClient``), or pass the client, sync or async, to
+``FlagsIntegration(launchdarkly_client=...)``. One hook records both who was evaluated
+(``launchdarklyContext``) and what they were served (Sentry's ``flags`` context for
+booleans, ``flagEvaluations`` for every value): it replaces sentry-sdk's own
+``LaunchDarklyIntegration``, which records booleans only.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from sentry_flags._context import CONTEXT_KEY, NO_REDACTION, ContextSlot, Redaction
 from sentry_flags._flags import link_flag
@@ -31,9 +34,42 @@ try:
 except ImportError:  # LD SDK < 9.12 has hooks but no plugins
     Plugin = None  # type: ignore[assignment,misc]
 
-__all__ = ["LaunchDarklyContextHook", "SentryFlagsPlugin", "install_hook"]
+try:
+    from ldclient.plugin import AsyncPlugin
+except ImportError:  # LD SDK releases before the (experimental) async client
+    AsyncPlugin = None  # type: ignore[assignment,misc]
+
+if TYPE_CHECKING:
+    from ldclient.async_client import AsyncLDClient
+
+    AnyLDClient = Union[LDClient, AsyncLDClient]
+
+__all__ = ["LaunchDarklyContextHook", "SentryFlagsAsyncPlugin", "SentryFlagsPlugin", "install_hook"]
 
 HOOK_NAME = "sentry-flags"
+ASYNC_CLIENT_MODULE = "ldclient.async_client"
+
+
+def async_client_type() -> Any:
+    """``AsyncLDClient`` if its module is loaded, else None.
+
+    Only looked up in ``sys.modules``: an ``AsyncLDClient`` instance means its module was
+    imported, and importing it ourselves would pull in aiohttp (the SDK's ``async`` extra)
+    for apps that only have the sync client, or fail on LD SDKs that predate it.
+    """
+    module = sys.modules.get(ASYNC_CLIENT_MODULE)
+    return getattr(module, "AsyncLDClient", None)
+
+
+def client_types() -> tuple[type[Any], ...]:
+    """The LaunchDarkly client classes the hook can be added to."""
+    async_type = async_client_type()
+    return (LDClient,) if async_type is None else (LDClient, async_type)
+
+
+def is_async_client(client: Any) -> bool:
+    async_type = async_client_type()
+    return async_type is not None and isinstance(client, async_type)
 
 
 class LaunchDarklyContextHook(Hook):
@@ -78,20 +114,44 @@ class LaunchDarklyContextHook(Hook):
         return data
 
 
-_hooked: weakref.WeakKeyDictionary[LDClient, LaunchDarklyContextHook] = weakref.WeakKeyDictionary()
+_hooked: weakref.WeakKeyDictionary[AnyLDClient, LaunchDarklyContextHook] = weakref.WeakKeyDictionary()
 _hooked_lock = threading.Lock()
 
 
-def install_hook(client: LDClient) -> LaunchDarklyContextHook:
-    """Add our hook to ``client`` once, however often Sentry is initialised."""
+def install_hook(client: AnyLDClient) -> LaunchDarklyContextHook:
+    """Add our hook to ``client`` (an ``LDClient`` or ``AsyncLDClient``) once, however often
+    Sentry is initialised."""
     with _hooked_lock:
         hook = _hooked.get(client)
         if hook is None:
-            hook = LaunchDarklyContextHook(Redaction.from_client(client))
-            client.add_hook(hook)
+            hook = _plugin_hook(client)
+            if hook is not None:
+                # The async client registers its plugins only in start(), often after
+                # Sentry is set up: the plugin's hook will run, adding ours would record
+                # every evaluation twice. Its privacy settings are known already.
+                hook.redaction = Redaction.from_client(client)
+            else:
+                hook = LaunchDarklyContextHook(Redaction.from_client(client))
+                client.add_hook(hook)
+                if isinstance(client, LDClient):  # AsyncLDClient has no postfork()
+                    _keep_after_postfork(client, hook)
             _hooked[client] = hook
-            _keep_after_postfork(client, hook)
         return hook
+
+
+def _plugin_hook(client: Any) -> Optional[LaunchDarklyContextHook]:
+    """The hook of a sentry-flags plugin in ``client``'s config, if it has one."""
+    plugins: Any = getattr(getattr(client, "_config", None), "plugins", None)
+    if not isinstance(plugins, (list, tuple)):
+        return None
+    for plugin in plugins:
+        hook = getattr(plugin, "_hook", None) if isinstance(plugin, tuple(_plugin_types)) else None
+        if isinstance(hook, LaunchDarklyContextHook):
+            return hook
+    return None
+
+
+_plugin_types: list[type[Any]] = []  # the plugin classes this LD SDK lets us define
 
 
 def _keep_after_postfork(client: LDClient, hook: LaunchDarklyContextHook) -> None:
@@ -133,3 +193,35 @@ if Plugin is not None:
 
         def get_hooks(self, metadata: EnvironmentMetadata) -> list[Hook]:
             return [self._hook]
+
+    _plugin_types.append(SentryFlagsPlugin)
+
+
+if AsyncPlugin is not None:
+
+    class SentryFlagsAsyncPlugin(AsyncPlugin):
+        """``AsyncPlugin`` form of the capture hook, for ``AsyncConfig(plugins=[...])``.
+
+        The async client is experimental in the LD SDK (9.20+). Its hooks are the same
+        synchronous hooks, run inside the evaluating task, so each task records on its own
+        isolation scope. They are collected in ``await client.start()``: evaluations before
+        that are not recorded.
+        """
+
+        def __init__(self) -> None:
+            self._hook = LaunchDarklyContextHook()
+
+        @property
+        def metadata(self) -> PluginMetadata:
+            return PluginMetadata(name=HOOK_NAME)
+
+        async def register(self, client: AsyncLDClient, metadata: EnvironmentMetadata) -> None:
+            # As in SentryFlagsPlugin: get_hooks() ran first, the privacy settings come here.
+            self._hook.redaction = Redaction.from_client(client)
+            with _hooked_lock:
+                _hooked[client] = self._hook
+
+        def get_hooks(self, metadata: EnvironmentMetadata) -> list[Hook]:
+            return [self._hook]
+
+    _plugin_types.append(SentryFlagsAsyncPlugin)

@@ -84,6 +84,15 @@ class Counters:
             self._counts["errors"] += n
             self._skipped[reason] += n
 
+    def reclassify(self, was: str, now: str) -> None:
+        """One error counted ``was`` (and its one call) turned out ``now``: a call handed to
+        an event loop that failed there, after the error was counted."""
+        with self._lock:
+            self._counts[was] -= 1
+            self._counts[now] += 1
+            self._calls[was] -= 1
+            self._calls[now] += 1
+
     def call(self, name: str) -> None:
         with self._lock:
             self._calls[name] += 1
