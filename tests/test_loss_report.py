@@ -89,7 +89,8 @@ def test_a_storm_over_the_rate_bound_is_told_on_the_sentry_flags_logger(
     assert len(told) == 1
     count = int(told[0].split()[0])
     assert 0 < count <= 50
-    assert told[0].startswith(f"{count} error{'s' if count > 1 else ''} not forwarded to recording in the last ")
+    errors = "errors" if count > 1 else "error"
+    assert told[0].startswith(f"{count} {errors} not forwarded to recording in the last ")
     assert told[0].endswith(f": rate limit 1/s ({count})")
     assert recorder.stats.rate_limited == 50
     assert recorder.stats.errors == recorder.stats.accounted == 150
