@@ -39,6 +39,7 @@ from segment.analytics.consumer import MAX_MSG_SIZE
 from sentry_flags import ErrorView
 from sentry_flags.forwarders import SegmentForwarder
 from sentry_flags.forwarders.segment import (
+    LARGEST_MESSAGE,
     MAX_MESSAGE_SIZE,
     SEGMENT_MAX_MSG_SIZE,
     _LibraryKept,
@@ -598,6 +599,8 @@ def test_worst_case_message_fits_with_room_to_spare(with_exception: bool) -> Non
     assert ("exceptionValue" in kwargs["properties"]) is with_exception
     assert ("message" in kwargs["properties"]) is not with_exception
     assert message_size(kwargs) <= MAX_MESSAGE_SIZE
+    # The static bound that lets calls() skip measuring each message really bounds it.
+    assert message_size(kwargs) <= LARGEST_MESSAGE <= MAX_MESSAGE_SIZE
     message = segment_accepts(kwargs)  # Segment's own size check does not raise
     assert len(json.dumps(message).encode()) <= MAX_MESSAGE_SIZE
     assert MAX_MSG_SIZE == SEGMENT_MAX_MSG_SIZE  # the limit we designed for is Segment's

@@ -22,6 +22,7 @@ __all__ = [
     "cut_text",
     "cut_value",
     "json_size",
+    "size_bound",
 ]
 
 MAX_VALUE_BYTES = 2048  # one attribute of launchdarklyContext, one flag value
@@ -43,6 +44,23 @@ def json_size(value: Any) -> int:
         return TOO_LARGE
 
 
+def size_bound(value: Any, depth: int = 0) -> int:
+    """At least ``json_size(value)``, without encoding what is cheap to bound (strings,
+    numbers, booleans): most of what we attach is, and this runs for every captured error."""
+    kind = type(value)
+    if kind is str:
+        return 12 * len(value) + 2  # no character takes more than 12 bytes escaped
+    if value is None or kind is bool:
+        return 5
+    if kind is float or (kind is int and -(2**63) <= value < 2**63):
+        return 24
+    if depth < 3 and kind is dict and len(value) <= 8:
+        return 2 + sum(size_bound(k) + size_bound(v, depth + 1) + 2 for k, v in value.items())
+    if depth < 3 and kind is list and len(value) <= 8:
+        return 2 + sum(size_bound(v, depth + 1) + 1 for v in value)
+    return json_size(value)  # also what holds itself: json_size calls that too large
+
+
 def _char_size(char: str) -> int:
     code = ord(char)
     if 0x20 <= code < 0x7F:
@@ -55,7 +73,7 @@ def _char_size(char: str) -> int:
 def cut_text(value: str, limit: int) -> str:
     """``value`` in at most ``limit`` JSON-encoded bytes (without quotes), ending ``...``
     when it was cut."""
-    if len(value) <= limit and json_size(value) - 2 <= limit:
+    if len(value) * 12 <= limit or (len(value) <= limit and json_size(value) - 2 <= limit):
         return value
     room = max(0, limit - len(ELLIPSIS))
     used = 0
@@ -75,7 +93,7 @@ def cut_value(value: Any, limit: int = MAX_VALUE_BYTES) -> tuple[Any, bool]:
     if isinstance(value, str):
         cut = cut_text(value, limit)
         return cut, cut is not value
-    if json_size(value) <= limit:
+    if size_bound(value) <= limit:
         return value, False
     return None, True
 
@@ -94,16 +112,24 @@ def bound_context(redacted: dict[str, Any]) -> dict[str, Any]:
     else:
         parts = [("", redacted)]
     cut: dict[str, list[str]] = {}
+    bound = 20  # braces, and a multi-kind context's "kind"
     for name, part in parts:
+        bound += size_bound(name) + 4
         for attr in [a for a in part if a not in KEPT]:
             value, was_cut = cut_value(part[attr])
             if was_cut:
                 _mark(cut, name, attr)
                 if value is None:
                     del part[attr]
-                else:
-                    part[attr] = value
+                    continue
+                part[attr] = value
+            bound += size_bound(attr) + size_bound(part[attr]) + 2
+        bound += sum(size_bound(part[k]) + 10 for k in KEPT if k in part)
+    if cut:
+        bound += json_size(cut) + 20 * len(cut)
     _set_meta(parts, cut)
+    if bound <= MAX_CONTEXT_BYTES:
+        return redacted  # the common case: no need to encode it to know
     over = json_size(redacted) - MAX_CONTEXT_BYTES
     if over <= 0:
         return redacted

@@ -160,7 +160,11 @@ class Delivery:
 
     def _drain(self) -> None:
         queue = self._queue
+        if not queue:
+            return
         clock = time.monotonic
+        with self._idle:
+            self._busy = True  # until the last popped event is handled: flush() waits for it
         slice_end = clock() + SLICE
         while queue:
             now = clock()
@@ -168,8 +172,6 @@ class Delivery:
                 if now >= self._hurry_until:
                     self._pause()
                 slice_end = clock() + SLICE
-            with self._idle:
-                self._busy = True
             try:
                 event, privacy, ld_context, captured_at = queue.popleft()
             except IndexError:
@@ -186,6 +188,7 @@ class Delivery:
                     forwarder.handle(view, captured_at)
                 except Exception:  # a subclass that overrode handle() and raised
                     logger.debug("%s forwarder raised", forwarder.vendor, exc_info=True)
+                    forwarder.count_outcome("failed")
         with self._idle:
             self._busy = False
             self._idle.notify_all()

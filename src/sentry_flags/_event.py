@@ -81,7 +81,7 @@ class ErrorView:
             "logger": self.logger,
         }
         for part in path:
-            if isinstance(root, Mapping):
+            if type(root) is dict or isinstance(root, Mapping):
                 root = root.get(part)
             elif isinstance(root, (list, tuple)) and _is_index(part) and int(part) < len(root):
                 root = root[int(part)]
@@ -144,7 +144,7 @@ def _timestamp(value: Any) -> datetime:
 
 def _frame_culprit(exception: Mapping[str, Any]) -> Optional[str]:
     """Sentry's culprit: ``module in function`` of the innermost in-app frame."""
-    candidates = [f for f in frames(exception) if isinstance(f, Mapping)]
+    candidates = [f for f in frames(exception) if type(f) is dict or isinstance(f, Mapping)]
     in_app = [f for f in candidates if f.get("in_app") is True] or candidates
     for frame in reversed(in_app):
         where = text(frame.get("module")) or text(frame.get("filename"))
@@ -166,7 +166,7 @@ def _user(value: Any, privacy: Privacy) -> dict[str, Any]:
 
 
 def _tags(value: Any) -> dict[str, Any]:
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         return {k: v for k, v in value.items() if isinstance(k, str)}
     if isinstance(value, list):  # Sentry also accepts [[key, value], ...]
         return {
@@ -178,7 +178,10 @@ def _tags(value: Any) -> dict[str, Any]:
 
 
 def _headers(value: Any) -> dict[str, str]:
-    pairs = value.items() if isinstance(value, Mapping) else value if isinstance(value, list) else ()
+    if type(value) is dict or isinstance(value, Mapping):
+        pairs: Any = value.items()
+    else:
+        pairs = value if isinstance(value, list) else ()
     out: dict[str, str] = {}
     for pair in pairs:
         if isinstance(pair, (list, tuple)) and len(pair) == 2:

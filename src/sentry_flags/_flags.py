@@ -25,7 +25,7 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from sentry_flags._bounds import MAX_FLAGS_BYTES, cut_value, json_size
+from sentry_flags._bounds import MAX_FLAGS_BYTES, cut_value, json_size, size_bound
 from sentry_flags._sentry import isolation_contexts, set_span_flag
 
 __all__ = ["FLAGS_KEY", "MAX_FLAGS", "FlagLog", "flag_contexts", "record_flag"]
@@ -245,6 +245,8 @@ def flag_contexts(
 
 def _drop_oldest(values: list[Any], limit: int) -> int:
     """Leave out the oldest entries until ``values`` fits ``limit``; how many went."""
+    if sum(size_bound(v) + 1 for v in values) < limit:
+        return 0  # the common case, known without encoding anything
     sizes = [json_size(v) + 1 for v in values]
     total = sum(sizes) + 1
     dropped = 0

@@ -13,7 +13,7 @@ Event = dict[str, Any]
 
 
 def mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    return value if type(value) is dict or isinstance(value, Mapping) else {}
 
 
 def text(value: Any) -> Optional[str]:

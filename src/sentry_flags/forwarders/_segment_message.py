@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
+from sentry_flags._bounds import cut_text, json_size
 from sentry_flags._event import ErrorView
 
 # segment.analytics.consumer.MAX_MSG_SIZE: the 2.x client raises on a bigger message, and
@@ -35,7 +36,16 @@ MAX_USER_AGENT = 512
 MAX_URL = 2048  # url, path, query and referrer, each
 MAX_USER_ID = 1024  # never cut: a cut user id would be someone else's
 MAX_IP = 64
+MAX_EVENT_NAME = 200  # characters, checked at construction
 ELLIPSIS = "..."
+# The largest message the limits above allow (every field at its limit, twice where it is
+# sent twice, with a generous allowance for the keys, punctuation and what the client adds):
+# when it is under MAX_MESSAGE_SIZE, no message needs measuring.
+LARGEST_MESSAGE = (
+    MAX_ID * 2 + MAX_TRANSACTION + MAX_SHORT * 3 + MAX_LEVEL + MAX_LONG * 2
+    + (MAX_USER_AGENT + MAX_METHOD + MAX_URL * 3) * 2 + MAX_URL + MAX_IP + MAX_USER_ID
+    + MAX_EVENT_NAME * 12 + 2048
+)  # fmt: skip
 
 
 def error_message(
@@ -148,32 +158,9 @@ def _present(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 def encoded_size(value: str) -> int:
     """Bytes ``value`` takes inside Segment's JSON (ASCII-escaped), without the quotes."""
-    return len(json.dumps(value)) - 2
-
-
-def _char_size(char: str) -> int:
-    code = ord(char)
-    if 0x20 <= code < 0x7F:
-        return 2 if char in '"\\' else 1
-    if char in "\n\r\t\b\f":
-        return 2
-    return 6 if code < 0x10000 else 12  # \uXXXX, or a surrogate pair of them
+    return json_size(value) - 2
 
 
 def cut(value: Optional[str], limit: int) -> Optional[str]:
     """``value`` in at most ``limit`` JSON-encoded bytes, ending ``...`` when it was cut."""
-    if value is None:
-        return None
-    # A character is at least one byte: a longer string cannot fit, so skip measuring it.
-    if len(value) <= limit and encoded_size(value) <= limit:
-        return value
-    room = limit - len(ELLIPSIS)
-    used = 0
-    end = 0
-    for char in value[:room]:
-        size = _char_size(char)
-        if used + size > room:
-            break
-        used += size
-        end += 1
-    return value[:end] + ELLIPSIS
+    return None if value is None else cut_text(value, limit)

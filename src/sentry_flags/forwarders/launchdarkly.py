@@ -102,13 +102,26 @@ class LaunchDarklyForwarder(Forwarder):
         # Whatever launchdarklyContext lost on the Sentry event (personal attributes the app
         # does not allow, private ones of the evaluating client) is marked private, so LD
         # redacts it as well.
-        context = private_as_redacted(context, view.ld_context_json)
+        context = self._marked(context, view.ld_context_json)
         return [
             VendorCall(
                 "track",
                 {"event_name": self.event_key, "context": context, "data": error_data(view)},
             )
         ]
+
+    _last_marked: Optional[tuple[Any, Any, Any]] = None
+
+    def _marked(self, context: Any, redacted: Any) -> Any:
+        # Rebuilding a Context costs more than the rest of the call; the errors of a request
+        # (and of a storm) mostly share one. A tuple is replaced whole, so a reader on
+        # another delivery thread sees an old or a new entry, never half of one.
+        last = self._last_marked
+        if last is not None and last[0] is context and last[1] == redacted:
+            return last[2]
+        marked = private_as_redacted(context, redacted)
+        self._last_marked = (context, redacted, marked)
+        return marked
 
     def send(self, call: VendorCall) -> bool:
         if self.loop is not None:
