@@ -341,3 +341,30 @@ def test_without_the_integration_nothing_of_the_log_is_sent(
     event = only_event(sentry_receiver)
     assert EVALUATIONS not in event["contexts"]
     assert "launchdarklyContext" not in event["contexts"]
+
+
+def test_errors_sharing_a_context_each_get_their_own_copy(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any, typed_flags: Any
+) -> None:
+    # The stage makes the redacted forms once for errors sharing a context and a flag log;
+    # an app's before_send changing one event must not reach the next.
+    def scribble(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+        contexts = event["contexts"]
+        if "first" in str(event.get("exception")):
+            contexts["launchdarklyContext"]["plan"] = "scribbled"
+            contexts[EVALUATIONS]["values"][0]["value"] = "scribbled"
+        return event
+
+    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld_client)], before_send=scribble)
+    ld_client.variation("json-flag", user(plan="pro"), {})
+    capture_error("first")
+    capture_error("second")
+    ld_client.variation("str-flag", user("user-2"), "x")  # a new context and a longer log
+    capture_error("third")
+    events = by_summary(received(sentry_receiver, 3))
+    assert ld_context_of(events["second"]) == {"kind": "user", "key": "user-1", "plan": "pro"}
+    assert evaluations(events["second"])[0]["value"] == {"limit": 3, "tiers": ["a", "b"]}
+    assert ld_context_of(events["third"]) == {"kind": "user", "key": "user-2"}
+    assert [e["flag"] for e in evaluations(events["third"])] == ["json-flag", "str-flag"]
+    # Nor does it reach LaunchDarkly's own copy of the flag's value.
+    assert ld_client.variation("json-flag", user(), {}) == {"limit": 3, "tiers": ["a", "b"]}

@@ -53,8 +53,8 @@ def test_the_readme_example_event_is_what_arrives(
     ld_test_data.update(ld_test_data.flag("new-checkout").variation_for_all(True))
     ld = make_ld_client(update_processor_class=ld_test_data, private_attributes=["email"])
     split = started_split_factory(make_split_factory(impressionListener=impression_listener())).client()
-    api.set_provider(InMemoryProvider({"checkout-theme": InMemoryFlag("dark", {"dark": "#111", "light": "#fff"})}),
-                     "readme")  # fmt: skip
+    theme = InMemoryFlag("dark", {"dark": "#111", "light": "#fff"})
+    api.set_provider(InMemoryProvider({"checkout-theme": theme}), "readme")
     openfeature = api.get_client("readme")
     openfeature.add_hooks([SentryFlagsHook()])
     sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld)], send_default_pii=False)

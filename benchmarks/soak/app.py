@@ -15,9 +15,8 @@ What the soak adds to the example app, none of it in sentry-flags' path:
 * its own count of requests and of the errors Flask raised (sentry-sdk captures those from
   the same ``got_request_exception`` signal), kept apart from sentry-flags' own counters.
 
-The forwarders are built here rather than by ``vendors_from_env()``: Split with one identity
-and ``capture_culprit=False``, so that until Split's stats count per error (not per
-``track`` call) one error is one call and its stats can be checked against the errors.
+The forwarders are the example's own (``vendors_from_env()``: Split with two identities and
+culprit events, LaunchDarkly, Segment); stats count per error, whatever the calls per error.
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ import sentry_sdk
 from flask import Flask, Response, got_request_exception, request
 
 from sentry_flags import FlagsIntegration
-from sentry_flags.forwarders import LaunchDarklyForwarder, SegmentForwarder, SplitForwarder
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 REQUEST_HEADER = "X-Soak-Request"  # the load generator's names (benchmarks/soak/load.py)
@@ -69,20 +67,13 @@ import vendors as example_vendors  # noqa: E402  (on sys.path once the example i
 
 
 def build_vendors() -> Any:
-    vendors = example_vendors.Vendors(
-        example_vendors.launchdarkly_client(),
-        example_vendors.split_factory(),
-        example_vendors.segment_client(),
-    )
-    if not BASELINE:
-        vendors.forwarders = [
-            SplitForwarder(
-                vendors.split_factory.client(), identities={"user": "user.id"}, capture_culprit=False
-            ),
-            LaunchDarklyForwarder(vendors.launchdarkly),
-            SegmentForwarder(vendors.segment),
-        ]
-    return vendors
+    if BASELINE:  # the same vendor clients, no forwarders
+        return example_vendors.Vendors(
+            example_vendors.launchdarkly_client(),
+            example_vendors.split_factory(),
+            example_vendors.segment_client(),
+        )
+    return example_vendors.vendors_from_env()
 
 
 class Counts:

@@ -25,7 +25,7 @@ from sentry_flags._privacy import Privacy
 from sentry_flags._rate import RateBound
 
 if TYPE_CHECKING:
-    from sentry_flags.forwarders._base import Forwarder
+    from sentry_flags.forwarders._base import Forwarder, VendorCall
 
 logger = logging.getLogger("sentry_flags")
 
@@ -65,6 +65,7 @@ class Delivery:
         self.max_per_second = max_per_second
         self._bucket = None if max_per_second is None else RateBound(max_per_second)
         self._hurry_until = 0.0  # monotonic deadline of a waiting flush: drain without pauses
+        self._slice_end = 0.0
         self._lock = threading.Lock()
         self._reset()
         run_after_fork(self)
@@ -165,16 +166,14 @@ class Delivery:
         queue = self._queue
         if not queue:
             return
-        clock = time.monotonic
         with self._idle:
             self._busy = True  # until the last popped event is handled: flush() waits for it
-        slice_end = clock() + SLICE
+        self._slice_end = time.monotonic() + SLICE
+        # Two passes: every queued error's view and calls, then each forwarder's calls back to
+        # back, so each vendor SDK thread wakes once per drain, not once per error.
+        batches: list[list[tuple[ErrorView, list[VendorCall], float]]] = [[] for _ in self.forwarders]
         while queue:
-            now = clock()
-            if now >= slice_end:
-                if now >= self._hurry_until:
-                    self._pause()
-                slice_end = clock() + SLICE
+            self._yield_if_due()
             try:
                 event, privacy, ld_context, captured_at = queue.popleft()
             except IndexError:
@@ -186,15 +185,33 @@ class Delivery:
                 for forwarder in self.forwarders:
                     forwarder.count_outcome("failed")
                 continue
-            for forwarder in self.forwarders:
+            for forwarder, batch in zip(self.forwarders, batches):
                 try:
-                    forwarder.handle(view, captured_at)
-                except Exception:  # a subclass that overrode handle() and raised
+                    calls = forwarder.prepare(view, captured_at)
+                except Exception:  # a subclass that overrode prepare() and raised
+                    logger.debug("%s forwarder raised", forwarder.vendor, exc_info=True)
+                    forwarder.count_outcome("failed")
+                    continue
+                if calls is not None:
+                    batch.append((view, calls, captured_at))
+        for forwarder, batch in zip(self.forwarders, batches):
+            for view, calls, captured_at in batch:
+                self._yield_if_due()
+                try:
+                    forwarder.deliver(view, calls, captured_at)
+                except Exception:  # a subclass that overrode deliver() and raised
                     logger.debug("%s forwarder raised", forwarder.vendor, exc_info=True)
                     forwarder.count_outcome("failed")
         with self._idle:
             self._busy = False
             self._idle.notify_all()
+
+    def _yield_if_due(self) -> None:
+        now = time.monotonic()
+        if now >= self._slice_end:
+            if now >= self._hurry_until:
+                self._pause()
+            self._slice_end = time.monotonic() + SLICE
 
     def _pause(self) -> None:
         # A sleep releases the GIL and leaves this thread unrunnable for a while, so an app

@@ -62,7 +62,7 @@ def process_event(event: Event, hint: dict[str, Any]) -> Optional[Event]:
 class Stage:
     """One client's before_send, composed around the user's own."""
 
-    __slots__ = ("integration", "pipeline", "privacy", "user_before_send")
+    __slots__ = ("_last_context", "_last_flags", "integration", "pipeline", "privacy", "user_before_send")
 
     def __init__(
         self,
@@ -75,6 +75,11 @@ class Stage:
         self.user_before_send = user_before_send
         self.privacy = privacy
         self.pipeline = pipeline
+        # The errors of one request or task (a retry loop, a batch job, a storm) share its
+        # LD context and flag log: their redacted, bounded forms are made once and copied.
+        # Each is one tuple, replaced whole, so threads see an old or a new one, never half.
+        self._last_context: Optional[tuple[Any, Any, dict[str, Any]]] = None
+        self._last_flags: Optional[tuple[FlagLog, dict[str, Any], Optional[dict[str, Any]]]] = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A pickled client (sentry-sdk pickles a Client as its options) is rebuilt through
@@ -129,16 +134,38 @@ class Stage:
             context = slot.resolve()
             if context is not None:
                 redaction = slot.redaction or self.integration.redaction
-                redacted = redact(context, redaction, pii=self.privacy.user_info)
-                contexts[CONTEXT_KEY] = bound_context(redacted)
+                last = self._last_context
+                if last is not None and last[0] is context and last[1] is redaction:
+                    bounded = last[2]
+                else:
+                    bounded = bound_context(redact(context, redaction, pii=self.privacy.user_info))
+                    self._last_context = (context, redaction, bounded)
+                contexts[CONTEXT_KEY] = fresh(bounded)
                 hint[HINT_KEY] = context
                 if self.integration.debug:
                     logger.debug("launchdarklyContext attached (kind %s)", context.kind)
         if isinstance(log, FlagLog):
-            evaluations, flags = flag_contexts(log, contexts.get(SENTRY_FLAGS_KEY))
-            contexts[FLAGS_KEY] = evaluations
+            existing = contexts.get(SENTRY_FLAGS_KEY)
+            last_flags = self._last_flags
+            if existing is None and last_flags is not None and last_flags[0] is log:
+                evaluations, flags = last_flags[1], last_flags[2]
+            else:
+                evaluations, flags = flag_contexts(log, existing)
+                if existing is None:
+                    self._last_flags = (log, evaluations, flags)
+            contexts[FLAGS_KEY] = fresh(evaluations)
             if flags is not None:
-                contexts[SENTRY_FLAGS_KEY] = flags
+                contexts[SENTRY_FLAGS_KEY] = fresh(flags)
+
+
+def fresh(value: Any) -> Any:
+    """A copy of the dicts and lists in ``value``: each event gets its own, which the app's
+    before_send may change."""
+    if type(value) is dict:
+        return {k: fresh(v) for k, v in value.items()}
+    if type(value) is list:
+        return [fresh(v) for v in value]
+    return value
 
 
 def _same(value: Any) -> Any:

@@ -184,24 +184,40 @@ class Forwarder(ABC):
 
     def handle(self, view: ErrorView, captured_at: float) -> None:
         """Forward one error; called on the delivery worker. Never raises."""
+        calls = self.prepare(view, captured_at)
+        if calls is not None:
+            self.deliver(view, calls, captured_at)
+
+    def prepare(self, view: ErrorView, captured_at: float) -> Optional[list[VendorCall]]:
+        """The calls to make for ``view``, or None when its outcome is already counted.
+
+        The delivery worker prepares a batch of errors, then delivers each forwarder's calls
+        back to back: a vendor SDK thread woken by the first call then finds the others
+        queued too, instead of waking (and taking the GIL from the app) once per error.
+        """
         counters = self._counters
         if self.environments is not None and view.environment not in self.environments:
             counters.skip("environment")
-            return
+            return None
         try:
             calls = self.calls(view, captured_at)
         except Exception as exc:
             self._fail("could not build the call", exc)
-            return
+            return None
         if isinstance(calls, Skipped):
             if calls.reason == RATE_LIMITED:
                 counters.outcome(RATE_LIMITED)
             else:
                 counters.skip(calls.reason)
-            return
+            return None
         if not calls:  # a subclass that returned [] without saying why
             counters.skip("no_calls")
-            return
+            return None
+        return calls
+
+    def deliver(self, view: ErrorView, calls: list[VendorCall], captured_at: float) -> None:
+        """Make ``calls`` (what :meth:`prepare` returned) and count the error's outcome."""
+        counters = self._counters
         accepted = False
         for call in calls:
             try:
@@ -278,10 +294,14 @@ class BackoffForwarder(Forwarder):
         self._resume_at = -math.inf
         self._now = -math.inf  # captured_at of the error being handled
 
-    def handle(self, view: ErrorView, captured_at: float) -> None:
-        # send() needs the capture time to start a pause; handle runs on one thread.
+    def deliver(self, view: ErrorView, calls: list[VendorCall], captured_at: float) -> None:
+        if self.paused(captured_at):
+            # A call of an error prepared in the same batch was refused meanwhile.
+            self._counters.skip("backoff")
+            return
+        # send() needs the capture time to start a pause; deliver runs on one thread.
         self._now = captured_at
-        super().handle(view, captured_at)
+        super().deliver(view, calls, captured_at)
 
     def paused(self, captured_at: float) -> bool:
         return captured_at < self._resume_at

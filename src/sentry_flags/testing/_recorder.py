@@ -16,7 +16,7 @@ from sentry_flags._integration import FlagsIntegration
 from sentry_flags.forwarders._base import Forwarder, VendorCall
 
 DEFAULT_TIMEOUT = 2.0
-_PATCHED = ("handle", "send", "flush")
+_PATCHED = ("deliver", "send", "flush")
 _MISSING = object()
 
 
@@ -102,9 +102,9 @@ def capture_forwarded(
 class _Recorder:
     """Per-forwarder wrappers for one ``capture_forwarded`` block.
 
-    ``handle`` marks, on the delivery worker's thread, whether the error being handled was
-    captured inside the block; ``send`` records marked calls and passes others through, so
-    errors queued before the block still go to the vendor.
+    ``deliver`` marks, on the delivery worker's thread, whether the error being delivered
+    was captured inside the block; ``send`` records marked calls and passes others through,
+    so errors queued before the block still go to the vendor.
     """
 
     def __init__(self, records: list[ForwardedCall], started: float) -> None:
@@ -114,15 +114,15 @@ class _Recorder:
 
     def patch(self, forwarder: Forwarder) -> dict[str, Any]:
         originals = {name: vars(forwarder).get(name, _MISSING) for name in _PATCHED}
-        handle: Callable[[ErrorView, float], None] = forwarder.handle
+        deliver: Callable[[ErrorView, list[VendorCall], float], None] = forwarder.deliver
         send: Callable[[VendorCall], bool] = forwarder.send
         local = self._local
 
-        def recording_handle(view: ErrorView, captured_at: float) -> None:
+        def recording_deliver(view: ErrorView, calls: list[VendorCall], captured_at: float) -> None:
             previous = getattr(local, "view", None)
             local.view = view if captured_at >= self.started else None
             try:
-                handle(view, captured_at)
+                deliver(view, calls, captured_at)
             finally:
                 local.view = previous
 
@@ -138,7 +138,7 @@ class _Recorder:
         def no_flush() -> None:
             pass  # recorded calls never reached the vendor client; nothing to flush
 
-        forwarder.handle = recording_handle  # type: ignore[method-assign]
+        forwarder.deliver = recording_deliver  # type: ignore[method-assign]
         forwarder.send = recording_send  # type: ignore[method-assign]
         forwarder.flush = no_flush  # type: ignore[method-assign]
         return originals
