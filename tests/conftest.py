@@ -257,3 +257,18 @@ def make_segment_client(segment_receiver: SegmentReceiver) -> Iterator[Callable[
 @pytest.fixture
 def segment_client(make_segment_client: Callable[..., Any]) -> Any:
     return make_segment_client()
+
+
+# --------------------------------------------------------------------------
+# OpenFeature
+
+
+@pytest.fixture
+def openfeature_state(own_isolation_scope: None) -> Iterator[None]:
+    """OpenFeature's process-wide hooks and providers put back as they were after the test."""
+    api = pytest.importorskip("openfeature.api")
+    hooks = list(api.get_hooks())
+    yield
+    api.clear_hooks()
+    api.add_hooks(hooks)
+    api.clear_providers()

@@ -8,7 +8,6 @@ LDClient, whose custom events reach the loopback LaunchDarkly receiver.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
 import pytest
@@ -54,12 +53,8 @@ class TrackingProvider(InMemoryProvider):
 
 
 @pytest.fixture(autouse=True)
-def openfeature_state(own_isolation_scope: None) -> Iterator[None]:
-    hooks = list(api.get_hooks())
-    yield
-    api.clear_hooks()
-    api.add_hooks(hooks)
-    api.clear_providers()
+def _openfeature_state(openfeature_state: None) -> None:
+    """OpenFeature's process-wide state, and the isolation scope, each test's own (conftest)."""
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
@@ -75,13 +74,8 @@ def of_entry(flag: str, value: Any, reason: str, variant: Any = None) -> dict[st
 
 
 @pytest.fixture(autouse=True)
-def openfeature_state(own_isolation_scope: None) -> Iterator[None]:
-    """OpenFeature's process-wide hooks and providers, as they were, after each test."""
-    hooks = list(api.get_hooks())
-    yield
-    api.clear_hooks()
-    api.add_hooks(hooks)
-    api.clear_providers()
+def _openfeature_state(openfeature_state: None) -> None:
+    """OpenFeature's process-wide state, and the isolation scope, each test's own (conftest)."""
 
 
 @pytest.fixture

@@ -49,12 +49,8 @@ EXPECTED_CONTEXT = {
 
 
 @pytest.fixture(autouse=True)
-def openfeature_state(own_isolation_scope: None) -> Iterator[None]:
-    hooks = list(api.get_hooks())
-    yield
-    api.clear_hooks()
-    api.add_hooks(hooks)
-    api.clear_providers()
+def _openfeature_state(openfeature_state: None) -> None:
+    """OpenFeature's process-wide state, and the isolation scope, each test's own (conftest)."""
 
 
 @pytest.fixture
