@@ -46,6 +46,15 @@ SECRET_EMAIL = "jane.doe@example.com"
 SECRET_IP = "10.9.8.7"
 SECRET_TOKEN = "s3cr3t-t0ken"
 
+# An OpenFeature evaluation context's attributes with private and personal ones (key "u-1").
+PERSONAL_ATTRIBUTES: dict[str, Any] = {
+    "name": "Jane Doe",
+    "email": "jane@example.com",
+    "plan": "pro",
+    "address": {"street": "1 Main St", "city": "Berlin"},
+    "privateAttributes": ["plan", "/address/street"],
+}
+
 SEGMENT_WRITE_KEY = "segment-test-write-key"
 # What SegmentForwarder names itself as in every message's context.library.
 SEGMENT_LIBRARY = {"name": "sentry-flags", "version": sentry_flags.__version__}

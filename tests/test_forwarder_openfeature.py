@@ -24,7 +24,7 @@ from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvid
 from openfeature.track import TrackingEventDetails
 
 from conftest import LD_SDK_KEY
-from helpers import capture_error, flush, init_forwarding, ld_test_settings
+from helpers import PERSONAL_ATTRIBUTES, capture_error, flush, init_forwarding, ld_test_settings
 from receivers import LaunchDarklyReceiver, SentryReceiver
 from sentry_flags import set_launchdarkly_context
 from sentry_flags.forwarders import OpenFeatureForwarder
@@ -107,17 +107,7 @@ def test_only_what_the_sentry_event_carried_reaches_the_provider(
     sentry_init: Callable[..., Any], provider: TrackingProvider, client: OpenFeatureClient
 ) -> None:
     init_forwarding(sentry_init, OpenFeatureForwarder(client))  # send_default_pii off
-    context = EvaluationContext(
-        "u-1",
-        {
-            "name": "Jane Doe",
-            "email": "jane@example.com",
-            "plan": "pro",
-            "address": {"street": "1 Main St", "city": "Berlin"},
-            "privateAttributes": ["plan", "/address/street"],
-        },
-    )
-    client.get_boolean_value("new-checkout", False, context)
+    client.get_boolean_value("new-checkout", False, EvaluationContext("u-1", PERSONAL_ATTRIBUTES))
     capture_error("boom")
 
     _, tracked, _ = tracked_one(provider)

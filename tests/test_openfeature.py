@@ -25,6 +25,7 @@ from openfeature.flag_evaluation import FlagResolutionDetails, Reason
 from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvider
 
 from helpers import (
+    PERSONAL_ATTRIBUTES,
     by_summary,
     capture_error,
     ld_context_of,
@@ -411,16 +412,7 @@ def test_latest_source_wins_between_openfeature_and_contexts_set_by_hand(
 
 # -- privacy -------------------------------------------------------------------------------
 
-PERSONAL = EvaluationContext(
-    "u-1",
-    {
-        "name": "Jane Doe",
-        "email": "jane@example.com",
-        "plan": "pro",
-        "address": {"street": "1 Main St", "city": "Berlin"},
-        "privateAttributes": ["plan", "/address/street"],
-    },
-)
+PERSONAL = EvaluationContext("u-1", PERSONAL_ATTRIBUTES)
 
 
 def test_private_and_personal_attributes_are_redacted(
