@@ -21,13 +21,22 @@ over the same loop:
   background CPU shows here one for one; in an app that spends time in I/O most of it would
   not;
 * the process CPU time of every thread (``time.process_time``): the whole cost.
+
+Where the machine allows it (root, ``/dev/cpu_dma_latency``), every second round runs with
+idle CPUs polling instead of halting (``benchmarks._idle``): the budget is judged on the
+other rounds, the machine as it is; the polling rounds show how much of the caller's figure
+is its CPU halting while it waits for the GIL. The caller thread's voluntary context
+switches per error count those waits.
 """
 
 from __future__ import annotations
 
+import resource
 import time
+from contextlib import nullcontext
 
-from benchmarks._harness import Row, gc_off, interleave, log, paired_ratio, us, verdict
+from benchmarks import _idle
+from benchmarks._harness import NOT_AVAILABLE, Row, gc_off, interleave, log, paired_ratio, us, verdict
 from benchmarks._harness import median as med
 from benchmarks._vendors import (
     DropTransport,
@@ -43,7 +52,7 @@ from benchmarks._vendors import (
 NAME = "capture"
 BUDGET = 1.10
 SETTLE = 0.3  # s: our worker wakes every 0.1 s
-SIZES = {True: (6, 300), False: (20, 2000)}  # rounds, errors per round: quick, full
+SIZES = {True: (6, 300), False: (24, 2000)}  # rounds, errors per round: quick, full
 # Errors captured before each timed loop (the FlagsIntegration variant's goes on, up to twice
 # as long, until the bound has refused one). The burst (200) refills during the other
 # variants' rounds; at ~600 captures a second against 200 a second refilled it is spent
@@ -51,16 +60,18 @@ SIZES = {True: (6, 300), False: (20, 2000)}  # rounds, errors per round: quick, 
 WARM_UP = 400
 
 
-def timed(n: int) -> tuple[float, float, float]:
+def timed(n: int) -> tuple[float, float, float, float]:
     """Wall, caller-thread CPU and process-CPU nanoseconds per error over ``n`` captures
-    (gc off)."""
+    (gc off), and the caller thread's voluntary context switches per error."""
     with gc_off():
+        switches = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
         wall, thread, cpu = time.perf_counter_ns(), time.thread_time_ns(), time.process_time_ns()
         capture_errors(n)
         cpu = time.process_time_ns() - cpu
         thread = time.thread_time_ns() - thread
         wall = time.perf_counter_ns() - wall
-    return wall / n, thread / n, cpu / n
+        switches = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw - switches
+    return wall / n, thread / n, cpu / n, switches / n
 
 
 def spread(numerator: list[float], denominator: list[float]) -> str:
@@ -87,13 +98,20 @@ def run(quick: bool) -> list[Row]:
         }
 
         queued: list[float] = []  # per timed flags loop: the share of its errors let through
+        poll = _idle.can_poll()
+        begun = {name: 0 for name in clients}
+
+        def polls(round_index: int) -> bool:
+            return poll and round_index % 2 == 1
 
         def delivery_counts(name: str) -> int:
             delivery = integration.delivery if name == "flags" else None
             return delivery.rate_limited if delivery is not None else 0
 
-        def variant(name: str) -> tuple[float, float, float]:
-            with using(clients[name], bare=name == "bare"):
+        def variant(name: str) -> tuple[float, float, float, float]:
+            mode = _idle.polling() if polls(begun[name]) else nullcontext()
+            begun[name] += 1
+            with mode, using(clients[name], bare=name == "bare"):
                 set_request_scope(None if name == "bare" else vendors.ld)
                 limited = delivery_counts(name)
                 capture_errors(WARM_UP)
@@ -108,15 +126,23 @@ def run(quick: bool) -> list[Row]:
                     queued.append(1 - (delivery_counts(name) - before) / n)
                 return sample
 
-        log(f"{NAME}: {rounds} rounds x {n} errors per variant")
+        log(
+            f"{NAME}: {rounds} rounds x {n} errors per variant"
+            + (", every second round with idle CPUs polling" if poll else "")
+        )
         samples = interleave(
             {name: (lambda name=name: variant(name)) for name in clients},
             rounds,
             between=lambda _: time.sleep(SETTLE),
         )
-        wall = {name: [s[0] for s in found] for name, found in samples.items()}
-        thread = {name: [s[1] for s in found] for name, found in samples.items()}
-        cpu = {name: [s[2] for s in found] for name, found in samples.items()}
+        halting = [i for i in range(rounds) if not polls(i)]
+        polling = [i for i in range(rounds) if polls(i)]
+
+        def figure(k: int, picked: list[int]) -> dict[str, list[float]]:
+            return {name: [found[i][k] for i in picked] for name, found in samples.items()}
+
+        wall, thread, cpu, waits = (figure(k, halting) for k in range(4))
+        polled = figure(1, polling)
         ratio = paired_ratio(thread["flags"], thread["bare"])
         ratio_alone = paired_ratio(thread["alone"], thread["bare"])
         wall_ratio = paired_ratio(wall["flags"], wall["bare"])
@@ -126,7 +152,8 @@ def run(quick: bool) -> list[Row]:
         counts += f"rate_limited={getattr(integration.delivery, 'rate_limited', 0)}"
         seen = vendors.forwarders[0].stats
         share = (
-            f"{med(queued):.0%} of the timed storm's errors let through the bound (median of rounds); "
+            f"{med([queued[i] for i in halting]):.0%} of the timed storm's errors let through the "
+            f"bound (median of rounds); "
             f"{seen.forwarded / max(1, seen.errors):.0%} of all errors forwarded, warm-ups included"
         )
         stats = vendors.stats()
@@ -154,4 +181,17 @@ def run(quick: bool) -> list[Row]:
         Row.note(title, "per-round ratios of wall time, with forwarders: "
                  + spread(wall["flags"], wall["bare"])),
         Row.note(title, f"our queue: {counts}; {stats}"),
+        polling_row(title, polled),
+        Row.note(title, "the caller thread's waits for the GIL (voluntary context switches) per "
+                 "error: " + ", ".join(f"{name} {med(values):.2f}" for name, values in waits.items())
+                 + f"; {_idle.describe()}"),
     ]  # fmt: skip
+
+
+def polling_row(title: str, thread: dict[str, list[float]]) -> Row:
+    figure = "caller-thread CPU, idle CPUs polling: no forwarders / +3 forwarders"
+    if not thread["bare"]:
+        return Row(title, figure, "", "", result=NOT_AVAILABLE)
+    alone = paired_ratio(thread["alone"], thread["bare"])
+    flags = paired_ratio(thread["flags"], thread["bare"])
+    return Row(title, figure, us(med(thread["bare"])) + " bare", f"{alone:.3f} / {flags:.3f}")

@@ -66,3 +66,13 @@ def test_help_names_every_option() -> None:
     out = run_benchmarks("--help", timeout=60)
     for option in ("--quick", "--only", "--strict", "--fast-vendors"):
         assert option in out
+
+
+def test_capture_reports_the_polling_rounds_as_not_available_where_it_cannot_poll() -> None:
+    from benchmarks import _idle
+    from benchmarks.capture import polling_row
+
+    row = polling_row("1 capture", {"bare": [], "alone": [], "flags": []})
+    assert row.result == "n/a"
+    assert row.figure.startswith("caller-thread CPU, idle CPUs polling")
+    assert _idle.describe().startswith("cpuidle ")

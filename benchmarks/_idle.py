@@ -1,0 +1,48 @@
+"""Whether idle CPUs halt or poll: the machine setting that moves scenario 1's caller figure.
+
+A thread that waits for the GIL leaves its CPU idle. On the VMs these benchmarks run on, an
+idle vCPU halts at once (``cpuidle`` driver haltpoll, ``haltpoll.guest_halt_poll_ns=0`` on
+the kernel command line), and the waiting thread runs slower for a while once it is woken
+(docs/benchmarks.md, "Why the caller thread pays for other threads"). Linux's PM QoS request,
+writing 0 to ``/dev/cpu_dma_latency`` and holding the file open, keeps idle CPUs in the poll
+state instead; it is what tuned's latency-performance profile does on servers. Needs root;
+the request ends when the file is closed.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+PM_QOS = "/dev/cpu_dma_latency"
+CPUIDLE = "/sys/devices/system/cpu/cpuidle"
+
+
+def can_poll() -> bool:
+    return os.access(PM_QOS, os.W_OK)
+
+
+def describe() -> str:
+    """The machine's idle set-up, for the notes: cpuidle driver, governor, halt-poll window."""
+    found = {}
+    for label, path in (
+        ("driver", f"{CPUIDLE}/current_driver"),
+        ("governor", f"{CPUIDLE}/current_governor_ro"),
+        ("guest_halt_poll_ns", "/sys/module/haltpoll/parameters/guest_halt_poll_ns"),
+    ):
+        try:
+            with open(path) as f:
+                found[label] = f.read().strip()
+        except OSError:
+            continue
+    return "cpuidle " + (", ".join(f"{k} {v}" for k, v in found.items()) or "unknown")
+
+
+@contextmanager
+def polling() -> Iterator[None]:
+    """Idle CPUs poll instead of halting while the context is open."""
+    with open(PM_QOS, "wb", buffering=0) as request:
+        request.write(struct.pack("i", 0))
+        yield
