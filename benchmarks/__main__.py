@@ -21,7 +21,14 @@ from benchmarks._harness import ERROR, MISSED, Row, render
 from benchmarks._vendors import VENDOR_SETTINGS_ENV, vendor_settings
 
 SCENARIOS = (
-    "capture", "ld_hook", "outage", "memory", "middleware", "vendor_calls", "of_hook", "forwarding",
+    "capture",
+    "ld_hook",
+    "outage",
+    "memory",
+    "middleware",
+    "vendor_calls",
+    "of_hook",
+    "forwarding",
 )
 ROWS_PREFIX = "BENCH-ROWS "
 TIMEOUT = {True: 150.0, False: 1800.0}  # per scenario: quick, full

@@ -159,9 +159,7 @@ def flask_checkout(
 
     @app.route("/checkout")
     def checkout() -> str:
-        sentry_sdk.set_user(
-            {"id": "u-1", "email": SECRET_EMAIL, "ip_address": SECRET_IP, "username": "jane"}
-        )
+        sentry_sdk.set_user({"id": "u-1", "email": SECRET_EMAIL, "ip_address": SECRET_IP, "username": "jane"})
         raise RuntimeError("card declined")
 
     response = app.test_client().get(target, headers=headers or {})

@@ -254,6 +254,7 @@ SAFE_QUERY_TEXT = st.one_of(
     st.text(NO_SURROGATE_CHAR, max_size=30),
 )
 
+
 class _Huge(str):
     """A huge text with a short repr: hypothesis and pytest print examples, often."""
 

@@ -140,9 +140,7 @@ def run_bounded(target: Callable[[], Any], timeout: float = WAIT) -> Any:
 
 
 def _answered(receiver: BaseReceiver, path: str) -> list[Any]:
-    return [
-        r for r in receiver.requests_to(path, "POST") if r.status is not None and 200 <= r.status < 300
-    ]
+    return [r for r in receiver.requests_to(path, "POST") if r.status is not None and 200 <= r.status < 300]
 
 
 def sentry_events(receiver: SentryReceiver) -> dict[str, dict[str, Any]]:

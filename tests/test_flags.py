@@ -231,8 +231,12 @@ def test_a_3_mb_attribute_is_cut_and_marked_and_the_event_arrives(
     profile = {"document": "x" * (3 << 20)}
     many = {f"a{i}": "y" * 1000 for i in range(40)}  # each fits, together they do not
     ctx = (
-        Context.builder("k" * 300).kind("user").set("profile", profile).set("bio", "b" * 10000)
-        .set("plan", "pro").build()
+        Context.builder("k" * 300)
+        .kind("user")
+        .set("profile", profile)
+        .set("bio", "b" * 10000)
+        .set("plan", "pro")
+        .build()
     )
     org = Context.builder("org-1").kind("org")
     for name, value in many.items():

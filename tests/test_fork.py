@@ -351,9 +351,12 @@ def _field(message: str, name: str) -> str:
 
 
 def _run_app(mode: str, tmp_path: Path, expect: Callable[[Run], bool]) -> Run:
-    with SentryReceiver() as sentry, LaunchDarklyReceiver() as ld, SplitReceiver() as split, (
-        SegmentReceiver()
-    ) as segment:
+    with (
+        SentryReceiver() as sentry,
+        LaunchDarklyReceiver() as ld,
+        SplitReceiver() as split,
+        SegmentReceiver() as segment,
+    ):
         ld.set_flags(ld_flag(FLAG))
         cfg = {
             "dsn": sentry.dsn,
@@ -510,9 +513,9 @@ def plain_fork(tmp_path_factory: pytest.TempPathFactory) -> Run:
     return _run_app(
         "multiprocessing",
         tmp_path_factory.mktemp("mp"),
-        lambda run: len(run.sentry) >= len(every)
-        and len(run.segment) >= len(every)
-        and len(run.split) >= len(parent),
+        lambda run: (
+            len(run.sentry) >= len(every) and len(run.segment) >= len(every) and len(run.split) >= len(parent)
+        ),
     )
 
 

@@ -273,4 +273,3 @@ def test_through_launchdarklys_provider_each_error_is_a_custom_event_on_the_cont
     assert "jane" not in str(custom)
     assert forwarder.stats.forwarded == 1
     assert sentry_receiver.events[0]["event_id"] == event_id
-

@@ -150,9 +150,7 @@ def test_pasted_and_nested_paths_and_a_skipped_mapping_is_counted(
     init_forwarding(sentry_init, forwarder)
     sentry_sdk.set_user({"id": "u-9"})
     set_launchdarkly_context(
-        ldclient.Context.create_multi(
-            ldclient.Context.create("u-9"), ldclient.Context.create("org-7", "org")
-        )
+        ldclient.Context.create_multi(ldclient.Context.create("u-9"), ldclient.Context.create("org-7", "org"))
     )
 
     sentry_sdk.set_tag("tenant", "acme")
@@ -722,9 +720,7 @@ def test_culprit_event_types_are_always_valid(prefix: str, culprit: str) -> None
     assert event_type == culprit_event_type(prefix, culprit)
 
 
-scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=300)
-)
+scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=300))
 
 
 @settings(max_examples=100, deadline=None)

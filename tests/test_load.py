@@ -330,9 +330,7 @@ def test_over_the_default_limits_every_error_still_reaches_sentry_and_the_rest_i
         assert s.forwarded + s.rate_limited + s.skipped_total == TASKS, (name, s)
         assert s.forwarded < TASKS, (name, s)  # the limits did apply
     messages = {identity("over", i)[0] for i in range(TASKS)}
-    found = arrived(
-        receivers, {"sentry": TASKS, **{name: s.forwarded for name, s in stats.items()}}
-    )
+    found = arrived(receivers, {"sentry": TASKS, **{name: s.forwarded for name, s in stats.items()}})
     assert_each_carries_its_own(found, messages, complete=False)
     for name in VENDORS:
         assert len(found[name]) == stats[name].forwarded, name

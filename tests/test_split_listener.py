@@ -44,6 +44,7 @@ def split_entry(flag: str, treatment: str, label: Any = None) -> dict[str, Any]:
         found["reason"] = label
     return {**found, "source": "split"}
 
+
 pytestmark = pytest.mark.filterwarnings("ignore:setDaemon:DeprecationWarning")  # splitio's own
 
 

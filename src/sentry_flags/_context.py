@@ -98,9 +98,7 @@ def redact(context: Context, redaction: Redaction, *, pii: bool) -> dict[str, An
     return _redact_single(context, redaction, pii, with_kind=True)
 
 
-def _redact_single(
-    context: Context, redaction: Redaction, pii: bool, *, with_kind: bool
-) -> dict[str, Any]:
+def _redact_single(context: Context, redaction: Redaction, pii: bool, *, with_kind: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"key": context.key}
     if with_kind:
         out["kind"] = context.kind
@@ -122,9 +120,7 @@ def _redact_single(
 
 
 def _redact_value(path: AttrRef, value: Any, refs: tuple[AttrRef, ...], redacted: list[str]) -> Any:
-    if not isinstance(value, Mapping) or not any(
-        len(r) > len(path) and r[: len(path)] == path for r in refs
-    ):
+    if not isinstance(value, Mapping) or not any(len(r) > len(path) and r[: len(path)] == path for r in refs):
         return value
     kept: dict[str, Any] = {}
     for key, item in value.items():
@@ -183,9 +179,7 @@ class ContextSlot(dict[str, Any]):
 
     __slots__ = ("_source", "redaction")
 
-    def __init__(
-        self, source: Union[Context, ContextProvider], redaction: Optional[Redaction]
-    ) -> None:
+    def __init__(self, source: Union[Context, ContextProvider], redaction: Optional[Redaction]) -> None:
         super().__init__()
         self._source = source
         self.redaction = redaction

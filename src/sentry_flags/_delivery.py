@@ -275,5 +275,3 @@ class Delivery:
             except Exception:
                 logger.debug("%s flush failed", forwarder.vendor, exc_info=True)
         request.set()
-
-

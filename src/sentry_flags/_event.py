@@ -68,8 +68,11 @@ class ErrorView:
             "tags": self.tags,
             "contexts": self.contexts,
             "request": {
-                "url": self.url, "method": self.method, "query_string": self.query,
-                "referer": self.referer, "user_agent": self.user_agent,
+                "url": self.url,
+                "method": self.method,
+                "query_string": self.query,
+                "referer": self.referer,
+                "user_agent": self.user_agent,
             },
             "event_id": self.event_id,
             "level": self.level,
@@ -159,9 +162,7 @@ def _frame_culprit(exception: Mapping[str, Any]) -> Optional[str]:
 def _user(value: Any, privacy: Privacy) -> dict[str, Any]:
     user = mapping(value)
     return {
-        k: v
-        for k, v in user.items()
-        if isinstance(k, str) and (privacy.user_info or k not in PII_USER_KEYS)
+        k: v for k, v in user.items() if isinstance(k, str) and (privacy.user_info or k not in PII_USER_KEYS)
     }
 
 

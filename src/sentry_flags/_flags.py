@@ -191,9 +191,7 @@ def boolean_of(node: FlagLog) -> Optional[bool]:
     return None
 
 
-def flag_contexts(
-    log: FlagLog, sentry_flags: Any
-) -> tuple[dict[str, Any], Optional[dict[str, Any]]]:
+def flag_contexts(log: FlagLog, sentry_flags: Any) -> tuple[dict[str, Any], Optional[dict[str, Any]]]:
     """``(flagEvaluations, flags)`` for an error event, within the size limits.
 
     ``sentry_flags`` is the ``flags`` context sentry-sdk already put on the event (flags

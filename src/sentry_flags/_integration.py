@@ -144,9 +144,7 @@ class FlagsIntegration(Integration):
                 raise ValueError(f"max_forwarded_per_second must be a finite number, got {rate!r}") from None
         self.forwarders = _check_forwarders(forwarders)
         self.delivery = (
-            Delivery(self.forwarders, queue_size=queue_size, max_per_second=rate)
-            if self.forwarders
-            else None
+            Delivery(self.forwarders, queue_size=queue_size, max_per_second=rate) if self.forwarders else None
         )
         self._bind_lock = threading.Lock()
         _sentry.install(FlagsIntegration)
@@ -180,9 +178,7 @@ class FlagsIntegration(Integration):
             raise TypeError(f"config must be a mapping, got {type(config).__name__}")
         unknown = sorted(str(k) for k in config if k not in CONFIG_KEYS)
         if unknown:
-            raise ValueError(
-                f"unknown config key(s) {', '.join(unknown)}: expected {', '.join(CONFIG_KEYS)}"
-            )
+            raise ValueError(f"unknown config key(s) {', '.join(unknown)}: expected {', '.join(CONFIG_KEYS)}")
         options = {CONFIG_KEYS[k]: v for k, v in config.items()}
         clash = sorted(set(options) & set(kwargs))
         if clash:

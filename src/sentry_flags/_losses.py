@@ -91,4 +91,3 @@ class LossReport:
                 label = name.replace("_", " ")
             parts.append(f"{label} ({count})")
         return ", ".join(parts)
-

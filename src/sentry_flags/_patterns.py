@@ -66,9 +66,7 @@ def compile_patterns(option: str, value: Any, *, slashed_regex: bool = False) ->
     if value is None:
         return EMPTY
     if isinstance(value, (str, bytes, re.Pattern, Mapping)) or not isinstance(value, Iterable):
-        raise TypeError(
-            f"{option} must be a list of str or re.Pattern, got {type(value).__name__}"
-        )
+        raise TypeError(f"{option} must be a list of str or re.Pattern, got {type(value).__name__}")
     subs: list[str] = []
     regexes: list[re.Pattern[str]] = []
     for i, item in enumerate(value):
@@ -85,9 +83,7 @@ def compile_patterns(option: str, value: Any, *, slashed_regex: bool = False) ->
             else:
                 subs.append(item)
         else:
-            raise TypeError(
-                f"{option}[{i}] must be a str or re.Pattern, got {type(item).__name__}"
-            )
+            raise TypeError(f"{option}[{i}] must be a str or re.Pattern, got {type(item).__name__}")
     scanners: list[re.Pattern[str]] = []
     if subs:
         # Kept apart from the regexes: a pure literal alternation lets the regex engine
@@ -99,11 +95,7 @@ def compile_patterns(option: str, value: Any, *, slashed_regex: bool = False) ->
 
 def mergeable(rx: re.Pattern[str]) -> bool:
     """Whether ``rx`` keeps its meaning as one branch of a larger alternation."""
-    return (
-        rx.groups == 0
-        and not rx.flags & re.DEBUG
-        and _GLOBAL_FLAGS.search(rx.pattern) is None
-    )
+    return rx.groups == 0 and not rx.flags & re.DEBUG and _GLOBAL_FLAGS.search(rx.pattern) is None
 
 
 def merge_regexes(regexes: Iterable[re.Pattern[str]]) -> list[re.Pattern[str]]:

@@ -26,9 +26,7 @@ class ReleaseSource:
     @classmethod
     def parse(cls, value: object) -> ReleaseSource:
         if not isinstance(value, str):
-            raise TypeError(
-                f"release_from must be a str ({', '.join(SCHEMES)}), got {type(value).__name__}"
-            )
+            raise TypeError(f"release_from must be a str ({', '.join(SCHEMES)}), got {type(value).__name__}")
         for scheme in ("env", "package"):
             prefix = scheme + ":"
             if value.startswith(prefix):

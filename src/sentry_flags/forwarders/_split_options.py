@@ -16,10 +16,22 @@ from sentry_flags.forwarders._split_events import EVENT_TYPE_RE, MAX_EVENT_TYPE_
 TRAFFIC_TYPE_RE = re.compile(r"[a-z0-9][-_.a-z0-9]{0,79}")
 
 # Roots ErrorView.lookup resolves; a path starting elsewhere can never find a value.
-PATH_ROOTS = frozenset({
-    "user", "tags", "contexts", "request", "event_id", "level", "environment", "release",
-    "transaction", "culprit", "server_name", "logger",
-})
+PATH_ROOTS = frozenset(
+    {
+        "user",
+        "tags",
+        "contexts",
+        "request",
+        "event_id",
+        "level",
+        "environment",
+        "release",
+        "transaction",
+        "culprit",
+        "server_name",
+        "logger",
+    }
+)
 # Roots that hold objects, with an example of a path to a value inside each.
 OBJECT_ROOTS: Mapping[str, str] = MappingProxyType({
     "user": "user.id", "tags": "tags.tenant", "contexts": "contexts.launchdarklyContext.key",
@@ -88,9 +100,7 @@ def normalize_path(path: Any, option: str = "path") -> tuple[str, ...]:
     if any(not part for part in parts):
         raise ValueError(f"{option}: {path!r} has an empty segment")
     if parts[0] not in PATH_ROOTS:
-        raise ValueError(
-            f"{option}: {path!r} must start with one of {', '.join(sorted(PATH_ROOTS))}"
-        )
+        raise ValueError(f"{option}: {path!r} must start with one of {', '.join(sorted(PATH_ROOTS))}")
     if len(parts) == 1 and parts[0] in OBJECT_ROOTS:
         # These are objects, never a key: every error would be skipped as no_identity.
         raise ValueError(

@@ -183,8 +183,11 @@ class LaunchDarklyForwarder(Forwarder):
             self.client.track(**kwargs)
         except Exception as exc:
             self._counters.reclassify("forwarded", "failed")
-            logger.debug("launchdarkly forwarder: call failed on the client's loop (%s)",
-                         type(exc).__name__, exc_info=True)
+            logger.debug(
+                "launchdarkly forwarder: call failed on the client's loop (%s)",
+                type(exc).__name__,
+                exc_info=True,
+            )
 
     def _flush_on_loop(self) -> None:
         try:

@@ -80,7 +80,6 @@ class SegmentForwarder(BackoffForwarder):
     # At most this long per flush() waiting for Segment's consumer to post what it queued.
     flush_timeout = 2.0
 
-
     def __init__(
         self,
         segment_client: Any,
