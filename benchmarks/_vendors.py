@@ -302,7 +302,7 @@ class OurClock:
             finally:
                 self.ns += clock() - start
 
-        Stage.__call__ = stage_call  # type: ignore[method-assign]
+        Stage.__call__ = stage_call  # type: ignore[method-assign, assignment]
         processors: list[Any] = sentry_sdk.scope.global_event_processors
         processors[processors.index(_our_processor[0])] = processor
         _our_processor[0] = processor

@@ -34,6 +34,7 @@ from __future__ import annotations
 import resource
 import time
 from contextlib import nullcontext
+from functools import partial
 
 from benchmarks import _idle
 from benchmarks._harness import NOT_AVAILABLE, Row, gc_off, interleave, log, paired_ratio, us, verdict
@@ -131,7 +132,7 @@ def run(quick: bool) -> list[Row]:
             + (", every second round with idle CPUs polling" if poll else "")
         )
         samples = interleave(
-            {name: (lambda name=name: variant(name)) for name in clients},
+            {name: partial(variant, name) for name in clients},
             rounds,
             between=lambda _: time.sleep(SETTLE),
         )

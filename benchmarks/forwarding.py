@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from functools import partial
 from typing import Optional
 
 from benchmarks._harness import NOT_AVAILABLE, Row, interleave, log, verdict
@@ -108,7 +109,7 @@ def run(quick: bool) -> list[Row]:
                 return used, count, split.stats.forwarded - sent
 
             log(f"{NAME}: {rate}/s, {rounds} rounds x {seconds:g} s per variant")
-            samples = interleave({name: (lambda name=name: variant(name)) for name in clients}, rounds)
+            samples = interleave({name: partial(variant, name) for name in clients}, rounds)
             rows += _rows(title, rate, seconds, samples)
     finally:
         vendors.close()

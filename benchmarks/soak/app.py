@@ -63,7 +63,7 @@ def _load_example() -> ModuleType:
 
 
 example = _load_example()
-import vendors as example_vendors  # noqa: E402  (on sys.path once the example is loaded)
+import vendors as example_vendors  # type: ignore[import-not-found]  # noqa: E402  (on sys.path once the example is loaded)
 
 
 def build_vendors() -> Any:

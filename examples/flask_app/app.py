@@ -21,8 +21,9 @@ from ldclient import Context
 from sentry_sdk.integrations.flask import FlaskIntegration
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from sentry_flags.flask import FlagsExtension
 from vendors import Vendors, flags_integration, vendors_from_env
+
+from sentry_flags.flask import FlagsExtension
 
 
 def context_for(req: Any) -> Optional[Context]:
