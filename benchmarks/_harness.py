@@ -13,6 +13,7 @@ Rules every scenario follows:
 from __future__ import annotations
 
 import gc
+import math
 import statistics
 import sys
 import time
@@ -105,6 +106,22 @@ def median(values: Sequence[float]) -> float:
 def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> float:
     """Median of the per-round ratios."""
     return statistics.median(a / b for a, b in zip(numerator, denominator))
+
+
+def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval for the median: the order statistics k and n + 1 - k,
+    with k the largest rank whose binomial tail stays within the confidence. With fewer
+    than 6 values no such k exists and the interval is the whole range."""
+    ordered = sorted(values)
+    n = len(ordered)
+    tail, k = 0.0, 0
+    while k < n // 2:
+        tail += math.comb(n, k) / 2**n  # P(fewer than k + 1 values below the median)
+        if tail > (1 - confidence) / 2:
+            break
+        k += 1
+    k = max(k, 1)
+    return ordered[k - 1], ordered[n - k]
 
 
 def paired_diff(a: Sequence[float], b: Sequence[float]) -> float:

@@ -22,11 +22,12 @@ over the same loop:
   not;
 * the process CPU time of every thread (``time.process_time``): the whole cost.
 
-Where the machine allows it (root, ``/dev/cpu_dma_latency``), every second round runs with
-idle CPUs polling instead of halting (``benchmarks._idle``): the budget is judged on the
-other rounds, the machine as it is; the polling rounds show how much of the caller's figure
-is its CPU halting while it waits for the GIL. The caller thread's voluntary context
-switches per error count those waits.
+The budget is judged on rounds run on the machine as it is. Two other kinds of round, taken
+in turn with those, show how much of the caller's figure is its CPU idling while it waits
+for the GIL (``benchmarks._idle``): with idle CPUs polling instead of halting, where the
+machine allows it (root, ``/dev/cpu_dma_latency``), and with every thread of the process on
+one CPU (Linux), so the thread that holds the GIL runs where the waiting one was. The caller
+thread's voluntary context switches per error count its waits.
 """
 
 from __future__ import annotations
@@ -37,7 +38,17 @@ from contextlib import nullcontext
 from functools import partial
 
 from benchmarks import _idle
-from benchmarks._harness import NOT_AVAILABLE, Row, gc_off, interleave, log, paired_ratio, us, verdict
+from benchmarks._harness import (
+    NOT_AVAILABLE,
+    Row,
+    gc_off,
+    interleave,
+    log,
+    median_interval,
+    paired_ratio,
+    us,
+    verdict,
+)
 from benchmarks._harness import median as med
 from benchmarks._vendors import (
     DropTransport,
@@ -53,7 +64,7 @@ from benchmarks._vendors import (
 NAME = "capture"
 BUDGET = 1.10
 SETTLE = 0.3  # s: our worker wakes every 0.1 s
-SIZES = {True: (6, 300), False: (24, 2000)}  # rounds, errors per round: quick, full
+SIZES = {True: (2, 300), False: (12, 2000)}  # rounds of each kind, errors per round: quick, full
 # Errors captured before each timed loop (the FlagsIntegration variant's goes on, up to twice
 # as long, until the bound has refused one). The burst (200) refills during the other
 # variants' rounds; at ~600 captures a second against 200 a second refilled it is spent
@@ -75,17 +86,32 @@ def timed(n: int) -> tuple[float, float, float, float]:
     return wall / n, thread / n, cpu / n, switches / n
 
 
+def ratios(numerator: list[float], denominator: list[float]) -> list[float]:
+    return sorted(a / b for a, b in zip(numerator, denominator))
+
+
 def spread(numerator: list[float], denominator: list[float]) -> str:
-    ratios = sorted(a / b for a, b in zip(numerator, denominator))
-    quarter = len(ratios) // 4
+    found = ratios(numerator, denominator)
+    quarter = len(found) // 4
     return (
-        f"min {ratios[0]:.3f}, middle half {ratios[quarter]:.3f}..{ratios[-1 - quarter]:.3f}, "
-        f"max {ratios[-1]:.3f}"
+        f"min {found[0]:.3f}, middle half {found[quarter]:.3f}..{found[-1 - quarter]:.3f}, "
+        f"max {found[-1]:.3f}"
     )
 
 
+AS_IT_IS, POLLING, ONE_CPU = "as it is", "idle CPUs polling", "all threads on one CPU"
+SETTINGS = {POLLING: _idle.polling, ONE_CPU: _idle.one_cpu}
+
+
+def kinds() -> list[str]:
+    """The kinds of round this machine can run, the budget's first."""
+    return [AS_IT_IS] + [POLLING] * _idle.can_poll() + [ONE_CPU] * _idle.can_pin()
+
+
 def run(quick: bool) -> list[Row]:
-    rounds, n = SIZES[quick]
+    each, n = SIZES[quick]
+    kind = kinds()
+    rounds = each * len(kind)
     servers = Servers()
     vendors = Vendors.start(servers)
     try:
@@ -99,18 +125,18 @@ def run(quick: bool) -> list[Row]:
         }
 
         queued: list[float] = []  # per timed flags loop: the share of its errors let through
-        poll = _idle.can_poll()
         begun = {name: 0 for name in clients}
 
-        def polls(round_index: int) -> bool:
-            return poll and round_index % 2 == 1
+        def kind_of(round_index: int) -> str:
+            return kind[round_index % len(kind)]
 
         def delivery_counts(name: str) -> int:
             delivery = integration.delivery if name == "flags" else None
             return delivery.rate_limited if delivery is not None else 0
 
         def variant(name: str) -> tuple[float, float, float, float]:
-            mode = _idle.polling() if polls(begun[name]) else nullcontext()
+            setting = SETTINGS.get(kind_of(begun[name]))
+            mode = setting() if setting is not None else nullcontext()
             begun[name] += 1
             with mode, using(clients[name], bare=name == "bare"):
                 set_request_scope(None if name == "bare" else vendors.ld)
@@ -129,21 +155,21 @@ def run(quick: bool) -> list[Row]:
 
         log(
             f"{NAME}: {rounds} rounds x {n} errors per variant"
-            + (", every second round with idle CPUs polling" if poll else "")
+            + (", rounds taken in turn: machine " + " / ".join(kind) if len(kind) > 1 else "")
         )
         samples = interleave(
             {name: partial(variant, name) for name in clients},
             rounds,
             between=lambda _: time.sleep(SETTLE),
         )
-        halting = [i for i in range(rounds) if not polls(i)]
-        polling = [i for i in range(rounds) if polls(i)]
+        by_kind = {k: [i for i in range(rounds) if kind_of(i) == k] for k in (AS_IT_IS, POLLING, ONE_CPU)}
+        as_is = by_kind[AS_IT_IS]
 
         def figure(k: int, picked: list[int]) -> dict[str, list[float]]:
             return {name: [found[i][k] for i in picked] for name, found in samples.items()}
 
-        wall, thread, cpu, waits = (figure(k, halting) for k in range(4))
-        polled = figure(1, polling)
+        wall, thread, cpu, waits = (figure(k, as_is) for k in range(4))
+        other = {k: figure(1, by_kind[k]) for k in (POLLING, ONE_CPU)}
         ratio = paired_ratio(thread["flags"], thread["bare"])
         ratio_alone = paired_ratio(thread["alone"], thread["bare"])
         wall_ratio = paired_ratio(wall["flags"], wall["bare"])
@@ -153,7 +179,7 @@ def run(quick: bool) -> list[Row]:
         counts += f"rate_limited={getattr(integration.delivery, 'rate_limited', 0)}"
         seen = vendors.forwarders[0].stats
         share = (
-            f"{med([queued[i] for i in halting]):.0%} of the timed storm's errors let through the "
+            f"{med([queued[i] for i in as_is]):.0%} of the timed storm's errors let through the "
             f"bound (median of rounds); "
             f"{seen.forwarded / max(1, seen.errors):.0%} of all errors forwarded, warm-ups included"
         )
@@ -177,20 +203,23 @@ def run(quick: bool) -> list[Row]:
             f"{cpu_alone:.3f} / {cpu_ratio:.3f}"),
         Row.note(title, f"process CPU per error, all threads: {cpu_text}; {share}"),
         Row.note(title, "per-round ratios of caller-thread CPU, with forwarders: "
-                 + spread(thread["flags"], thread["bare"])
+                 + spread(thread["flags"], thread["bare"]) + "; 95% interval of their median "
+                 + "{:.3f}..{:.3f}".format(*median_interval(ratios(thread["flags"], thread["bare"])))
                  + "; no forwarders: " + spread(thread["alone"], thread["bare"])),
         Row.note(title, "per-round ratios of wall time, with forwarders: "
                  + spread(wall["flags"], wall["bare"])),
         Row.note(title, f"our queue: {counts}; {stats}"),
-        polling_row(title, polled),
+        setting_row(title, POLLING, other[POLLING]),
+        setting_row(title, ONE_CPU, other[ONE_CPU]),
         Row.note(title, "the caller thread's waits for the GIL (voluntary context switches) per "
                  "error: " + ", ".join(f"{name} {med(values):.2f}" for name, values in waits.items())
                  + f"; {_idle.describe()}"),
     ]  # fmt: skip
 
 
-def polling_row(title: str, thread: dict[str, list[float]]) -> Row:
-    figure = "caller-thread CPU, idle CPUs polling: no forwarders / +3 forwarders"
+def setting_row(title: str, setting: str, thread: dict[str, list[float]]) -> Row:
+    """Scenario 1's caller figure in the rounds of one setting; n/a where it cannot run."""
+    figure = f"caller-thread CPU, {setting}: no forwarders / +3 forwarders"
     if not thread["bare"]:
         return Row(title, figure, "", "", result=NOT_AVAILABLE)
     alone = paired_ratio(thread["alone"], thread["bare"])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -68,14 +70,58 @@ def test_help_names_every_option() -> None:
         assert option in out
 
 
-def test_capture_reports_the_polling_rounds_as_not_available_where_it_cannot_poll(
+def test_capture_reports_a_setting_it_cannot_run_as_not_available(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.syspath_prepend(str(ROOT))  # benchmarks/ is not installed, only run from the checkout
     from benchmarks import _idle
-    from benchmarks.capture import polling_row
+    from benchmarks.capture import POLLING, setting_row
 
-    row = polling_row("1 capture", {"bare": [], "alone": [], "flags": []})
+    row = setting_row("1 capture", POLLING, {"bare": [], "alone": [], "flags": []})
     assert row.result == "n/a"
     assert row.figure.startswith("caller-thread CPU, idle CPUs polling")
     assert _idle.describe().startswith("cpuidle ")
+
+
+def test_one_cpu_puts_every_thread_on_one_cpu_and_gives_them_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import _idle
+
+    if not _idle.can_pin():
+        pytest.skip("needs Linux and more than one CPU")
+    allowed = os.sched_getaffinity(0)
+    started = threading.Event()
+    stop = threading.Event()
+
+    def idle() -> None:
+        started.set()
+        stop.wait(10)
+
+    before = threading.Thread(target=idle)
+    before.start()
+    started.wait(5)
+    assert before.native_id is not None
+    with _idle.one_cpu():
+        assert os.sched_getaffinity(0) == {min(allowed)}
+        assert os.sched_getaffinity(before.native_id) == {min(allowed)}
+        during = threading.Thread(target=idle)  # inherits the one CPU
+        during.start()
+        assert during.native_id is not None
+        assert os.sched_getaffinity(during.native_id) == {min(allowed)}
+    assert os.sched_getaffinity(0) == allowed
+    assert os.sched_getaffinity(before.native_id) == allowed
+    assert os.sched_getaffinity(during.native_id) == allowed
+    stop.set()
+    before.join(5)
+    during.join(5)
+
+
+def test_median_interval_uses_the_order_statistics_of_the_binomial_tail(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks._harness import median_interval
+
+    assert median_interval([5.0, 1.0, 4.0, 2.0, 3.0]) == (1.0, 5.0)  # too few for 95%: the range
+    assert median_interval([float(v) for v in range(1, 13)]) == (3.0, 10.0)  # 12 rounds: 3rd..10th
+    assert median_interval([float(v) for v in range(1, 21)]) == (6.0, 15.0)
