@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import select
 import threading
@@ -12,7 +13,8 @@ from typing import Any
 import pytest
 
 from helpers import wait_child
-from sentry_flags import ErrorView, _delivery
+from receivers import wait_for
+from sentry_flags import ErrorView, _delivery, _losses
 from sentry_flags._delivery import Delivery
 from sentry_flags._privacy import Privacy
 from sentry_flags._rate import MIN_BURST
@@ -282,6 +284,87 @@ def test_worker_wakes_on_its_own() -> None:
     recorder = RecordingForwarder()
     Delivery([recorder]).submit(event(1), PRIVACY, None)
     assert recorder.wait_for(1, timeout=5)
+
+
+class CountingDrains(Delivery):
+    """Counts the worker's rounds (each drain is one wake-up of its thread)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.drains = 0
+
+    def _drain(self) -> None:
+        self.drains += 1
+        super()._drain()
+
+
+def test_an_idle_worker_sleeps_until_the_next_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each wake-up takes the GIL from the app's threads; a process that stopped failing
+    # should not pay ten a second for ever.
+    monkeypatch.setattr(_delivery, "IDLE_AFTER", 0.05)
+    recorder = RecordingForwarder()
+    delivery = CountingDrains([recorder], interval=0.01)
+    delivery.submit(event(1), PRIVACY, None)
+    assert recorder.wait_for(1, timeout=5)
+    time.sleep(0.2)  # IDLE_AFTER, and the round after it if one is on its way
+    rounds = delivery.drains
+    time.sleep(0.5)  # 50 rounds on the timer alone
+    assert delivery.drains == rounds
+
+    delivery.submit(event(2), PRIVACY, None)  # wakes it
+    assert recorder.wait_for(2, timeout=5)
+    assert recorder.event_ids == ids(1, 2)
+
+
+def test_events_from_many_threads_reach_a_worker_that_goes_idle_between_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_delivery, "IDLE_AFTER", 0.0)  # idle whenever the queue is empty
+    recorder = RecordingForwarder()
+    delivery = Delivery([recorder], interval=0.001)
+
+    def submit_some(start: int) -> None:
+        for i in range(start, start + 50):
+            delivery.submit(event(i), PRIVACY, None)
+            time.sleep(0.0005 * (i % 3))  # now and then long enough for the worker to go idle
+
+    threads = [threading.Thread(target=submit_some, args=(n * 50,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert recorder.wait_for(200, timeout=10)  # no event left behind by a missed wake-up
+    assert sorted(recorder.event_ids) == sorted(ids(*range(200)))
+
+
+def test_an_idle_worker_still_tells_of_losses_counted_on_the_app_thread(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Errors over the rate bound are counted on the app's thread and never queued, so they
+    # do not wake the worker; it looks at its counters every IDLE_CHECK seconds anyway.
+    caplog.set_level(logging.WARNING, logger="sentry_flags")
+    monkeypatch.setattr(_losses, "REPORT_EVERY", 0.2)
+    monkeypatch.setattr(_delivery, "IDLE_CHECK", 0.3)
+    monkeypatch.setattr(_delivery, "IDLE_AFTER", 0.0)
+    recorder = RecordingForwarder()
+    delivery = Delivery([recorder], interval=0.01, max_per_second=0.01)
+    for i in range(MIN_BURST + 1):
+        delivery.submit(event(i), PRIVACY, None)
+    assert delivery.flush(5)
+
+    def told() -> list[str]:
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "sentry_flags" and r.levelno == logging.WARNING
+        ]
+
+    assert wait_for(lambda: len(told()) == 1, timeout=5)
+    for i in range(4):  # the bucket is empty: counted, not queued
+        delivery.submit(event(1000 + i), PRIVACY, None)
+    assert delivery.rate_limited == 5
+    assert wait_for(lambda: len(told()) == 2, timeout=5)
+    assert told()[1].startswith("4 errors not forwarded to recording in the last ")
 
 
 # -- the worker's pauses (it holds the GIL in short slices) --------------------------------------

@@ -13,7 +13,7 @@ import pytest
 
 from helpers import raise_and_capture
 from receivers import wait_for
-from sentry_flags import FlagsIntegration
+from sentry_flags import FlagsIntegration, _losses
 from sentry_flags._losses import LossReport
 from sentry_flags.testing import RecordingForwarder, flush_forwarders
 
@@ -56,6 +56,23 @@ def test_first_loss_is_told_at_once_then_at_most_once_a_minute(
 
     report.check(start + 200)  # nothing new: nothing told
     assert len(warnings_seen()) == 2
+
+
+def test_next_due_says_when_losses_not_yet_told_may_be_told() -> None:
+    """What the idle delivery worker sleeps until: None while nothing waits to be told."""
+    forwarder = RecordingForwarder()
+    report = LossReport([forwarder], max_per_second=200.0)
+    assert report.next_due() is None
+
+    forwarder.count_outcome("rate_limited", 3)
+    assert report.next_due() == 0.0  # never told: at once
+    report.check(1000.0)
+    assert report.next_due() is None  # told
+
+    forwarder.count_outcome("dropped")
+    assert report.next_due() == 1000.0 + _losses.REPORT_EVERY
+    report.check(1000.0 + _losses.REPORT_EVERY)
+    assert report.next_due() is None
 
 
 def test_skips_by_design_are_counted_but_not_told(warnings_seen: Callable[[], list[str]]) -> None:

@@ -2,6 +2,10 @@
 
 Waking another thread per event is what costs (see docs/benchmarks.md), so ``submit`` only
 appends to a deque; the worker wakes on a short timer, or early when a batch is waiting.
+A second after its last event it stops waking on the timer and sleeps until the next one
+(which wakes it, then a batch gathers): a process that has stopped failing pays no
+wake-ups, each of which would take the GIL from the app's threads, and a storm pays no
+more than one a round.
 A full queue drops and counts; nothing here blocks the caller or grows without bound.
 Errors over ``max_per_second`` (a token bucket checked before the queue) are counted and
 not queued, so an error storm costs the app a bounded amount of forwarding work; and the
@@ -35,6 +39,12 @@ DEFAULT_QUEUE_SIZE = 1000
 DEFAULT_MAX_PER_SECOND = 200.0
 WAKE_INTERVAL = 0.1
 WAKE_BATCH = 64
+# Seconds without an event before the worker stops waking on its timer. Going idle after every
+# drain would cost a storm a second wake-up a round (the event that ends the sleep).
+IDLE_AFTER = 1.0
+# An idle worker still looks at its loss counters this often: errors can be counted as not
+# forwarded on the app's thread without queuing anything that would wake it.
+IDLE_CHECK = 60.0
 # The worker holds the GIL for at most SLICE seconds of draining, then sleeps PAUSE seconds
 # (unless a flush is waiting). An app thread that gave up the GIL for I/O (sentry-sdk reads
 # source files while building each event) gets it back at once instead of after Python's
@@ -64,7 +74,6 @@ class Delivery:
         self.interval = interval
         self.max_per_second = max_per_second
         self._bucket = None if max_per_second is None else RateBound(max_per_second)
-        self._hurry_until = 0.0  # monotonic deadline of a waiting flush: drain without pauses
         self._slice_end = 0.0
         self._lock = threading.Lock()
         self._reset()
@@ -86,11 +95,14 @@ class Delivery:
         self._wake = threading.Event()
         self._idle = threading.Condition(threading.Lock())
         self._busy = False
+        self._sleeping = False  # the worker waits for a first event (submit must wake it)
+        self._last_event = 0.0  # monotonic time the worker last found events queued
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
         self._vendor_flush: Optional[threading.Event] = None
         self._lock = threading.Lock()
         self._count_lock = threading.Lock()
+        self._flushes_waiting = 0  # while one waits, the worker drains without pauses
         # A forked child starts counting afresh, as its forwarders' counters do.
         self.dropped = 0
         self.rate_limited = 0
@@ -112,7 +124,7 @@ class Delivery:
         queue.append((event, privacy, ld_context, now))
         if self._thread is None:
             self._start()
-        elif len(queue) == WAKE_BATCH:
+        elif self._sleeping or len(queue) == WAKE_BATCH:
             self._wake.set()
 
     def _count(self, outcome: str) -> None:
@@ -150,9 +162,8 @@ class Delivery:
 
     def _run(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            self._wake.wait(self.interval)
-            self._wake.clear()
             try:
+                self._wait_for_work(stop)
                 self._drain()
                 self._serve_flush()
                 self.losses.check(time.monotonic())
@@ -161,11 +172,36 @@ class Delivery:
                 with self._idle:
                     self._busy = False
                     self._idle.notify_all()
+                stop.wait(self.interval)  # a bug that repeats must not spin
+
+    def _wait_for_work(self, stop: threading.Event) -> None:
+        request = self._vendor_flush
+        idle = time.monotonic() - self._last_event >= IDLE_AFTER
+        if idle and not self._queue and (request is None or request.is_set()):
+            self._sleep_until_work()
+        if not stop.is_set() and not self._flushes_waiting:
+            self._wake.wait(self.interval)  # let a batch gather
+        self._wake.clear()
+
+    def _sleep_until_work(self) -> None:
+        # _sleeping is set before the queue is looked at again, so an event appended in
+        # between is either seen here or wakes the wait (submit reads _sleeping after its
+        # append).
+        self._sleeping = True
+        try:
+            if not self._queue:
+                due = self.losses.next_due()
+                left = IDLE_CHECK if due is None else due - time.monotonic()
+                self._wake.wait(min(IDLE_CHECK, max(0.0, left)))
+        finally:
+            self._sleeping = False
+        self._wake.clear()
 
     def _drain(self) -> None:
         queue = self._queue
         if not queue:
             return
+        self._last_event = time.monotonic()
         with self._idle:
             self._busy = True  # until the last popped event is handled: flush() waits for it
         self._slice_end = time.monotonic() + SLICE
@@ -209,7 +245,7 @@ class Delivery:
     def _yield_if_due(self) -> None:
         now = time.monotonic()
         if now >= self._slice_end:
-            if now >= self._hurry_until:
+            if not self._flushes_waiting:
                 self._pause()
             self._slice_end = time.monotonic() + SLICE
 
@@ -222,19 +258,24 @@ class Delivery:
     def flush(self, timeout: float) -> bool:
         """Deliver what is queued and flush the vendor clients, within ``timeout`` seconds."""
         deadline = time.monotonic() + max(0.0, timeout)
-        self._hurry_until = max(self._hurry_until, deadline)
-        if self._thread is None and self._queue and not self._try_start():
-            return False
-        self._wake.set()
-        with self._idle:
-            while self._queue or self._busy:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    logger.debug("sentry-flags flush timed out with %d queued", len(self._queue))
-                    return False
-                self._wake.set()
-                self._idle.wait(min(left, 0.05))
-        return self._flush_vendors(deadline - time.monotonic())
+        with self._count_lock:
+            self._flushes_waiting += 1
+        try:
+            if self._thread is None and self._queue and not self._try_start():
+                return False
+            self._wake.set()
+            with self._idle:
+                while self._queue or self._busy:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        logger.debug("sentry-flags flush timed out with %d queued", len(self._queue))
+                        return False
+                    self._wake.set()
+                    self._idle.wait(min(left, 0.05))
+            return self._flush_vendors(deadline - time.monotonic())
+        finally:
+            with self._count_lock:
+                self._flushes_waiting -= 1
 
     def close(self, timeout: float) -> None:
         """Deliver what is queued, then stop the worker; a later submit starts a new one."""

@@ -63,6 +63,18 @@ class LossReport:
             )  # fmt: skip
             self._base[i] = (total, losses, now, now)
 
+    def next_due(self) -> Optional[float]:
+        """When ``check`` could next warn: the earliest time a forwarder with losses not yet
+        reported may be told about them; None when there are none. The delivery worker
+        sleeps until then when it has nothing to deliver."""
+        due: Optional[float] = None
+        for i, forwarder in enumerate(self.forwarders):
+            seen, _, _, warned = self._base[i]
+            if sum(self.losses(forwarder).values()) != seen:
+                at = max(self._next_check, warned + REPORT_EVERY)
+                due = at if due is None else min(due, at)
+        return due
+
     @staticmethod
     def losses(forwarder: Forwarder) -> dict[str, int]:
         stats = forwarder.stats
