@@ -18,6 +18,7 @@ from helpers import (
     Receivers,
     destroy_split_factories,
     ld_test_settings,
+    segment_client_options,
     started_split_factory,
 )
 from receivers import (
@@ -222,7 +223,8 @@ def make_segment_client(segment_receiver: SegmentReceiver) -> Iterator[Callable[
     """``make_segment_client(**overrides)`` -> real ``segment.analytics.Client``.
 
     Asynchronous (``sync_mode=False``), uploads every 0.05s, few retries and
-    short timeouts so failure-mode tests stay fast.  Clients are shut down
+    short timeouts so failure-mode tests stay fast (options the installed release
+    predates are left out: ``helpers.segment_client_options``).  Clients are shut down
     (flushed and joined) at teardown.
     """
     pytest.importorskip("segment.analytics")
@@ -241,7 +243,7 @@ def make_segment_client(segment_receiver: SegmentReceiver) -> Iterator[Callable[
             "max_rate_limit_duration": 2,
         }
         settings.update(overrides)
-        client = Client(SEGMENT_WRITE_KEY, **settings)
+        client = Client(SEGMENT_WRITE_KEY, **segment_client_options(Client, settings))
         clients.append(client)
         return client
 

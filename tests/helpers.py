@@ -222,6 +222,20 @@ def capture_through_segment_module(
     return received
 
 
+# Client options segment-analytics-python 2.4 added; earlier 2.x releases (the declared
+# floor among them) refuse them, and their own waits are short enough for the tests.
+SEGMENT_2_4_OPTIONS = frozenset({"max_total_backoff_duration", "max_rate_limit_duration"})
+
+
+def segment_client_options(client_type: Any, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` without those ``client_type`` (a Segment ``Client`` class) does not take
+    because it predates them (``SEGMENT_2_4_OPTIONS``); any other unknown one still fails."""
+    import inspect
+
+    accepted = inspect.signature(client_type.__init__).parameters
+    return {k: v for k, v in options.items() if k in accepted or k not in SEGMENT_2_4_OPTIONS}
+
+
 def ld_test_settings(receiver: LaunchDarklyReceiver, **overrides: Any) -> dict[str, Any]:
     """``ldclient.config.Config`` keywords for a test client: polling and events at
     ``receiver``, events flushed every 0.1 s, bounded HTTP waits (so close() cannot stall on
@@ -236,6 +250,21 @@ def ld_test_settings(receiver: LaunchDarklyReceiver, **overrides: Any) -> dict[s
         "http": HTTPConfig(connect_timeout=2, read_timeout=2),
         **overrides,
     }
+
+
+def ld_openfeature_provider(config: Any) -> Any:
+    """LaunchDarkly's OpenFeature provider on ``config``, waiting up to 5 s for its flags.
+
+    ``start_wait`` came in launchdarkly-openfeature-server 0.7; the releases before it
+    (the test extra's floor among them) wait LDClient's default 5 s.
+    """
+    import inspect
+
+    from ld_openfeature import LaunchDarklyProvider  # here, not at import: see the note at the top
+
+    if "start_wait" in inspect.signature(LaunchDarklyProvider.__init__).parameters:
+        return LaunchDarklyProvider(config, start_wait=5)
+    return LaunchDarklyProvider(config)
 
 
 def started_split_factory(factory: Any) -> Any:

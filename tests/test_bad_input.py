@@ -65,10 +65,11 @@ import sentry_flags
 from sentry_flags import ErrorView, FlagsIntegration, Privacy, set_launchdarkly_context
 from sentry_flags._context import HINT_KEY
 from sentry_flags._event import PII_USER_KEYS
+from sentry_flags._segment import LibraryKept
 from sentry_flags.forwarders import LaunchDarklyForwarder, SegmentForwarder, SplitForwarder
 from sentry_flags.forwarders._base import Forwarder, VendorCall
 from sentry_flags.forwarders.launchdarkly import MAX_VALUE_LENGTH as LD_MAX_VALUE_LENGTH
-from sentry_flags.forwarders.segment import MAX_MESSAGE_SIZE, _LibraryKept, message_size
+from sentry_flags.forwarders.segment import MAX_MESSAGE_SIZE, message_size
 from sentry_flags.testing import capture_forwarded
 
 pytestmark = pytest.mark.usefixtures("own_isolation_scope")
@@ -156,7 +157,7 @@ def assert_segment_call(call: VendorCall, sdk: Any) -> None:
     kwargs = dict(call.kwargs)
     assert message_size(kwargs) <= MAX_MESSAGE_SIZE
     # What SegmentForwarder.send passes: context.library is kept as ours.
-    success, message = sdk.track(**{**kwargs, "context": _LibraryKept(kwargs["context"])})
+    success, message = sdk.track(**{**kwargs, "context": LibraryKept(kwargs["context"])})
     assert success is True
     assert len(json.dumps(message).encode()) <= SEGMENT_SDK_MAX_MSG_SIZE
     assert isinstance(message["userId"], str)

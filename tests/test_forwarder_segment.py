@@ -37,12 +37,12 @@ from segment.analytics import Client
 from segment.analytics.consumer import MAX_MSG_SIZE
 
 from sentry_flags import ErrorView
+from sentry_flags._segment import LibraryKept
 from sentry_flags.forwarders import SegmentForwarder
 from sentry_flags.forwarders.segment import (
     LARGEST_MESSAGE,
     MAX_MESSAGE_SIZE,
     SEGMENT_MAX_MSG_SIZE,
-    _LibraryKept,
     cut,
     encoded_size,
     message_size,
@@ -102,7 +102,7 @@ class DuckSegment:
 def segment_accepts(kwargs: dict[str, Any]) -> dict[str, Any]:
     """What Segment's own client makes of a ``track`` call (raises over its 32 KB limit)."""
     client = Client(SEGMENT_WRITE_KEY, send=False)
-    success, message = client.track(**{**kwargs, "context": _LibraryKept(kwargs["context"])})
+    success, message = client.track(**{**kwargs, "context": LibraryKept(kwargs["context"])})
     assert success is True
     return dict(message)
 

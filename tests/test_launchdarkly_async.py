@@ -484,6 +484,44 @@ def test_client_not_started_or_closed_is_skipped_and_counted(
     assert_never(lambda: custom_events(ld_receiver), duration=0.3)
 
 
+def test_without_its_lifecycle_flags_the_client_is_taken_as_running(
+    sentry_init: Callable[..., Any],
+    make_config: MakeConfig,
+    ld_receiver: LaunchDarklyReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from sentry_flags import _private
+    from sentry_flags._ldclient import CLOSED, STARTED
+
+    monkeypatch.setattr(_private, "_warned", set())  # another test's warning would hide ours
+
+    async def scenario() -> LaunchDarklyForwarder:
+        async with AsyncLDClient(make_config()) as client:
+            forwarder = LaunchDarklyForwarder(client, loop=asyncio.get_running_loop())
+            init_forwarding(sentry_init, forwarder, launchdarkly_client=client)
+            with monkeypatch.context() as mp:
+                mp.delattr(client, "_started")  # a release that keeps its lifecycle elsewhere
+                mp.delattr(client, "_closed")
+                set_launchdarkly_context(user("lifecycle-2"))
+                capture_error("while running")
+                capture_error("still running")
+                assert flush_forwarders()
+                await idle(client)
+            await asyncio.to_thread(wait_custom, ld_receiver, 2)
+        return forwarder
+
+    with caplog.at_level("WARNING", logger="sentry_flags"):
+        forwarder = run(scenario())
+    assert forwarder.stats.forwarded == 2
+    assert forwarder.stats.skipped == {}
+    assert forwarder.stats.stepped_aside[STARTED.path] >= 2
+    assert forwarder.stats.stepped_aside[CLOSED.path] >= 2
+    for name in (STARTED, CLOSED):
+        assert len([r for r in caplog.records if name.path in r.getMessage()]) == 1, name
+    assert {e["context"]["key"] for e in custom_events(ld_receiver)} == {"lifecycle-2"}
+
+
 def test_a_forked_child_of_a_running_loop_stops_forwarding(make_config: MakeConfig) -> None:
     # What a forked child sees: the loop says it is running (its state was copied), but the
     # thread running it was not. after_fork() is what Delivery calls in the child.

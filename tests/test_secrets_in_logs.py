@@ -46,6 +46,7 @@ from helpers import (  # noqa: E402
     SPLIT_TEST_CONFIG,
     destroy_split_factories,
     ld_test_settings,
+    segment_client_options,
     sentry_flags_logger_restored,
     started_split_factory,
 )
@@ -260,15 +261,20 @@ def full_run(
     )
     segment = SegmentClient(
         keys.segment_write_key,
-        host=closed_port_url(),
-        sync_mode=False,
-        upload_interval=0.05,
-        max_retries=1,
-        timeout=2,
-        max_total_backoff_duration=1,
-        max_rate_limit_duration=1,
         # Not debug=True: it would add a stderr handler to the shared "segment" logger for
         # good; the capture sets that logger to DEBUG itself.
+        **segment_client_options(
+            SegmentClient,
+            {
+                "host": closed_port_url(),
+                "sync_mode": False,
+                "upload_interval": 0.05,
+                "max_retries": 1,
+                "timeout": 2,
+                "max_total_backoff_duration": 1,
+                "max_rate_limit_duration": 1,
+            },
+        ),
     )
     try:
         split_client = started_split_factory(factory).client()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import sentry_sdk
 
+from sentry_flags._ldclient import UNREADABLE, client_config
 from sentry_flags._sentry import isolation_contexts, scope_contexts
 
 if TYPE_CHECKING:
@@ -65,8 +66,14 @@ class Redaction:
 
     @classmethod
     def from_client(cls, ld_client: Any) -> Redaction:
-        """Read ``private_attributes``/``all_attributes_private`` from an LDClient's config."""
-        config = getattr(ld_client, "_config", None)
+        """Read ``private_attributes``/``all_attributes_private`` from an LDClient's config.
+
+        A client whose config cannot be read (see ``_ldclient``) gets every attribute
+        redacted: its private attributes must never leave the process.
+        """
+        config = client_config(ld_client)
+        if config is UNREADABLE:
+            return ALL_PRIVATE
         if config is None:
             return cls()
         try:
@@ -80,6 +87,7 @@ class Redaction:
 
 
 NO_REDACTION = Redaction()
+ALL_PRIVATE = Redaction(all_private=True)
 
 
 def redact(context: Context, redaction: Redaction, *, pii: bool) -> dict[str, Any]:

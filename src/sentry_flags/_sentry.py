@@ -131,3 +131,34 @@ def set_span_flag(flag: str, result: bool) -> None:
             set_flag(f"flag.evaluation.{flag}", result)
     elif len(_SPAN_TYPES) > 1 and isinstance(span, _SPAN_TYPES[1]):
         span.set_attribute(f"flag.evaluation.{flag}", result)
+
+
+def request_isolation_flags() -> tuple[Any, ...]:
+    """The ContextVars sentry-sdk's WSGI and ASGI middlewares set while they run a request
+    in an isolation scope of its own; a release without them makes us fork the scope
+    ourselves (``sentry_flags._web``)."""
+    flags: list[Any] = []
+    try:
+        from sentry_sdk.integrations.wsgi import _wsgi_middleware_applied
+
+        flags.append(_wsgi_middleware_applied)
+    except ImportError:  # pragma: no cover - depends on the sentry-sdk release
+        pass
+    try:
+        from sentry_sdk.integrations.asgi import _asgi_middleware_applied
+
+        flags.append(_asgi_middleware_applied)
+    except ImportError:  # pragma: no cover - depends on the sentry-sdk release
+        pass
+    return tuple(flags)
+
+
+# Every private name of sentry-sdk used here (tests/test_private_names.py checks this list
+# against the source).
+PRIVATE_NAMES = (
+    "sentry_sdk.client._Client._init_impl",
+    "sentry_sdk.scope.Scope._contexts",
+    "sentry_sdk.scope.Scope._span",
+    "sentry_sdk.integrations.wsgi._wsgi_middleware_applied",
+    "sentry_sdk.integrations.asgi._asgi_middleware_applied",
+)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import sentry_sdk
 
 from sentry_flags._privacy import Privacy
+from sentry_flags._sentry import request_isolation_flags
 
 if TYPE_CHECKING:
     from ldclient import Context
@@ -76,26 +77,9 @@ def default_context(
     return builder.build()
 
 
-def _sentry_request_flags() -> tuple[Any, ...]:
-    # sentry-sdk's WSGI and ASGI middlewares mark the requests they forked an isolation
-    # scope for; a private name, so a release without it makes us fork ourselves.
-    flags: list[Any] = []
-    try:
-        from sentry_sdk.integrations.wsgi import _wsgi_middleware_applied
-
-        flags.append(_wsgi_middleware_applied)
-    except ImportError:  # pragma: no cover - depends on the sentry-sdk release
-        pass
-    try:
-        from sentry_sdk.integrations.asgi import _asgi_middleware_applied
-
-        flags.append(_asgi_middleware_applied)
-    except ImportError:  # pragma: no cover - depends on the sentry-sdk release
-        pass
-    return tuple(flags)
-
-
-_SENTRY_REQUEST_FLAGS = _sentry_request_flags()
+# sentry-sdk's WSGI and ASGI middlewares mark the requests they forked an isolation scope
+# for (private names, in _sentry).
+_SENTRY_REQUEST_FLAGS = request_isolation_flags()
 
 
 def sentry_isolates_request() -> bool:

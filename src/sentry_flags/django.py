@@ -127,6 +127,12 @@ def default_request_context(
 
 _UNKNOWN = object()
 
+# Django's private names used here (tests/test_private_names.py checks the list against the
+# source): whether request.user is loaded yet, without loading it (a query, which must not
+# run on an event loop): LazyObject._wrapped is `empty` until then, and django.contrib.auth's
+# get_user()/auser() cache what they load on the request.
+PRIVATE_NAMES = ("LazyObject._wrapped", "HttpRequest._cached_user", "HttpRequest._acached_user")
+
 
 def _loaded_user(request: HttpRequest) -> Any:
     user = getattr(request, "user", None)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from sentry_flags._context import CONTEXT_KEY, NO_REDACTION, ContextSlot, Redaction
 from sentry_flags._flags import link_flag
+from sentry_flags._ldclient import UNREADABLE, client_config
 from sentry_flags._sentry import isolation_contexts
 
 try:
@@ -141,7 +142,8 @@ def install_hook(client: AnyLDClient) -> LaunchDarklyContextHook:
 
 def _plugin_hook(client: Any) -> Optional[LaunchDarklyContextHook]:
     """The hook of a sentry-flags plugin in ``client``'s config, if it has one."""
-    plugins: Any = getattr(getattr(client, "_config", None), "plugins", None)
+    config = client_config(client)
+    plugins: Any = None if config is UNREADABLE else getattr(config, "plugins", None)
     if not isinstance(plugins, (list, tuple)):
         return None
     for plugin in plugins:

@@ -115,6 +115,24 @@ def test_error_captured_arrives(
     }
     assert message["context"] == {"library": SEGMENT_LIBRARY}
     assert forwarder.stats.forwarded == 1
+    assert forwarder.stats.stepped_aside == {}  # the library write went as _segment expects
+
+
+def test_a_consumer_is_rebuilt_from_its_own_settings(make_client: Callable[..., Any]) -> None:
+    # What a forked child's restart does (sentry_flags._segment), on the legacy Consumer.
+    import queue
+
+    from sentry_flags._segment import rebuilt_consumer
+
+    [old] = make_client(send=False, upload_size=7, gzip=True).consumers  # never started
+    fresh: queue.Queue[Any] = queue.Queue(3)
+    new = rebuilt_consumer(old, fresh)
+
+    assert new is not None
+    assert type(new) is type(old)
+    assert new.queue is fresh
+    for setting in ("upload_size", "upload_interval", "gzip", "write_key", "host", "retries", "timeout"):
+        assert getattr(new, setting) == getattr(old, setting), setting
 
 
 def test_huge_error_arrives_and_flush_does_not_hang(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional
 
 from sentry_flags._event import ErrorView
+from sentry_flags._private import PrivateName, step_aside
 
 logger = logging.getLogger("sentry_flags")
 
@@ -51,6 +52,9 @@ class Stats:
     dropped: int = 0
     skipped: Mapping[str, int] = field(default_factory=dict)
     calls: Mapping[str, int] = field(default_factory=dict)
+    # A private name of the vendor SDK missing in the installed release (by the name, e.g.
+    # "SplitClient._factory..."), so a feature stepped aside: how often. Logged once too.
+    stepped_aside: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def skipped_total(self) -> int:
@@ -74,6 +78,7 @@ class Counters:
         self._counts: Counter[str] = Counter()
         self._skipped: Counter[str] = Counter()
         self._calls: Counter[str] = Counter()
+        self._stepped: Counter[str] = Counter()
 
     def after_fork(self) -> None:
         # The lock may have been held by the parent's worker at fork time. The counts start
@@ -82,6 +87,7 @@ class Counters:
         self._counts = Counter()
         self._skipped = Counter()
         self._calls = Counter()
+        self._stepped = Counter()
 
     def outcome(self, name: str, n: int = 1) -> None:
         """``n`` errors reached the forwarder and ended as ``name`` (one of OUTCOMES)."""
@@ -108,6 +114,10 @@ class Counters:
         with self._lock:
             self._calls[name] += 1
 
+    def step_aside(self, path: str) -> None:
+        with self._lock:
+            self._stepped[path] += 1
+
     def snapshot(self) -> Stats:
         with self._lock:
             c = self._counts
@@ -119,6 +129,7 @@ class Counters:
                 dropped=c["dropped"],
                 skipped=dict(self._skipped),
                 calls=dict(self._calls),
+                stepped_aside=dict(self._stepped),
             )
 
 
@@ -285,6 +296,12 @@ class Forwarder(ABC):
     def skip_call(self, reason: str) -> None:
         """Count one vendor call `calls` leaves out of an error it still forwards."""
         self._counters.call(reason)
+
+    def step_aside(self, name: PrivateName, exc: Optional[BaseException] = None) -> None:
+        """The vendor SDK lacks the private name ``name``: count it in :attr:`stats` and
+        process-wide (one warning per name); the feature that needed it does without."""
+        self._counters.step_aside(name.path)
+        step_aside(name, exc)
 
     @abstractmethod
     def calls(self, view: ErrorView, captured_at: float) -> list[VendorCall]:

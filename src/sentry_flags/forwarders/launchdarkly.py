@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 from sentry_flags._context import private_as_redacted
 from sentry_flags._event import ErrorView
+from sentry_flags._ldclient import CLOSED, STARTED, async_closed, async_started
 from sentry_flags.forwarders._base import Forwarder, VendorCall, require_method
 
 __all__ = ["DEFAULT_EVENT_KEY", "MAX_VALUE_LENGTH", "LaunchDarklyForwarder"]
@@ -189,9 +190,15 @@ class LaunchDarklyForwarder(Forwarder):
         if not loop.is_running():
             return "loop_stopped"
         # Read across threads, without a lock: the SDK's own plain booleans, set once each.
-        if getattr(self.client, "_closed", False) is True:
+        closed = async_closed(self.client)
+        if closed is None:
+            self.step_aside(CLOSED)
+        elif closed:
             return "client_closed"
-        if getattr(self.client, "_started", True) is False:
+        started = async_started(self.client)
+        if started is None:
+            self.step_aside(STARTED)
+        elif not started:
             return "client_not_started"
         return None
 

@@ -8,10 +8,10 @@ Works with ``segment.analytics.Client`` (segment-analytics-python 2.x), the lega
 ``analytics.Client`` (analytics-python 1.4), either package's module-level API, or anything
 with the same ``track``; no Segment import is needed here.
 
-The message itself is built in ``_segment_message``. This module stays over 300 lines
-because the forwarder has to read and mend the Segment client's own state (stopped
-consumers, a forked child's dead threads, a flush that would block forever), which only
-makes sense next to the calls that rely on it.
+The message itself is built in ``_segment_message``; what this relies on in Segment's SDKs
+beyond their documented API (the library name, restarting consumers) is in ``_segment``.
+The forwarder still reads the client's public state (stopped consumers, a forked child's
+dead threads, a flush that would block forever) next to the calls that rely on it.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any, Optional
 
 from sentry_flags._event import ErrorView
 from sentry_flags._rate import RateBound
+from sentry_flags._segment import CONSUMERS, LIBRARY, LibraryKept, library_lost, rebuilt_consumer
 from sentry_flags.forwarders._base import BackoffForwarder, Forwarder, VendorCall, require_method
 from sentry_flags.forwarders._segment_message import (
     LARGEST_MESSAGE,
@@ -147,12 +148,14 @@ class SegmentForwarder(BackoffForwarder):
 
     def send(self, call: VendorCall) -> bool:
         kwargs = dict(call.kwargs)
-        kwargs["context"] = _LibraryKept(kwargs["context"])
+        kwargs["context"] = LibraryKept(kwargs["context"])
         try:
             result = self.client.track(**kwargs)
         except BaseException:
             self.refused()
             raise
+        if library_lost(result, self._library):
+            self.step_aside(LIBRARY)
         # segment's track returns (success, msg): success is False when its queue is full.
         # The module-level API of analytics-python returns None: taken as accepted.
         if result is False or (isinstance(result, tuple) and result and result[0] is False):
@@ -205,26 +208,30 @@ class SegmentForwarder(BackoffForwarder):
         if not self._fork_pending:
             return False
         self._fork_pending = False
-        restarted = _restart_consumers(_module_client(self.client))
+        restarted = self._restart_consumers(_module_client(self.client))
         logger.debug(
             "forked process %d: Segment's consumer threads %s",
             os.getpid(), "restarted" if restarted else "left stopped",
         )  # fmt: skip
         return restarted
 
-
-class _LibraryKept(dict[str, Any]):
-    """A ``context`` whose ``library`` Segment's client cannot replace.
-
-    Both Segment clients overwrite ``context.library`` with their own name on every call;
-    Sentry's forwarder names itself there, and destinations read it. Every other key is set
-    as usual, and the client copies the dict into a plain one before it is queued.
-    """
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        if key == "library" and "library" in self:
-            return
-        super().__setitem__(key, value)
+    def _restart_consumers(self, client: Any) -> bool:
+        """Start a forked child's consumers again, on the client's (renewed) queue."""
+        if not _restartable(client):
+            return False
+        try:
+            replacements = [rebuilt_consumer(old, client.queue) for old in client.consumers]
+        except Exception as exc:  # a constructor that wants other arguments
+            self.step_aside(CONSUMERS, exc)
+            return False
+        started = [new for new in replacements if new is not None]
+        if len(started) != len(replacements):
+            self.step_aside(CONSUMERS)
+            return False
+        client.consumers = started
+        for new in started:
+            new.start()
+        return True
 
 
 # -- validation --------------------------------------------------------------------------
@@ -319,25 +326,6 @@ def _renew_queue(client: Any) -> bool:
     if not _restartable(client):
         return False
     client.queue = queue.Queue(client.queue.maxsize)
-    return True
-
-
-def _restart_consumers(client: Any) -> bool:
-    """Start a forked child's consumers again, on the client's (renewed) queue."""
-    if not _restartable(client):
-        return False
-    replacements = []
-    for old in client.consumers:
-        # The same consumer (settings, rate-limit state) as a new, unstarted thread: works
-        # for segment-analytics-python 2.x and analytics-python 1.4 alike.
-        new = object.__new__(type(old))
-        new.__dict__.update(vars(old))
-        threading.Thread.__init__(new, name=old.name, daemon=True)
-        new.queue = client.queue
-        replacements.append(new)
-    client.consumers = replacements
-    for new in replacements:
-        new.start()
     return True
 
 

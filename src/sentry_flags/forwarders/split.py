@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any, Optional
 
 from sentry_flags._event import ErrorView
+from sentry_flags._splitio import EVENTS_TASK, events_task, is_splitio_client
 from sentry_flags.forwarders._base import BackoffForwarder, Forwarder, VendorCall, require_method
 from sentry_flags.forwarders._split_events import (  # noqa: F401 - importable here, as before
     BASE_EVENT_SIZE,
@@ -181,12 +182,18 @@ class SplitForwarder(BackoffForwarder):
         """Ask splitio to post its queued events now; returns without waiting.
 
         splitio has no public flush short of ``factory.destroy()``, which we never call on
-        the app's factory. Its events task does have one (the SDK calls it when its queue
-        is full); reached through private attributes, so a missing one is a no-op.
+        the app's factory; its events task has one (see ``sentry_flags._splitio``).
         """
-        task_flush = _events_flush(self.client)
-        if task_flush is None:
+        if not is_splitio_client(self.client) or getattr(self.client, "destroyed", False) is True:
             return
+        try:
+            task = events_task(self.client)
+            task_flush = None if task is None else task.flush
+        except AttributeError as exc:
+            self.step_aside(EVENTS_TASK, exc)
+            return
+        if task_flush is None:
+            return  # redis, localhost: nothing queued in this process
         if self.loop is not None:
             # The asyncio task's queue belongs to its loop's thread.
             if not self.loop.is_closed():
@@ -205,9 +212,23 @@ class SplitForwarder(BackoffForwarder):
         in the child), which is not running at fork time and is left alone here.
         """
         super().after_fork()
-        self._stopped_by_fork = self.loop is None and _lost_its_threads(self.client)
+        self._stopped_by_fork = self.loop is None and self._lost_its_threads()
 
     # -- internals ------------------------------------------------------------------------
+
+    def _lost_its_threads(self) -> bool:
+        """In a forked child: True for an in-memory splitio factory that was running at fork
+        time. None of its threads exist here, and splitio starts them again only for a
+        ``preforkedInitialization`` factory (not ready until ``resume()``)."""
+        if not is_splitio_client(self.client):
+            return False
+        try:
+            task = events_task(self.client)
+        except AttributeError as exc:
+            self.step_aside(EVENTS_TASK, exc)
+            return False
+        # No events task: redis or localhost, nothing of ours to judge.
+        return task is not None and getattr(self.client, "ready", False) is True
 
     def _track(self, kwargs: Mapping[str, Any]) -> Any:
         if self.loop is None:
@@ -230,36 +251,3 @@ class SplitForwarder(BackoffForwarder):
         except BaseException:
             future.cancel()
             raise
-
-
-# -- splitio's private state, read defensively (duck-typed clients have none of it) -------
-
-
-def _lost_its_threads(client: Any) -> bool:
-    """In a forked child: True for an in-memory splitio factory that is not waiting for
-    ``resume()``. None of its threads exist here (ready or still syncing at fork time), and
-    splitio starts them again only for a ``preforkedInitialization`` factory."""
-    factory: Any = getattr(client, "_factory", None)
-    try:
-        events_task = factory._sync_manager._synchronizer._split_tasks.events_task
-    except AttributeError:
-        return False  # redis, localhost or not splitio: nothing of ours to judge
-    if events_task is None:
-        return False
-    waiting_fork = getattr(factory, "_waiting_fork", None)
-    return not (callable(waiting_fork) and waiting_fork() is True)
-
-
-def _events_flush(client: Any) -> Any:
-    """splitio's events-task flush (``force_execution``), if this client has one."""
-    if getattr(client, "destroyed", False) is True:
-        return None
-    try:
-        task = client._factory._sync_manager._synchronizer._split_tasks.events_task
-        found = task.flush
-    except AttributeError:
-        try:  # the same task, as the SDK wires it for a full queue
-            found = client._recorder._event_sotrage._queue_full_hook
-        except AttributeError:
-            return None
-    return found if callable(found) else None

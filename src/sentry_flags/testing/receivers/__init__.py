@@ -22,6 +22,10 @@ the end of a ``with`` block) closes it. The parsed views (``events``, ``messages
 only include requests answered in ``Mode.NORMAL``: data the SDK would consider delivered;
 ``requests`` has every request.
 
+The Sentry receiver also runs every event it accepts through Sentry's own normalizer
+when ``sentry-relay`` is installed, and reports what Sentry's ingestion would change
+(``SentryReceiver.ingest_problems``).
+
 One module per vendor (``sentry``, ``launchdarkly``, ``split``, ``segment``) on a shared
 base; every name is importable from here.
 """
@@ -41,16 +45,25 @@ from sentry_flags.testing.receivers._base import (
 )
 from sentry_flags.testing.receivers.launchdarkly import LaunchDarklyReceiver, ld_flag
 from sentry_flags.testing.receivers.segment import SegmentReceiver
-from sentry_flags.testing.receivers.sentry import Envelope, EnvelopeItem, SentryReceiver, parse_envelope
+from sentry_flags.testing.receivers.sentry import (
+    OUR_CONTEXTS,
+    Envelope,
+    EnvelopeItem,
+    IngestProblem,
+    SentryReceiver,
+    parse_envelope,
+)
 from sentry_flags.testing.receivers.split import DEFAULT_SPLITS, SplitReceiver, split_definition
 
 __all__ = [
     "DEFAULT_SPLITS",
     "DEFAULT_TIMEOUT",
     "LOOPBACK",
+    "OUR_CONTEXTS",
     "BaseReceiver",
     "Envelope",
     "EnvelopeItem",
+    "IngestProblem",
     "LaunchDarklyReceiver",
     "Mode",
     "RecordedRequest",

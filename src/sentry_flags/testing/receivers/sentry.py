@@ -2,12 +2,20 @@
 
 Point sentry-sdk at it with ``sentry_sdk.init(dsn=receiver.dsn, ...)``: the events your code
 captures arrive in `SentryReceiver.events` instead of at sentry.io.
+
+With ``sentry-relay`` installed (Sentry's own event normalizer, as its ingestion runs it),
+every event the receiver accepts is also normalized, and what Relay reports in the
+event's ``_meta`` (invalid data it removed, values it trimmed) is kept: a test can then
+check what Sentry would keep, not only what was sent.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
+import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -21,7 +29,10 @@ from sentry_flags.testing.receivers._base import (
     wait_for,
 )
 
-__all__ = ["Envelope", "EnvelopeItem", "SentryReceiver", "parse_envelope"]
+__all__ = ["OUR_CONTEXTS", "Envelope", "EnvelopeItem", "IngestProblem", "SentryReceiver", "parse_envelope"]
+
+# The contexts sentry-flags writes on an error event.
+OUR_CONTEXTS = ("launchdarklyContext", "flags", "flagEvaluations")
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,75 @@ def parse_envelope(data: bytes) -> Envelope:
     return Envelope(headers, items)
 
 
+@dataclass(frozen=True)
+class IngestProblem:
+    """One place in an accepted event where Sentry's normalizer changed what was sent.
+
+    ``path`` leads to it (``("contexts", "flags", "values", "1", "flag")``). ``errors``
+    are Relay's errors there (``"invalid_data: expected a string"``; the value is then
+    gone, ``original`` holds it); ``remarks`` its own changes (``"!limit"``: trimmed);
+    ``original_length`` the length before a trim.
+    """
+
+    event_id: Optional[str]
+    path: tuple[str, ...]
+    errors: tuple[str, ...] = ()
+    remarks: tuple[str, ...] = ()
+    original: Any = None
+    original_length: Optional[int] = None
+
+    @property
+    def where(self) -> str:
+        """``path`` joined with dots: ``contexts.flags.values.1.flag``."""
+        return ".".join(self.path)
+
+    def __str__(self) -> str:
+        said = [*self.errors, *(f"remark {r}" for r in self.remarks)]
+        if self.original_length is not None:
+            said.append(f"was {self.original_length} long")
+        return f"event {self.event_id}: {self.where}: {'; '.join(said) or 'changed'}"
+
+
+def meta_problems(event_id: Optional[str], meta: Any, path: tuple[str, ...] = ()) -> list[IngestProblem]:
+    """Every entry of a normalized event's ``_meta`` tree, as problems."""
+    if not isinstance(meta, Mapping):
+        return []
+    found: list[IngestProblem] = []
+    for key, value in meta.items():
+        if key != "":
+            found.extend(meta_problems(event_id, value, (*path, str(key))))
+            continue
+        if not isinstance(value, Mapping):
+            continue
+        errors = tuple(_error_text(e) for e in value.get("err") or ())
+        remarks = tuple(str(r[0]) if isinstance(r, list) and r else str(r) for r in value.get("rem") or ())
+        length = value.get("len") if isinstance(value.get("len"), int) else None
+        if errors or remarks or length is not None:
+            found.append(IngestProblem(event_id, path, errors, remarks, value.get("val"), length))
+    return found
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, list) and error:
+        kind = str(error[0])
+        details = error[1] if len(error) > 1 and isinstance(error[1], Mapping) else {}
+        reason = details.get("reason")
+        return f"{kind}: {reason}" if reason else kind
+    return str(error)
+
+
+def _store_normalizer(project_id: str) -> Any:
+    """Relay's StoreNormalizer as Sentry's ingestion configures it (trimming on); None when
+    sentry-relay is not installed."""
+    try:
+        processing = importlib.import_module("sentry_relay.processing")
+    except ImportError:
+        return None
+    return processing.StoreNormalizer(
+        project_id=int(project_id) if project_id.isdigit() else 1, enable_trimming=True
+    )
+
+
 class SentryReceiver(BaseReceiver):
     """Sentry's envelope endpoint, ``POST /api/<project>/envelope/``, as Sentry and Relay accept it.
 
@@ -109,19 +189,52 @@ class SentryReceiver(BaseReceiver):
     Args:
         project_id: The project id in the DSN and the endpoint path. Default ``"1"``.
         public_key: The DSN's public key. Default ``"public"``.
+        normalize: Keyword only. Run every accepted event through Sentry's own normalizer
+            (``sentry-relay``) and keep what it reports (`ingest_problems`). Default `None`:
+            when sentry-relay is installed; `True` requires it, `False` never.
+        strict: Keyword only. Leaving the ``with`` block without an exception fails
+            (`AssertionError`) when Relay reported an error under `OUR_CONTEXTS` of any
+            accepted event (see `assert_ingestible`). Default `False`.
+
+    Raises:
+        ImportError: ``normalize=True`` without sentry-relay installed.
     """
 
     ENVELOPE_PATH = re.compile(r"^/api/(?P<project>[^/]+)/envelope/$")
 
-    def __init__(self, project_id: str = "1", public_key: str = "public") -> None:
+    def __init__(
+        self,
+        project_id: str = "1",
+        public_key: str = "public",
+        *,
+        normalize: Optional[bool] = None,
+        strict: bool = False,
+    ) -> None:
         self.project_id = project_id
         self.public_key = public_key
+        self.strict = strict
+        self._normalizer = None if normalize is False else _store_normalizer(project_id)
+        if normalize is True and self._normalizer is None:
+            raise ImportError("SentryReceiver(normalize=True) needs sentry-relay: pip install sentry-relay")
+        self._normalize_lock = threading.Lock()
+        self._normalized: list[dict[str, Any]] = []
+        self._problems: list[IngestProblem] = []
         super().__init__()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+        if self.strict and exc_info[0] is None:
+            self.assert_ingestible()
 
     @property
     def dsn(self) -> str:
-        """The DSN for ``sentry_sdk.init``: ``http://public@127.0.0.1:<port>/1``."""
+        """The DSN that sends here: ``http://<public_key>@127.0.0.1:<port>/<project_id>``."""
         return f"http://{self.public_key}@{LOOPBACK}:{self.port}/{self.project_id}"
+
+    @property
+    def normalizing(self) -> bool:
+        """Whether accepted events go through Sentry's normalizer."""
+        return self._normalizer is not None
 
     def respond(self, request: RecordedRequest) -> Response:
         """Accept envelopes with 200 ``{"id": <event id>}``; 400 for one that does not parse."""
@@ -131,7 +244,63 @@ class SentryReceiver(BaseReceiver):
             envelope = parse_envelope(request.body)
         except ValueError:
             return Response(400, {"detail": "invalid envelope"})
+        for item in envelope.items:
+            if item.type == "event":
+                self._normalize(item.json)
         return Response(200, {"id": envelope.headers.get("event_id")})
+
+    def _normalize(self, event: Any) -> None:
+        normalizer = self._normalizer
+        if normalizer is None or not isinstance(event, dict):
+            return
+        event_id = event.get("event_id")
+        with self._normalize_lock:
+            try:
+                normalized = normalizer.normalize_event(event)
+            except Exception as exc:  # the normalizer refused the event outright
+                self._problems.append(IngestProblem(event_id, (), (f"normalizer raised {exc!r}",)))
+                return
+            self._normalized.append(normalized)
+            self._problems.extend(meta_problems(event_id, normalized.get("_meta")))
+
+    def clear(self) -> None:
+        """Forget every request, and what the normalizer made of them."""
+        super().clear()
+        with self._normalize_lock:
+            self._normalized.clear()
+            self._problems.clear()
+
+    @property
+    def normalized_events(self) -> list[dict[str, Any]]:
+        """What Sentry's normalizer made of each accepted event, in arrival order (empty when
+        not `normalizing`)."""
+        with self._normalize_lock:
+            return list(self._normalized)
+
+    def ingest_problems(
+        self, contexts: Optional[Iterable[str]] = OUR_CONTEXTS, *, errors_only: bool = False
+    ) -> list[IngestProblem]:
+        """What the normalizer reported under the event ``contexts`` named (every context
+        sentry-flags writes, by default); ``None`` for anywhere in the events, including
+        events it refused whole (``path`` empty: an invalid ``transaction``, say).
+        ``errors_only``: leave out what it only trimmed (no ``errors``)."""
+        with self._normalize_lock:
+            problems = [p for p in self._problems if p.errors or not errors_only]
+        if contexts is None:
+            return problems
+        wanted = {(name,) for name in contexts}
+        return [p for p in problems if p.path[:1] == ("contexts",) and p.path[1:2] in wanted]
+
+    def assert_ingestible(
+        self, contexts: Optional[Iterable[str]] = OUR_CONTEXTS, *, errors_only: bool = True
+    ) -> None:
+        """Raise AssertionError listing `ingest_problems` under ``contexts``, if any:
+        by default the errors (data Sentry would drop as invalid); with ``errors_only=False``
+        also what it would trim."""
+        problems = self.ingest_problems(contexts, errors_only=errors_only)
+        if problems:
+            listed = "\n".join(f"  {p}" for p in problems)
+            raise AssertionError(f"Sentry's normalizer (sentry-relay) reports:\n{listed}")
 
     @property
     def envelopes(self) -> list[Envelope]:
