@@ -43,6 +43,9 @@ class Stats:
             ``no_context``, ``backoff``, ...).
         calls: Vendor SDK calls: ``forwarded`` and ``failed`` ones, and calls left out of an
             error that was still forwarded, by reason (``no_identity:org``).
+        stepped_aside: How often a feature stepped aside because a private name of the
+            vendor SDK is missing in the installed release, by that name (e.g.
+            ``"SplitClient._factory..."``); each is also logged once.
     """
 
     errors: int = 0
@@ -52,8 +55,6 @@ class Stats:
     dropped: int = 0
     skipped: Mapping[str, int] = field(default_factory=dict)
     calls: Mapping[str, int] = field(default_factory=dict)
-    # A private name of the vendor SDK missing in the installed release (by the name, e.g.
-    # "SplitClient._factory..."), so a feature stepped aside: how often. Logged once too.
     stepped_aside: Mapping[str, int] = field(default_factory=dict)
 
     @property

@@ -109,10 +109,17 @@ def parse_envelope(data: bytes) -> Envelope:
 class IngestProblem:
     """One place in an accepted event where Sentry's normalizer changed what was sent.
 
-    ``path`` leads to it (``("contexts", "flags", "values", "1", "flag")``). ``errors``
-    are Relay's errors there (``"invalid_data: expected a string"``; the value is then
-    gone, ``original`` holds it); ``remarks`` its own changes (``"!limit"``: trimmed);
-    ``original_length`` the length before a trim.
+    `SentryReceiver.ingest_problems` lists them; ``str()`` gives a line for a test failure.
+
+    Attributes:
+        event_id: The event's id.
+        path: Where in the event: ``("contexts", "flags", "values", "1", "flag")``; empty
+            when the normalizer refused the event whole.
+        errors: Relay's errors there (``"invalid_data: expected a string"``); the value is
+            then gone, and ``original`` holds it.
+        remarks: Relay's own changes there (``"!limit"``: trimmed).
+        original: The value before Relay removed it, when it says.
+        original_length: The length before a trim, when it says.
     """
 
     event_id: Optional[str]
