@@ -32,7 +32,8 @@ from sentry_flags._context import (
 )
 from sentry_flags._fork import ForkSafeLock
 from sentry_flags._integration import FlagsIntegration
-from sentry_flags._privacy import Privacy
+from sentry_flags._privacy import allows_user_info
+from sentry_flags._sentry import scope_contexts
 
 try:
     from celery import signals
@@ -97,7 +98,7 @@ def _before_task_publish(headers: Optional[dict[str, Any]] = None, **kwargs: Any
 def _current_slot() -> Optional[ContextSlot]:
     # The current scope wins, as it does when Sentry merges scopes into an event.
     for scope in (sentry_sdk.get_current_scope(), sentry_sdk.get_isolation_scope()):
-        slot = getattr(scope, "_contexts", {}).get(CONTEXT_KEY)
+        slot = scope_contexts(scope).get(CONTEXT_KEY)
         if isinstance(slot, ContextSlot):
             return slot
     return None
@@ -113,7 +114,7 @@ def _payload(*, attributes: bool) -> Optional[dict[str, Any]]:
     client = sentry_sdk.get_client()
     integration = client.get_integration(FlagsIntegration)
     redaction = slot.redaction or (integration.redaction if integration is not None else NO_REDACTION)
-    data = _without_meta(redact(context, redaction, pii=Privacy.from_options(client.options).user_info))
+    data = _without_meta(redact(context, redaction, pii=allows_user_info(client.options)))
     if len(json.dumps(data, default=str)) > MAX_HEADER_BYTES:
         return _keys_only(context)
     return data
@@ -156,7 +157,7 @@ def _task_prerun(task_id: Optional[str] = None, task: Any = None, **kwargs: Any)
         context = _restore(_header(request))
         scope = sentry_sdk.get_isolation_scope()
         with _state_lock:
-            _previous[task_id] = (scope, getattr(scope, "_contexts", {}).get(CONTEXT_KEY, _MISSING))
+            _previous[task_id] = (scope, scope_contexts(scope).get(CONTEXT_KEY, _MISSING))
         # A task sent without a context gets none, not the last task's.
         set_launchdarkly_context(context)
     except Exception:
