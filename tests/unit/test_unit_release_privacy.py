@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from sentry_flags import ErrorView
 from sentry_flags._privacy import (
     OUR_SENSITIVE_TERMS,
     KeyValueRule,
@@ -132,3 +133,48 @@ def test_sensitive_terms_are_sentry_sdks_own_and_ours() -> None:
     if listed is None:
         pytest.skip("this sentry-sdk has data_collection without _SENSITIVE_DENYLIST")
     assert {t.lower() for t in listed} <= set(terms)
+
+
+EVENT = {
+    "request": {
+        "url": "https://u:pw@shop.test/cart?q=1&token=t#frag",
+        "query_string": "q=1&page=2&token=t",
+        "headers": {"Referer": "https://shop.test/?ref=r&code=c#top", "User-Agent": "ua/1"},
+    },
+    "user": {"id": "u-1", "email": "e@example.com", "ip_address": "10.0.0.1", "segment": "b2b"},
+}
+
+
+def test_error_view_without_personal_data() -> None:
+    view = ErrorView.build(EVENT, Privacy(), None)
+
+    assert view.user == {"id": "u-1", "segment": "b2b"}
+    assert view.url == "https://shop.test/cart"  # no credentials, no fragment, no query
+    assert view.query is None
+    assert view.referer == "https://shop.test/"
+    assert view.user_agent == "ua/1"
+
+
+def test_error_view_with_query_and_header_allowlists() -> None:
+    privacy = Privacy(True, KeyValueRule("allowlist", ("q",)), KeyValueRule("allowlist", ("user-agent",)))
+
+    view = ErrorView.build(EVENT, privacy, None)
+
+    assert view.user == EVENT["user"]
+    assert view.query == "q=1&page=%5BFiltered%5D&token=%5BFiltered%5D"
+    assert view.url == "https://shop.test/cart?q=1&token=%5BFiltered%5D"
+    assert view.referer is None  # not an allowed header
+    assert view.user_agent == "ua/1"
+
+
+def test_error_view_with_headers_off_and_a_query_denylist() -> None:
+    privacy = Privacy(False, KeyValueRule("denylist", ("page",)), KeyValueRule("off"))
+
+    view = ErrorView.build(EVENT, privacy, None)
+
+    assert view.query == "q=1&page=%5BFiltered%5D&token=%5BFiltered%5D"
+    assert view.referer is None
+    assert view.user_agent is None
+    # The Referer's query follows the query rule where the header passes.
+    view = ErrorView.build(EVENT, Privacy(False, KeyValueRule("denylist"), KeyValueRule("denylist")), None)
+    assert view.referer == "https://shop.test/?ref=r&code=%5BFiltered%5D"
