@@ -455,14 +455,12 @@ def raw_bodies(receiver: SentryReceiver) -> bytes:
 def transactions(receiver: SentryReceiver) -> list[dict[str, Any]]:
     """The transactions ``receiver`` got, on either major.
 
-    2.x sends transaction events. 3.x streams spans instead (``span`` envelope items): each
-    segment (root span) is given here in a transaction's shape, ``transaction`` its name,
-    ``environment``/``release``/``server_name`` from its attributes, ``contexts`` empty (a
-    streamed span has none; its ``raw`` JSON is kept for scans), ``spans`` its children with
-    their attributes as ``data``.
+    2.x sends transaction events. 3.x (and 2.7x with span streaming) streams spans instead
+    (``span`` envelope items): each segment (root span) is given here in a transaction's
+    shape, ``transaction`` its name, ``environment``/``release``/``server_name`` from its
+    attributes, ``contexts`` empty (a streamed span has none; its ``raw`` JSON is kept for
+    scans), ``spans`` its children with their attributes as ``data``.
     """
-    if SENTRY_SDK_MAJOR < 3:
-        return receiver.transactions
     spans = [s for item in receiver.items("span") for s in (item.json or {}).get("items", [])]
 
     def attributes(span: dict[str, Any]) -> dict[str, Any]:
@@ -485,7 +483,7 @@ def transactions(receiver: SentryReceiver) -> list[dict[str, Any]]:
             "spans": [{"description": s.get("name"), "data": attributes(s)} for s in children],
             "raw": [segment, *children],
         })  # fmt: skip
-    return found
+    return [*receiver.transactions, *found]
 
 
 def wait_for_transactions(receiver: SentryReceiver, count: int = 1) -> list[dict[str, Any]]:

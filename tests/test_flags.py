@@ -338,6 +338,28 @@ def test_flag_results_stay_off_transactions_but_mark_the_span_like_sentry_sdk(
     assert [e["flag"] for e in evaluations(event)] == ["bool-flag", "str-flag"]
 
 
+@pytest.mark.skipif(
+    not isinstance(getattr(sentry_sdk.scope.Scope, "streamed_span", None), property),
+    reason="span streaming alongside transactions: sentry-sdk 2.7x",
+)
+def test_with_span_streaming_on_2x_the_streamed_span_gets_the_flags_like_sentry_sdk(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any, typed_flags: Any
+) -> None:
+    sentry_init(
+        integrations=[FlagsIntegration(launchdarkly_client=ld_client)],
+        traces_sample_rate=1.0,
+        _experiments={"trace_lifecycle": "stream"},
+    )
+    with sentry_sdk.traces.start_span(name="checkout"), sentry_sdk.traces.start_span(name="pay"):
+        ld_client.variation("bool-flag", user(), False)
+        ld_client.variation("str-flag", user(), "x")
+
+    [transaction] = wait_for_transactions(sentry_receiver)
+    [span] = transaction["spans"]
+    assert span["data"]["flag.evaluation.bool-flag"] is True
+    assert "flag.evaluation.str-flag" not in span["data"]
+
+
 def test_without_the_integration_nothing_of_the_log_is_sent(
     sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any, typed_flags: Any
 ) -> None:

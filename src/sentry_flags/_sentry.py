@@ -31,7 +31,7 @@ is counted as skipped with the reason ``sentry_sdk_unsupported``.
 
 Public API used where it exists: the current span is ``Scope.get_current_scope().span``
 (what ``sentry_sdk.get_current_span()`` returns, without its two extra calls on the path
-every boolean flag evaluation takes) and, on 2.x with span streaming, ``.streamed_span``.
+every boolean flag evaluation takes) and, on 2.7x with span streaming, ``.streamed_span``.
 
 Tested on sentry-sdk 2.26.1 (tox env ``sentry-oldest``), the newest 2.x (2.76.0; the main
 suite and tox env ``sentry-latest``) and the newest 3.x pre-release (3.0.0b2; tox env
@@ -122,6 +122,7 @@ def install(integration_type: type[Any]) -> None:
             integration = self.get_integration(integration_type)
             if integration is not None:
                 integration.bind(self)
+                _note_span_streaming(self.options)
         except Exception:
             logger.debug("could not bind sentry-flags to a new Sentry client", exc_info=True)
 
@@ -287,20 +288,34 @@ def sensitive_terms() -> tuple[str, ...]:
 # -- the current span -----------------------------------------------------------------------------
 
 _current_scope = Scope.get_current_scope
-# 2.x keeps a span-streaming span apart from ``span`` (2.7x); 3.x has only streamed spans, as ``span``.
+# 2.7x keeps a span-streaming span apart from ``Scope.span``, as ``Scope.streamed_span``; 3.x
+# has only streamed spans, as ``Scope.span``. Whether a client streams spans is known when it
+# is built: until one does, the hot path reads one property, not two.
 _HAS_STREAMED_SPAN = isinstance(getattr(Scope, "streamed_span", None), property)
+_streaming_seen = False
+
+
+def _note_span_streaming(options: Any) -> None:
+    global _streaming_seen
+    if not _HAS_STREAMED_SPAN or _streaming_seen:
+        return
+    try:
+        from sentry_sdk.tracing_utils import has_span_streaming_enabled
+    except ImportError:
+        return
+    _streaming_seen = bool(has_span_streaming_enabled(options))
 
 
 def set_span_flag(flag: str, result: bool) -> None:
     """``add_feature_flag``'s span half: ``flag.evaluation.<key>`` on the current span.
 
-    Runs on every boolean evaluation, so the common case (no span) costs two attribute
-    reads of public ``Scope`` properties.
+    Runs on every boolean evaluation, so the common case (no span) is one read of the public
+    ``Scope.span`` property (``_span`` would be cheaper still: 0.07 us against 0.13 us).
     """
     scope = _current_scope()
     span: Any = scope.span
     if span is None:
-        if not _HAS_STREAMED_SPAN:
+        if not _streaming_seen:
             return
         span = scope.streamed_span  # type: ignore[attr-defined,unused-ignore]
         if span is None:
