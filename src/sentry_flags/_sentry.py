@@ -78,7 +78,7 @@ def step_aside(name: str, consequence: str) -> None:
             return
         _warned.add(name)
     logger.warning(
-        "sentry-flags: sentry-sdk %s has no %s; %s. sentry-flags supports sentry-sdk 2.26.1 to 3.x.",
+        "sentry-sdk %s has no %s; %s (sentry-flags is tested on sentry-sdk 2.26.1 to 3.x)",
         getattr(sentry_sdk, "VERSION", "?"), name, consequence,
     )  # fmt: skip
 
