@@ -133,6 +133,8 @@ def test_without_init_impl_nothing_is_bound_and_each_error_is_counted(
 ) -> None:
     processors: list[Any] = []
     monkeypatch.setattr(_sentry, "_installed", False)
+    monkeypatch.setattr(_sentry, "_tracing_seen", False)
+    monkeypatch.setattr(_sentry, "_streaming_seen", False)
     monkeypatch.setattr(_sentry, "_client_class", lambda: type("FutureClient", (), {}))
     monkeypatch.setattr(_sentry, "add_global_event_processor", processors.append)  # not for real
 
@@ -140,6 +142,7 @@ def test_without_init_impl_nothing_is_bound_and_each_error_is_counted(
     _sentry.install(FlagsIntegration)  # once per process, as ever
 
     [count] = processors
+    assert _sentry._tracing_seen  # no client is seen as it is built: every span is looked at
     [warning] = warnings_about(caplog, "_Client._init_impl")
     assert "cannot bind" in warning
     assert _sentry.UNSUPPORTED in warning
@@ -238,3 +241,18 @@ def test_a_missing_name_warns_once_however_often_it_is_needed(
     assert flush_forwarders()
     assert len(warnings_about(caplog, "Scope._contexts")) == 1
     assert "Scope._contexts" in _sentry.missing
+
+
+# -- the span gate (public API: sentry_sdk.tracing_utils) ----------------------------------------
+
+
+def test_spans_are_looked_at_once_a_client_traces(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_sentry, "_tracing_seen", False)
+    monkeypatch.setattr(_sentry, "_streaming_seen", False)
+
+    _sentry.note_client({"traces_sample_rate": None})
+    assert not _sentry._tracing_seen  # no span of such a client is ever sent
+    _sentry.note_client({"traces_sample_rate": 0.1})
+    assert _sentry._tracing_seen
+    _sentry.note_client({"traces_sample_rate": None})
+    assert _sentry._tracing_seen  # for the life of the process

@@ -31,7 +31,8 @@ is counted as skipped with the reason ``sentry_sdk_unsupported``.
 
 Public API used where it exists: the current span is ``Scope.get_current_scope().span``
 (what ``sentry_sdk.get_current_span()`` returns, without its two extra calls on the path
-every boolean flag evaluation takes) and, on 2.7x with span streaming, ``.streamed_span``.
+every boolean flag evaluation takes) and, on 2.7x with span streaming, ``.streamed_span``;
+whether a client traces at all, ``sentry_sdk.tracing_utils.has_tracing_enabled``.
 
 Tested on sentry-sdk 2.26.1 (tox env ``sentry-oldest``), the newest 2.x (2.76.0; the main
 suite and tox env ``sentry-latest``) and the newest 3.x pre-release (3.0.0b2; tox env
@@ -114,20 +115,24 @@ def install(integration_type: type[Any]) -> None:
             f"attached and no error is forwarded (each is counted as skipped: {UNSUPPORTED})",
         )
         add_global_event_processor(_count_unbound(integration_type))
+        note_client(
+            {"traces_sample_rate": 1.0, "trace_lifecycle": "stream"}
+        )  # clients unseen: look at every span
         return
 
     def _init_impl(self: Any) -> None:
         original_init_impl(self)
         try:
+            note_client(self.options)
             integration = self.get_integration(integration_type)
             if integration is not None:
                 integration.bind(self)
-                _note_span_streaming(self.options)
         except Exception:
             logger.debug("could not bind sentry-flags to a new Sentry client", exc_info=True)
 
     client_type._init_impl = _init_impl
     _patch_flush_close(client_type, integration_type)
+    note_client(sentry_sdk.get_client().options)  # one built before this patch
 
 
 def _patch_flush_close(client_type: Any, integration_type: type[Any]) -> None:
@@ -289,29 +294,45 @@ def sensitive_terms() -> tuple[str, ...]:
 
 _current_scope = Scope.get_current_scope
 # 2.7x keeps a span-streaming span apart from ``Scope.span``, as ``Scope.streamed_span``; 3.x
-# has only streamed spans, as ``Scope.span``. Whether a client streams spans is known when it
-# is built: until one does, the hot path reads one property, not two.
+# has only streamed spans, as ``Scope.span``.
 _HAS_STREAMED_SPAN = isinstance(getattr(Scope, "streamed_span", None), property)
+# What the clients built so far can send, noted as each is built: until one has tracing on,
+# no span is ever sent and the hot path reads nothing; until one streams spans (2.7x), it
+# reads one property, not two. Once seen, for the life of the process: the safe side.
+_tracing_seen = False
 _streaming_seen = False
 
 
-def _note_span_streaming(options: Any) -> None:
-    global _streaming_seen
-    if not _HAS_STREAMED_SPAN or _streaming_seen:
+def note_client(options: Any) -> None:
+    """Note what a newly built client can send (tracing, 2.7x span streaming)."""
+    global _tracing_seen, _streaming_seen
+    if _tracing_seen and (_streaming_seen or not _HAS_STREAMED_SPAN):
         return
     try:
-        from sentry_sdk.tracing_utils import has_span_streaming_enabled
-    except ImportError:
-        return
-    _streaming_seen = bool(has_span_streaming_enabled(options))
+        from sentry_sdk import tracing_utils
+
+        if tracing_utils.has_tracing_enabled(options):
+            _tracing_seen = True
+            if _HAS_STREAMED_SPAN and tracing_utils.has_span_streaming_enabled(options):  # type: ignore[attr-defined,unused-ignore]
+                _streaming_seen = True
+    except Exception:  # an unknown release: look at every span, as if tracing were on
+        logger.debug("could not tell whether a Sentry client traces", exc_info=True)
+        _look_at_every_span()
+
+
+def _look_at_every_span() -> None:
+    global _tracing_seen, _streaming_seen
+    _tracing_seen = _streaming_seen = True
 
 
 def set_span_flag(flag: str, result: bool) -> None:
     """``add_feature_flag``'s span half: ``flag.evaluation.<key>`` on the current span.
 
-    Runs on every boolean evaluation, so the common case (no span) is one read of the public
-    ``Scope.span`` property (``_span`` would be cheaper still: 0.07 us against 0.13 us).
+    Runs on every boolean evaluation. With no client tracing, nothing is read (no span would
+    be sent); otherwise the common case (no span) is one read of the public ``Scope.span``.
     """
+    if not _tracing_seen:
+        return
     scope = _current_scope()
     span: Any = scope.span
     if span is None:
