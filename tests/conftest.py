@@ -13,6 +13,8 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from helpers import (
+    NO_PII_BASELINE,
+    PRIVACY_OPTIONS,
     SEGMENT_WRITE_KEY,
     SPLIT_TEST_CONFIG,
     Receivers,
@@ -94,13 +96,17 @@ def sentry_init(sentry_receiver: SentryReceiver) -> Iterator[Callable[..., Any]]
     """``sentry_init(**options)`` -> client, initialised against ``sentry_receiver``.
 
     Defaults: default integrations on, no tracing, no proxy, 2s shutdown
-    timeout.  Any keyword overrides them.  At teardown the client is flushed
+    timeout, no personal data (``helpers.NO_PII_BASELINE``: sentry-sdk 2.x's own
+    default, ``data_collection`` saying so on 3.x, which collects user info by
+    default) unless ``send_default_pii`` or ``data_collection`` is given; with
+    ``sentry_defaults=True`` sentry-sdk's own privacy defaults instead.  Any
+    keyword overrides them.  At teardown the client is flushed
     and closed and all scopes are reset so nothing bleeds into later tests.
     Note: integrations' ``setup_once`` runs once per process, not per test.
     """
     sentry_sdk = pytest.importorskip("sentry_sdk")
 
-    def init(**options: Any) -> Any:
+    def init(*, sentry_defaults: bool = False, **options: Any) -> Any:
         settings: dict[str, Any] = {
             "dsn": sentry_receiver.dsn,
             "default_integrations": True,
@@ -108,6 +114,8 @@ def sentry_init(sentry_receiver: SentryReceiver) -> Iterator[Callable[..., Any]]
             "http_proxy": "",
             "https_proxy": "",
         }
+        if not sentry_defaults and not PRIVACY_OPTIONS & options.keys():
+            settings.update(NO_PII_BASELINE)
         settings.update(options)
         sentry_sdk.init(**settings)
         return sentry_sdk.get_client()

@@ -65,6 +65,7 @@ import sentry_flags
 from sentry_flags import ErrorView, FlagsIntegration, Privacy, set_launchdarkly_context
 from sentry_flags._context import HINT_KEY
 from sentry_flags._event import PII_USER_KEYS
+from sentry_flags._privacy import KeyValueRule
 from sentry_flags._segment import LibraryKept
 from sentry_flags.forwarders import LaunchDarklyForwarder, SegmentForwarder, SplitForwarder
 from sentry_flags.forwarders._base import Forwarder, VendorCall
@@ -547,7 +548,11 @@ EVENTS = st.one_of(
     LOOSE_EVENTS,
 )
 
-PRIVACIES = st.sampled_from([Privacy(), Privacy(user_info=True, query_values=True, cookies=True)])
+PRIVACIES = st.sampled_from([
+    Privacy(),
+    Privacy(user_info=True, query=KeyValueRule("denylist")),
+    Privacy(user_info=True, query=KeyValueRule("allowlist", ("q",)), headers=KeyValueRule("off")),
+])  # fmt: skip
 LD_CONTEXTS = st.one_of(
     st.none(),
     st.builds(
@@ -592,6 +597,9 @@ def assert_well_formed(view: ErrorView, privacy: Privacy) -> None:
         assert not PII_USER_KEYS & set(view.user)
     if not privacy.query_values:
         assert view.query is None
+    if not privacy.headers.passes_any:
+        assert view.referer is None
+        assert view.user_agent is None
     for url in (view.url, view.referer):
         if not url:  # urlsplit strips blanks: " " becomes ""
             continue
@@ -1055,7 +1063,7 @@ def test_segment_takes_any_user_id(vendors: Vendors, value: Any) -> None:
 def test_a_lone_surrogate_in_the_query_string_is_read() -> None:
     event = {"request": {"url": "https://shop.test/", "query_string": "q=\udcff&token=t"}}
 
-    view = ErrorView.build(event, Privacy(user_info=True, query_values=True, cookies=True), None)
+    view = ErrorView.build(event, Privacy(user_info=True, query=KeyValueRule("denylist")), None)
 
     assert view.query is not None
     assert "token=%5BFiltered%5D" in view.query

@@ -23,7 +23,7 @@ pytest.importorskip("ldclient")
 from ldclient import Context
 from sentry_sdk.integrations.django import DjangoIntegration
 
-from helpers import split_whitelist_flag, started_split_factory
+from helpers import pii_options, split_whitelist_flag, started_split_factory
 from receivers import SentryReceiver, SplitReceiver, wait_for
 from sentry_flags import FlagsIntegration
 
@@ -94,7 +94,7 @@ def one_event(receiver: SentryReceiver) -> dict[str, Any]:
 def test_an_authenticated_user_is_keyed_by_pk_with_name_and_email_only_with_pii(
     init: Callable[..., Any], sentry_receiver: SentryReceiver, pii: bool
 ) -> None:
-    init(send_default_pii=pii)
+    init(**pii_options(pii))
     user = make_user(email="ann@example.com", first_name="Ann", last_name="Lee")
     browser = client()
     browser.force_login(user)

@@ -20,6 +20,7 @@ import sentry_sdk
 from ldclient import Context
 
 from helpers import (
+    SPANS_CARRY_FLAGS,
     by_summary,
     capture_error,
     ld_context_of,
@@ -27,6 +28,9 @@ from helpers import (
     raise_and_capture,
     received,
     run_threads,
+    sentry_launchdarkly_hook,
+    start_child_span,
+    start_transaction,
     wait_for_transactions,
 )
 from receivers import SentryReceiver
@@ -292,10 +296,8 @@ def test_a_huge_flag_value_is_cut_and_marked(
 def test_with_sentry_sdks_launchdarkly_integration_no_flag_appears_twice(
     sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any, typed_flags: Any
 ) -> None:
-    from sentry_sdk.integrations.launchdarkly import LaunchDarklyIntegration
-
     sentry_init(
-        integrations=[LaunchDarklyIntegration(ld_client), FlagsIntegration(launchdarkly_client=ld_client)]
+        integrations=[*sentry_launchdarkly_hook(ld_client), FlagsIntegration(launchdarkly_client=ld_client)]
     )
     ctx = user()
     ld_client.variation("bool-flag", ctx, False)
@@ -317,7 +319,7 @@ def test_flag_results_stay_off_transactions_but_mark_the_span_like_sentry_sdk(
     sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any, typed_flags: Any
 ) -> None:
     sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld_client)], traces_sample_rate=1.0)
-    with sentry_sdk.start_transaction(name="checkout", op="task"), sentry_sdk.start_span(op="pay"):
+    with start_transaction("checkout"), start_child_span("pay"):
         ld_client.variation("bool-flag", user(), False)
         ld_client.variation("str-flag", user(), "x")
         raise_and_capture("inside the transaction")
@@ -326,13 +328,36 @@ def test_flag_results_stay_off_transactions_but_mark_the_span_like_sentry_sdk(
     contexts = transaction.get("contexts", {})
     for key in (EVALUATIONS, "launchdarklyContext", "flags"):
         assert key not in contexts
-    if hasattr(sentry_sdk.tracing.Span, "set_flag"):  # sentry-sdk releases with span flags
+    assert EVALUATIONS not in json.dumps(transaction)
+    if SPANS_CARRY_FLAGS:  # sentry-sdk releases with span flags
         # As sentry-sdk's add_feature_flag: booleans only, on the span that was current.
         [span] = transaction["spans"]
         assert span["data"]["flag.evaluation.bool-flag"] is True
         assert "flag.evaluation.str-flag" not in span["data"]
     event = only_event(sentry_receiver)
     assert [e["flag"] for e in evaluations(event)] == ["bool-flag", "str-flag"]
+
+
+@pytest.mark.skipif(
+    not isinstance(getattr(sentry_sdk.scope.Scope, "streamed_span", None), property),
+    reason="span streaming alongside transactions: sentry-sdk 2.7x",
+)
+def test_with_span_streaming_on_2x_the_streamed_span_gets_the_flags_like_sentry_sdk(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any, typed_flags: Any
+) -> None:
+    sentry_init(
+        integrations=[FlagsIntegration(launchdarkly_client=ld_client)],
+        traces_sample_rate=1.0,
+        _experiments={"trace_lifecycle": "stream"},
+    )
+    with sentry_sdk.traces.start_span(name="checkout"), sentry_sdk.traces.start_span(name="pay"):
+        ld_client.variation("bool-flag", user(), False)
+        ld_client.variation("str-flag", user(), "x")
+
+    [transaction] = wait_for_transactions(sentry_receiver)
+    [span] = transaction["spans"]
+    assert span["data"]["flag.evaluation.bool-flag"] is True
+    assert "flag.evaluation.str-flag" not in span["data"]
 
 
 def test_without_the_integration_nothing_of_the_log_is_sent(

@@ -10,9 +10,11 @@ import pytest
 flask = pytest.importorskip("flask")
 pytest.importorskip("ldclient")
 
+import sentry_sdk  # noqa: E402
 from ldclient import Context  # noqa: E402
 from sentry_sdk.integrations.flask import FlaskIntegration  # noqa: E402
 
+from helpers import SENTRY_SDK_MAJOR, flask_transaction, pii_options  # noqa: E402
 from receivers import SentryReceiver, wait_for  # noqa: E402
 from sentry_flags import FlagsIntegration  # noqa: E402
 from sentry_flags.flask import FlagsExtension  # noqa: E402
@@ -103,7 +105,7 @@ def test_login_user_name_and_email_only_with_pii(
 ) -> None:
     from sentry_flags._web import default_context
 
-    sentry_init(integrations=[FlaskIntegration(), FlagsIntegration()], send_default_pii=pii)
+    sentry_init(integrations=[FlaskIntegration(), FlagsIntegration()], **pii_options(pii))
     ctx = default_context(42, name="Ann", email="ann@example.com")
     assert ctx.key == "42"
     assert (ctx.get("email") == "ann@example.com") is pii
@@ -140,3 +142,74 @@ def test_init_app_factory_pattern_and_bad_option() -> None:
     assert app.extensions["sentry_flags"] is ext
     with pytest.raises(TypeError, match="context_from_request"):
         FlagsExtension(context_from_request="not callable")  # type: ignore[arg-type]
+
+
+# -- transaction names, and so Split's culprit event types ---------------------------------------
+
+
+def _order_error(
+    sentry_init: Callable[..., Any],
+    sentry_receiver: SentryReceiver,
+    split_client: Any,
+    split_receiver: Any,
+    *,
+    keep_endpoint_names: bool,
+) -> tuple[str, set[str]]:
+    """An error in a Flask view with a URL variable, forwarded to Split with its culprit
+    event: the Sentry event's transaction and the event types Split got."""
+    from sentry_flags.forwarders import SplitForwarder
+
+    forwarder = SplitForwarder(split_client, identities={"user": "user.id"}, capture_culprit=True)
+    sentry_init(integrations=[FlaskIntegration(), FlagsIntegration(forwarders=[forwarder])])
+    app = flask.Flask("culprit_app")
+    app.logger.disabled = True
+    FlagsExtension(app)
+
+    if keep_endpoint_names:
+
+        @app.before_request
+        def name_by_endpoint() -> None:
+            # How an app on sentry-sdk 3 keeps 2.x's names: FlaskIntegration names the
+            # transaction when the request starts, and before_request runs after that.
+            if flask.request.endpoint:
+                sentry_sdk.get_current_scope().set_transaction_name(flask.request.endpoint)
+
+    @app.route("/orders/<int:order_id>")
+    def order(order_id: int) -> str:
+        sentry_sdk.set_user({"id": "u-1"})
+        raise RuntimeError(f"order {order_id} failed")
+
+    assert app.test_client().get("/orders/7").status_code == 500
+    sentry_sdk.flush()
+    (event,) = wait_for(lambda: sentry_receiver.events)
+    return event["transaction"], {e["eventTypeId"] for e in split_receiver.wait_for_events(2)}
+
+
+def test_split_culprit_event_types_follow_flasks_transaction_names(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, split_client: Any, split_receiver: Any
+) -> None:
+    from sentry_flags.forwarders.split import culprit_event_type
+
+    transaction, event_types = _order_error(
+        sentry_init, sentry_receiver, split_client, split_receiver, keep_endpoint_names=False
+    )
+
+    assert transaction == flask_transaction("order", "/orders/<int:order_id>")
+    if SENTRY_SDK_MAJOR >= 3:  # the URL rule: not a valid Split event type as is, so slug + hash
+        assert event_types == {"sentry_exception", culprit_event_type("sentry_exception", transaction)}
+        assert culprit_event_type("sentry_exception", transaction).startswith(
+            "sentry_exception:orders_int_order_id-"
+        )
+    else:
+        assert event_types == {"sentry_exception", "sentry_exception:order"}
+
+
+def test_an_app_keeps_endpoint_transaction_names_on_every_major(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, split_client: Any, split_receiver: Any
+) -> None:
+    transaction, event_types = _order_error(
+        sentry_init, sentry_receiver, split_client, split_receiver, keep_endpoint_names=True
+    )
+
+    assert transaction == "order"
+    assert event_types == {"sentry_exception", "sentry_exception:order"}

@@ -27,6 +27,7 @@ from helpers import (
     error_view,
     flask_checkout,
     init_forwarding,
+    pii_options,
 )
 from receivers import SegmentReceiver, SentryReceiver, assert_never, wait_for
 
@@ -117,7 +118,7 @@ def test_error_captured_has_sentrys_shape(
     segment_receiver: SegmentReceiver,
 ) -> None:
     forwarder = SegmentForwarder(segment_client)
-    init_forwarding(sentry_init, forwarder, release="shop@1.2.3", send_default_pii=False)
+    init_forwarding(sentry_init, forwarder, release="shop@1.2.3", **pii_options(False))
     sentry_sdk.set_user({"id": 42})
     sentry_sdk.get_isolation_scope().set_transaction_name("/checkout/{cart}")
     with_request({
@@ -211,7 +212,7 @@ def test_error_without_user_id_is_skipped_and_counted(
     sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
 ) -> None:
     forwarder = SegmentForwarder(segment_client)
-    init_forwarding(sentry_init, forwarder, send_default_pii=True)
+    init_forwarding(sentry_init, forwarder, **pii_options(True))
 
     sentry_sdk.set_user({"email": SECRET_EMAIL})  # a user, but no id: nobody Segment knows
     capture_error("anonymous")
@@ -252,7 +253,7 @@ def test_huge_fields_stay_under_segments_limit_and_arrive(
     sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
 ) -> None:
     forwarder = SegmentForwarder(segment_client)
-    init_forwarding(sentry_init, forwarder, send_default_pii=True, release="r" * 5000)
+    init_forwarding(sentry_init, forwarder, **pii_options(True), release="r" * 5000)
     sentry_sdk.set_user({"id": "u-1"})
     sentry_sdk.get_isolation_scope().set_transaction_name("/é" * 10_000)
     with_request({
@@ -280,7 +281,7 @@ def test_no_personal_data_or_query_values_without_send_default_pii(
     sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
 ) -> None:
     forwarder = SegmentForwarder(segment_client)
-    flask_checkout(sentry_init, forwarder, CHECKOUT, headers=CHECKOUT_HEADERS, send_default_pii=False)
+    flask_checkout(sentry_init, forwarder, CHECKOUT, headers=CHECKOUT_HEADERS, pii=False)
 
     [message] = segment_receiver.wait_for_messages(1)
     assert message["userId"] == "u-1"
@@ -307,7 +308,7 @@ def test_query_values_and_ip_with_send_default_pii_but_never_secrets(
     sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
 ) -> None:
     forwarder = SegmentForwarder(segment_client)
-    flask_checkout(sentry_init, forwarder, CHECKOUT, headers=CHECKOUT_HEADERS, send_default_pii=True)
+    flask_checkout(sentry_init, forwarder, CHECKOUT, headers=CHECKOUT_HEADERS, pii=True)
 
     [message] = segment_receiver.wait_for_messages(1)
     page = message["properties"]["page"]

@@ -36,6 +36,7 @@ from helpers import (
     ld_context_of,
     ld_test_settings,
     only_event,
+    pii_options,
     raw_bodies,
     received,
 )
@@ -242,7 +243,7 @@ def test_integration_applies_the_async_configs_private_attributes(
 ) -> None:
     async def scenario() -> None:
         async with AsyncLDClient(make_config(all_attributes_private=True)) as client:
-            sentry_init(integrations=[FlagsIntegration(launchdarkly_client=client)], send_default_pii=True)
+            sentry_init(integrations=[FlagsIntegration(launchdarkly_client=client)], **pii_options(True))
             await client.variation(SHARED, user("private-1", plan="secret-plan"), False)
             capture_error("boom")
 
@@ -263,7 +264,7 @@ def test_integration_applies_the_async_configs_private_attributes(
 def test_async_plugin_captures_with_the_clients_private_attributes(
     sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, make_config: MakeConfig
 ) -> None:
-    sentry_init(integrations=[FlagsIntegration()], send_default_pii=True)
+    sentry_init(integrations=[FlagsIntegration()], **pii_options(True))
 
     async def scenario() -> None:
         config = make_config(plugins=[SentryFlagsAsyncPlugin()], private_attributes={"email"})

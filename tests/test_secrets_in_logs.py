@@ -46,6 +46,7 @@ from helpers import (  # noqa: E402
     SPLIT_TEST_CONFIG,
     destroy_split_factories,
     ld_test_settings,
+    pii_options,
     segment_client_options,
     sentry_flags_logger_restored,
     started_split_factory,
@@ -285,7 +286,7 @@ def full_run(
             debug=True,
             integrations=[FlaskIntegration(), integration],
             environment="production",
-            send_default_pii=True,  # the most there is to log
+            **pii_options(True),  # the most there is to log
         )
         with sentry_sdk.isolation_scope():
             response = make_app(keys, ld, split_client).test_client().get("/checkout")

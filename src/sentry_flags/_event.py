@@ -2,6 +2,10 @@
 
 Built once per event, off the app's thread, after privacy rules are applied: forwarders
 never see the raw Sentry event, so none of them can leak what the app did not allow.
+The rules (``_privacy.py``) follow what sentry-sdk itself sends Sentry, never more: the
+user's personal fields, URL query values, the Referer and User-Agent headers each pass
+only where the client's ``data_collection`` (or ``send_default_pii``) lets Sentry have
+them. Cookies, other headers and request bodies are never part of the view.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sentry_flags._context import CONTEXT_KEY
-from sentry_flags._privacy import Privacy, is_sensitive_key
+from sentry_flags._privacy import KeyValueRule, Privacy
 from sentry_flags._shape import as_text, exceptions, frames, mapping, messages, text
 
 if TYPE_CHECKING:
@@ -122,8 +126,8 @@ class ErrorView:
             url=clean_url(text(request.get("url")), privacy),
             method=text(request.get("method")),
             query=_query(request.get("query_string"), privacy),
-            referer=clean_url(headers.get("referer"), privacy),
-            user_agent=headers.get("user-agent"),
+            referer=clean_url(_header(headers, "referer", privacy), privacy),
+            user_agent=_header(headers, "user-agent", privacy),
             ld_context=ld_context,
         )
 
@@ -178,17 +182,25 @@ def _tags(value: Any) -> dict[str, Any]:
     return {}
 
 
-def _headers(value: Any) -> dict[str, str]:
+def _header(headers: Mapping[str, tuple[str, str]], name: str, privacy: Privacy) -> Optional[str]:
+    found = headers.get(name)
+    if found is None or not privacy.headers.keeps(found[0]):
+        return None
+    return found[1]
+
+
+def _headers(value: Any) -> dict[str, tuple[str, str]]:
+    """Header name, lowercased -> (name as sent, value)."""
     if type(value) is dict or isinstance(value, Mapping):
         pairs: Any = value.items()
     else:
         pairs = value if isinstance(value, list) else ()
-    out: dict[str, str] = {}
+    out: dict[str, tuple[str, str]] = {}
     for pair in pairs:
         if isinstance(pair, (list, tuple)) and len(pair) == 2:
             k, v = pair
             if isinstance(k, str) and isinstance(v, str):
-                out[k.lower()] = v
+                out[k.lower()] = (k, v)
     return out
 
 
@@ -196,29 +208,31 @@ def _is_index(part: str) -> bool:
     return part.isascii() and part.isdecimal()  # "²" is a digit int() refuses
 
 
-def _filter_query(query: str) -> str:
+def _filter_query(query: str, rule: KeyValueRule) -> str:
+    """As sentry-sdk filters a query string: every key stays, a value the rule does not keep
+    becomes ``[Filtered]``."""
     pairs = parse_qsl(query, keep_blank_values=True)
     # surrogatepass: sentry-sdk keeps lone surrogates, which strict UTF-8 cannot encode.
-    filtered = [(k, FILTERED if is_sensitive_key(k) else v) for k, v in pairs]
+    filtered = [(k, v if rule.keeps(k) else FILTERED) for k, v in pairs]
     return urlencode(filtered, errors="surrogatepass")
 
 
 def _query(value: Any, privacy: Privacy) -> Optional[str]:
-    if not privacy.query_values:
+    if not privacy.query.passes_any:
         return None
     if isinstance(value, str) and value:
-        return _filter_query(value)
+        return _filter_query(value, privacy.query)
     return None
 
 
 def clean_url(url: Optional[str], privacy: Privacy) -> Optional[str]:
-    """Drop credentials and fragments always; query values unless the app allows them."""
+    """Drop credentials and fragments always; the query as the app's query rule allows."""
     if not url:
         return None
     try:
         parts = urlsplit(url)
         netloc = parts.netloc.rpartition("@")[2]
-        query = _filter_query(parts.query) if privacy.query_values and parts.query else ""
+        query = _filter_query(parts.query, privacy.query) if privacy.query.passes_any and parts.query else ""
         return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
     except ValueError:
         return None

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import sentry_sdk
 
-from sentry_flags._privacy import Privacy
-from sentry_flags._sentry import request_isolation_flags
+from sentry_flags._privacy import allows_user_info
+from sentry_flags._sentry import sentry_isolates_request
 
 if TYPE_CHECKING:
     from ldclient import Context
@@ -28,8 +28,12 @@ def require_launchdarkly(module: str) -> None:
 
 
 def pii_allowed() -> bool:
-    """Whether the current Sentry client lets user data (names, emails) leave the app."""
-    return Privacy.from_options(sentry_sdk.get_client().options).user_info
+    """Whether the current Sentry client lets user data (names, emails) leave the app.
+
+    The same decision as everywhere else (:func:`sentry_flags._privacy.allows_user_info`):
+    ``data_collection``'s ``user_info`` where sentry-sdk has it, ``send_default_pii`` where not.
+    """
+    return allows_user_info(sentry_sdk.get_client().options)
 
 
 class AnonymousKey:
@@ -75,19 +79,6 @@ def default_context(
         if email:
             builder.set("email", str(email))
     return builder.build()
-
-
-# sentry-sdk's WSGI and ASGI middlewares mark the requests they forked an isolation scope
-# for (private names, in _sentry).
-_SENTRY_REQUEST_FLAGS = request_isolation_flags()
-
-
-def sentry_isolates_request() -> bool:
-    """Whether sentry-sdk already gave the running request its own isolation scope."""
-    for flag in _SENTRY_REQUEST_FLAGS:  # noqa: SIM110 - per request: no generator
-        if flag.get(False):
-            return True
-    return False
 
 
 @contextlib.contextmanager

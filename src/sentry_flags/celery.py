@@ -32,7 +32,7 @@ from sentry_flags._context import (
 )
 from sentry_flags._fork import ForkSafeLock
 from sentry_flags._integration import FlagsIntegration
-from sentry_flags._privacy import Privacy
+from sentry_flags._privacy import allows_user_info
 from sentry_flags._sentry import scope_contexts
 
 try:
@@ -114,7 +114,7 @@ def _payload(*, attributes: bool) -> Optional[dict[str, Any]]:
     client = sentry_sdk.get_client()
     integration = client.get_integration(FlagsIntegration)
     redaction = slot.redaction or (integration.redaction if integration is not None else NO_REDACTION)
-    data = _without_meta(redact(context, redaction, pii=Privacy.from_options(client.options).user_info))
+    data = _without_meta(redact(context, redaction, pii=allows_user_info(client.options)))
     if len(json.dumps(data, default=str)) > MAX_HEADER_BYTES:
         return _keys_only(context)
     return data

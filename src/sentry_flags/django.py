@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 import sentry_sdk
 
 from sentry_flags._context import set_launchdarkly_context
+from sentry_flags._sentry import sentry_isolates_request
 from sentry_flags._web import (
     AnonymousKey,
     default_context,
     request_isolation,
     require_launchdarkly,
-    sentry_isolates_request,
 )
 
 try:
