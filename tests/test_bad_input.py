@@ -65,6 +65,7 @@ import sentry_flags
 from sentry_flags import ErrorView, FlagsIntegration, Privacy, set_launchdarkly_context
 from sentry_flags._context import HINT_KEY
 from sentry_flags._event import PII_USER_KEYS
+from sentry_flags._shape import is_error_event
 from sentry_flags.forwarders import LaunchDarklyForwarder, SegmentForwarder, SplitForwarder
 from sentry_flags.forwarders._base import Forwarder, VendorCall
 from sentry_flags.forwarders.launchdarkly import MAX_VALUE_LENGTH as LD_MAX_VALUE_LENGTH
@@ -774,6 +775,12 @@ def frames_of(event: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def assert_stage_result(stage: Stage, event: dict[str, Any], result: Any, logger_before: Any) -> None:
     assert result is None or result is event
+    if not is_error_event(event):
+        # Not ours (a check-in, a transaction): straight to the app's before_send, unchanged.
+        assert result is event
+        assert stage.seen[-1] is event
+        assert event.get("logger") is logger_before
+        return
     if result is None:
         assert not any(e is event for e in stage.seen)
         return

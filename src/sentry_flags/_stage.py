@@ -87,6 +87,11 @@ class Stage:
         return (_same, (self.user_before_send,))
 
     def __call__(self, event: Event, hint: dict[str, Any]) -> Optional[Event]:
+        if not is_error_event(event):
+            # A check-in (sentry-sdk calls before_send for those too) or another non-error:
+            # not filtered, changed, forwarded or counted; the app's before_send still sees it.
+            user_before_send = self.user_before_send
+            return event if user_before_send is None else user_before_send(event, hint)
         integration = self.integration
         for processor in self.pipeline:
             try:
