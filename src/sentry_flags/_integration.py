@@ -263,7 +263,8 @@ def _hook_launchdarkly(client: Any) -> Redaction:
             "launchdarkly_client must be an ldclient.LDClient or an "
             f"ldclient.async_client.AsyncLDClient, got {type(client).__name__}"
         )
-    return install_hook(client).redaction
+    install_hook(client)
+    return Redaction.from_client(client)
 
 
 def _check_forwarders(forwarders: Any) -> tuple[Forwarder, ...]:
