@@ -40,6 +40,7 @@ from sentry_flags import ErrorView
 
 LD_KEY = "launchdarklyContext"
 FLUSH_TIMEOUT = 5.0
+SENTRY_MAJOR = int(sentry_sdk.VERSION.split(".", 1)[0])
 
 # Personal data and secrets a test app puts in its events: what must not reach a vendor.
 SECRET_EMAIL = "jane.doe@example.com"
@@ -123,6 +124,15 @@ def init_forwarding(
     options.setdefault("environment", "production")
     integration = FlagsIntegration(launchdarkly_client=launchdarkly_client, forwarders=list(forwarders))
     return sentry_init(integrations=[integration], **options)
+
+
+def pii_options(allowed: bool) -> dict[str, Any]:
+    """The ``sentry_sdk.init`` options that allow personal data (``allowed``) or forbid it,
+    on the sentry-sdk installed: 2.x reads ``send_default_pii``; 3.x has no such option and
+    reads ``data_collection``. Tests choose this here and nowhere else."""
+    if SENTRY_MAJOR >= 3:
+        return {"data_collection": {"user_info": allowed}}
+    return {"send_default_pii": allowed}
 
 
 def flush() -> None:

@@ -16,12 +16,10 @@ import pytest
 import sentry_sdk
 from sentry_sdk.crons import capture_checkin
 
-from helpers import capture_error, flush
+from helpers import SENTRY_MAJOR, capture_error, flush
 from receivers import LaunchDarklyReceiver, SentryReceiver, wait_for
 from sentry_flags import FlagsIntegration, set_launchdarkly_context
 from sentry_flags.testing import RecordingForwarder
-
-SENTRY_MAJOR = int(sentry_sdk.VERSION.split(".")[0])
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,8 @@ event processor never runs sentry-sdk serializes it as ``{}`` and never the raw 
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
@@ -80,6 +82,27 @@ class Redaction:
 
 
 NO_REDACTION = Redaction()
+
+# The redaction of every LaunchDarkly client we hook, while it lives: a context among a
+# frame's local variables does not say which client evaluated it, so all of them apply.
+_client_redactions: weakref.WeakKeyDictionary[Any, Redaction] = weakref.WeakKeyDictionary()
+_client_redactions_lock = threading.Lock()
+
+
+def remember_client_redaction(client: Any, redaction: Redaction) -> None:
+    with _client_redactions_lock:
+        _client_redactions[client] = redaction
+
+
+def any_client_redaction(redaction: Redaction) -> Redaction:
+    """``redaction`` plus that of every live LaunchDarkly client we hooked."""
+    with _client_redactions_lock:
+        others = list(_client_redactions.values())
+    if not others:
+        return redaction
+    every = (redaction, *others)
+    refs = tuple(dict.fromkeys(ref for r in every for ref in r.refs))
+    return Redaction(any(r.all_private for r in every), refs)
 
 
 def redact(context: Context, redaction: Redaction, *, pii: bool) -> dict[str, Any]:

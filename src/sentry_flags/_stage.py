@@ -10,15 +10,14 @@ filters -> launchdarklyContext and flags -> settings -> the user's before_send -
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from sentry_flags._bounds import bound_context
-from sentry_flags._context import CONTEXT_KEY, HINT_KEY, ContextSlot, redact
+from sentry_flags._context import CONTEXT_KEY, HINT_KEY, ContextSlot, any_client_redaction, redact
 from sentry_flags._filters import Processor
 from sentry_flags._flags import FLAGS_KEY, SENTRY_FLAGS_KEY, FlagLog, flag_contexts
+from sentry_flags._locals import redacted_repr
 from sentry_flags._privacy import Privacy
 from sentry_flags._shape import Event, is_error_event
 
@@ -183,11 +182,13 @@ def _from_vendor_sdk(event: Event) -> bool:
 
 
 class RedactingRepr:
-    """sentry-sdk's ``custom_repr`` that shows an LD ``Context`` redacted.
+    """sentry-sdk's ``custom_repr``: LaunchDarkly contexts among local variables, redacted.
 
     A Context's own repr is its full JSON, private attributes included, and sentry-sdk sends
-    the repr of every local variable of the raising frames. Only non-primitive values reach
-    here, so the check costs nothing on the common path.
+    the repr of every local variable of the raising frames; so does the repr of anything that
+    holds a Context (see ``_locals``). A local does not say which LD client evaluated it, so
+    the private attributes of every client we hooked apply. Only non-primitive values reach
+    here, and only while an error is captured.
     """
 
     __slots__ = ("integration", "previous", "privacy")
@@ -203,8 +204,11 @@ class RedactingRepr:
         return (_same, (self.previous,))  # rebuilt by the next bind, as the stage is
 
     def __call__(self, value: Any) -> Any:
-        context_type = getattr(sys.modules.get("ldclient"), "Context", None)
-        if context_type is not None and isinstance(value, context_type):
-            redacted = redact(value, self.integration.redaction, pii=self.privacy.user_info)
-            return f"<Context {json.dumps(redacted, default=str, sort_keys=True)}>"
+        shown = redacted_repr(value, self._show)
+        if shown is not None:
+            return shown
         return self.previous(value) if self.previous is not None else None
+
+    def _show(self, context: Any) -> dict[str, Any]:
+        redaction = any_client_redaction(self.integration.redaction)
+        return redact(context, redaction, pii=self.privacy.user_info)

@@ -17,7 +17,13 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from sentry_flags._context import CONTEXT_KEY, NO_REDACTION, ContextSlot, Redaction
+from sentry_flags._context import (
+    CONTEXT_KEY,
+    NO_REDACTION,
+    ContextSlot,
+    Redaction,
+    remember_client_redaction,
+)
 from sentry_flags._flags import link_flag
 from sentry_flags._sentry import isolation_contexts
 
@@ -138,6 +144,7 @@ def install_hook(client: AnyLDClient) -> Optional[LaunchDarklyContextHook]:
             # would record every evaluation twice.
             return None
         hook = LaunchDarklyContextHook(Redaction.from_client(client))
+        remember_client_redaction(client, hook.redaction)
         client.add_hook(hook)
         if isinstance(client, LDClient):  # AsyncLDClient has no postfork()
             _keep_after_postfork(client, hook)
@@ -189,6 +196,7 @@ class _PluginHooks:
             )
             return
         redaction = Redaction.from_client(client)
+        remember_client_redaction(client, redaction)
         for hook in found:
             hook.redaction = redaction
         with _hooked_lock:
