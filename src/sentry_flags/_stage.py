@@ -11,6 +11,8 @@ filters -> launchdarklyContext and flags -> settings -> the user's before_send -
 from __future__ import annotations
 
 import logging
+import sys
+import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from sentry_flags._bounds import bound_context
@@ -32,8 +34,26 @@ SLOT_HINT = "sentry_flags_context_slot"
 FLAGS_HINT = "sentry_flags_flag_log"
 
 # Errors the vendor SDKs log become Sentry events through sentry-sdk's logging integration;
-# forwarding those to the failing vendor would feed the failure back into itself.
-VENDOR_LOGGERS = ("splitio", "ldclient", "segment", "analytics", "backoff", "openfeature", "sentry_flags")
+# forwarding those to the failing vendor would feed the failure back into itself. These are
+# the exact names the SDKs log to (read in their source: launchdarkly-server-sdk 9.12-9.20
+# and the launchdarkly-eventsource it uses, launchdarkly-openfeature-server,
+# segment-analytics-python 2.x and analytics-python 1.4, openfeature-sdk), so that an app's
+# own logger ("analytics.reports") is never taken for one.
+VENDOR_LOGGERS = frozenset({
+    "ldclient.util", "ldclient.flag",
+    "launchdarkly-eventsource.null", "launchdarkly-eventsource-async.null",
+    "launchdarkly-openfeature-server",
+    "segment",
+    "openfeature",
+    "sentry_flags",
+})  # fmt: skip
+# splitio-client logs to each of its modules' own logger (getLogger(__name__)).
+SPLIT_PACKAGE = "splitio"
+# analytics-python 1.4 (its "analytics" and its copy of "segment.analytics") retries uploads
+# with the backoff library, which logs to "backoff" on the Segment consumer's thread; an
+# app's own backoff logs there on the app's threads.
+BACKOFF_LOGGER = "backoff"
+SEGMENT_CONSUMERS = frozenset({"analytics.consumer", "segment.analytics.consumer"})
 
 
 def process_event(event: Event, hint: dict[str, Any]) -> Optional[Event]:
@@ -177,8 +197,17 @@ def _same(value: Any) -> Any:
 
 
 def _from_vendor_sdk(event: Event) -> bool:
+    """Whether ``event`` is a record a vendor SDK logged (runs on the logging thread)."""
     name = event.get("logger")
-    return isinstance(name, str) and name.split(".", 1)[0] in VENDOR_LOGGERS
+    if not isinstance(name, str):
+        return False
+    if name in VENDOR_LOGGERS:
+        return True
+    if name.startswith(SPLIT_PACKAGE) and name.partition(".")[0] == SPLIT_PACKAGE:
+        return name in sys.modules  # a splitio module's own logger
+    if name == BACKOFF_LOGGER:
+        return type(threading.current_thread()).__module__ in SEGMENT_CONSUMERS
+    return False
 
 
 class RedactingRepr:
