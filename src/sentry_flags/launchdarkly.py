@@ -24,7 +24,7 @@ from sentry_flags._context import (
     Redaction,
     remember_client_redaction,
 )
-from sentry_flags._flags import link_flag
+from sentry_flags._flags import Failures, link_flag
 from sentry_flags._sentry import isolation_contexts
 
 try:
@@ -89,8 +89,15 @@ class LaunchDarklyContextHook(Hook):
     redaction, size limits and Sentry's context shapes wait until an error is captured.
     """
 
-    def __init__(self, redaction: Redaction = NO_REDACTION) -> None:
+    def __init__(self, redaction: Redaction = NO_REDACTION, *, failures: Optional[Failures] = None) -> None:
         self.redaction = redaction
+        self._failures = failures if failures is not None else Failures()
+
+    @property
+    def failures(self) -> int:
+        """Evaluations this hook could not record, each logged at debug on the
+        ``sentry_flags`` logger with its traceback (the evaluation itself is unaffected)."""
+        return self._failures.count
 
     @property
     def metadata(self) -> Metadata:
@@ -119,7 +126,7 @@ class LaunchDarklyContextHook(Hook):
                 detail.variation_index, None, detail.reason,
             )  # fmt: skip
         except Exception:  # never into the app's evaluation
-            pass
+            self._failures.failed("LaunchDarkly hook")
         return data
 
 
@@ -173,9 +180,10 @@ class _PluginHooks:
         self._lock = threading.Lock()
         # (the metadata get_hooks was given, its hook); the metadata is only held weakly.
         self._unbound: list[tuple[weakref.ref[Any], LaunchDarklyContextHook]] = []
+        self.failures = Failures()  # of every hook handed out, whatever client it serves
 
     def hooks(self, metadata: Any) -> list[Hook]:
-        hook = LaunchDarklyContextHook(UNBOUND)
+        hook = LaunchDarklyContextHook(UNBOUND, failures=self.failures)
         with self._lock:
             # A start-up that failed between get_hooks and register leaves an entry whose
             # metadata is gone by now: dropped here, so the list stays as short as that.
@@ -243,6 +251,12 @@ if Plugin is not None:
         def metadata(self) -> PluginMetadata:
             return PluginMetadata(name=HOOK_NAME)
 
+        @property
+        def failures(self) -> int:
+            """Evaluations its hooks could not record, on every client it was given to (each
+            logged at debug with its traceback)."""
+            return self._hooks.failures.count
+
         def register(self, client: LDClient, metadata: EnvironmentMetadata) -> None:
             # get_hooks() ran first: the client's privacy settings reach its hook here.
             self._hooks.register(client, metadata)
@@ -270,6 +284,11 @@ if AsyncPlugin is not None:
         @property
         def metadata(self) -> PluginMetadata:
             return PluginMetadata(name=HOOK_NAME)
+
+        @property
+        def failures(self) -> int:
+            """As :attr:`SentryFlagsPlugin.failures`."""
+            return self._hooks.failures.count
 
         async def register(self, client: AsyncLDClient, metadata: EnvironmentMetadata) -> None:
             # As in SentryFlagsPlugin: get_hooks() ran first, the privacy settings come here.
