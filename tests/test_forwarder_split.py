@@ -27,6 +27,7 @@ from helpers import (
     assert_backs_off_after_one_refusal,
     capture_error,
     capture_errors_of_one_user,
+    destroy_split_factories,
     error_view,
     flask_checkout,
     init_forwarding,
@@ -391,6 +392,37 @@ def test_destroyed_or_unready_client_is_not_called(
     assert told[0].startswith("1 error not forwarded to Split in the last ")
     assert told[0].endswith(": client destroyed (1)")
     assert told[1].endswith(": not ready (1)")
+
+
+@pytest.mark.filterwarnings("ignore:setDaemon:DeprecationWarning")  # splitio's own
+def test_a_localhost_mode_client_is_skipped_not_counted_as_forwarded(
+    sentry_init: Callable[..., Any], tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from splitio import get_factory
+
+    split_file = tmp_path / "splits.yaml"
+    split_file.write_text("- checkout:\n    treatment: 'on'\n")
+    factory = get_factory("localhost", config={"splitFile": str(split_file)})
+    try:
+        factory.block_until_ready(5)
+        client = factory.client()
+        assert client.track("u-1", "user", "sentry_exception") is None  # what it does: nothing
+        forwarder = SplitForwarder(client)
+        init_forwarding(sentry_init, forwarder)
+        sentry_sdk.set_user({"id": "u-1"})
+        caplog.set_level(logging.WARNING, logger="sentry_flags")
+
+        capture_error("boom")
+        capture_error("boom again")
+        sentry_sdk.flush()
+
+        stats = forwarder.stats
+        assert (stats.errors, stats.forwarded, stats.failed) == (2, 0, 0)
+        assert stats.skipped == {"localhost_mode": 2}
+        assert stats.calls == {}  # track was not called
+        assert [r for r in caplog.records if r.name == "sentry_flags"] == []  # by design: no warning
+    finally:
+        destroy_split_factories([factory])
 
 
 def test_capture_forwarded_records_split_calls(

@@ -64,12 +64,14 @@ class SplitForwarder(BackoffForwarder):
     identity had a usable key), ``backoff``, ``not_ready``, ``client_destroyed``,
     ``client_stopped`` (a forked child of a running factory), ``environment``. Calls left
     out of an error that is forwarded, in ``stats.calls``: ``no_identity:<traffic type>``,
-    ``key_too_long:<traffic type>``, ``no_culprit``.
+    ``key_too_long:<traffic type>``, ``no_culprit``. A client of a factory in splitio's
+    ``localhost`` mode sends no events at all (its ``track`` only returns None): its errors
+    are skipped as ``localhost_mode``.
     """
 
     vendor = "split"
     display_name = "Split"
-    expected_skips = Forwarder.expected_skips | {"no_identity"}
+    expected_skips = Forwarder.expected_skips | {"no_identity", "localhost_mode"}
 
     async_timeout = ASYNC_TIMEOUT
 
@@ -105,6 +107,7 @@ class SplitForwarder(BackoffForwarder):
         self.value = check_value(value)
         super().__init__(environments=environments)
         self.client = split_client
+        self._localhost = _in_localhost_mode(split_client)
         self.loop = loop
         self.capture_culprit = capture_culprit
         self.include_tags = include_tags
@@ -112,6 +115,8 @@ class SplitForwarder(BackoffForwarder):
     # -- Forwarder ------------------------------------------------------------------------
 
     def calls(self, view: ErrorView, captured_at: float) -> list[VendorCall]:
+        if self._localhost:
+            return self.skip("localhost_mode")
         if self.paused(captured_at):
             return self.skip("backoff")
         # Asking is cheap; track is not: a destroyed client logs an error per call, and
@@ -248,6 +253,13 @@ def _lost_its_threads(client: Any) -> bool:
         return False
     waiting_fork = getattr(factory, "_waiting_fork", None)
     return not (callable(waiting_fork) and waiting_fork() is True)
+
+
+def _in_localhost_mode(client: Any) -> bool:
+    """Whether ``client`` belongs to a factory in splitio's localhost mode, where ``track``
+    stores nothing and returns None. splitio tells by its factory's SDK key, as here (no
+    public API says so); False for anything else."""
+    return getattr(getattr(client, "_factory", None), "_sdk_key", None) == "localhost"
 
 
 def _events_flush(client: Any) -> Any:
