@@ -214,7 +214,7 @@ class FlagsIntegration(Integration):
             current = options.get("before_send")
             if isinstance(current, Stage) and current.integration is self:
                 return current
-            release = self.release_from.resolve() if self.release_from else None
+            release = self.release_from.resolve(self.release) if self.release_from else None
             release = release or self.release
             for key, value in (
                 ("environment", self.environment),
