@@ -11,8 +11,13 @@ PatternLike = Union[str, "re.Pattern[str]"]
 
 # JavaScript's flags, as RudderStack's settings carry them: "g" (global) and "u" (unicode)
 # change nothing for a search in Python; "x" is Python's verbose mode. Other letters after
-# the last slash ("/static/js") make the string a URL path, i.e. a substring.
+# the last slash ("/static/js") make the string a URL path, i.e. a substring, unless the
+# body is written in regex syntax ("/^Timeout/q"): that is a regex with a wrong flag,
+# rejected rather than quietly matched as text.
 _SLASHED = re.compile(r"^/(?P<body>.*)/(?P<flags>[gimsux]*)$", re.DOTALL)
+_SLASHED_LETTERS = re.compile(r"^/(?P<body>.*)/(?P<flags>[A-Za-z]+)$", re.DOTALL)
+_REGEX_SYNTAX = re.compile(r"[\^$*+?()\[\]{}|\\]")  # not ".", common in paths
+FLAGS_TEXT = "i, m, s, x, or JavaScript's g and u"
 _FLAG_BITS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE, "g": 0, "u": 0}
 # A global inline flag group such as "(?i)": moved into an alternation it would apply to
 # every branch (Python < 3.11) or fail to compile (3.11+). Over-matching here (an escaped
@@ -81,6 +86,8 @@ def compile_patterns(option: str, value: Any, *, slashed_regex: bool = False) ->
             if slashed is not None:
                 regexes.append(_compile_slashed(option, i, slashed))
             else:
+                if slashed_regex:
+                    _reject_unknown_flags(option, i, item)
                 subs.append(item)
         else:
             raise TypeError(f"{option}[{i}] must be a str or re.Pattern, got {type(item).__name__}")
@@ -123,6 +130,19 @@ def merge_regexes(regexes: Iterable[re.Pattern[str]]) -> list[re.Pattern[str]]:
         except (re.error, RecursionError, OverflowError):
             merged.extend(group)
     return merged + alone
+
+
+def _reject_unknown_flags(option: str, index: int, item: str) -> None:
+    letters = _SLASHED_LETTERS.match(item)
+    if letters is not None and _REGEX_SYNTAX.search(letters.group("body")):
+        unknown = sorted({ch for ch in letters.group("flags") if ch not in _FLAG_BITS})
+        named = ", ".join(map(repr, unknown)) + (
+            " is not a regex flag" if len(unknown) == 1 else " are not regex flags"
+        )
+        raise ValueError(
+            f"{option}[{index}] {item!r} is written as a regex, but {named} (expected {FLAGS_TEXT}); "
+            "drop the slashes to match it as text"
+        )
 
 
 def _compile_slashed(option: str, index: int, match: re.Match[str]) -> re.Pattern[str]:
