@@ -68,8 +68,9 @@ from sentry_flags._event import PII_USER_KEYS
 from sentry_flags._shape import is_error_event
 from sentry_flags.forwarders import LaunchDarklyForwarder, SegmentForwarder, SplitForwarder
 from sentry_flags.forwarders._base import Forwarder, VendorCall
+from sentry_flags.forwarders._segment_message import message_size
 from sentry_flags.forwarders.launchdarkly import MAX_VALUE_LENGTH as LD_MAX_VALUE_LENGTH
-from sentry_flags.forwarders.segment import MAX_MESSAGE_SIZE, _LibraryKept, message_size
+from sentry_flags.forwarders.segment import MAX_MESSAGE_SIZE, _LibraryKept
 from sentry_flags.testing import capture_forwarded
 
 pytestmark = pytest.mark.usefixtures("own_isolation_scope")

@@ -32,6 +32,7 @@ from ldclient.integrations.test_datav2 import TestDataV2
 from helpers import (
     by_summary,
     capture_error,
+    handle,
     init_forwarding,
     ld_context_of,
     ld_test_settings,
@@ -517,7 +518,7 @@ def test_a_forked_child_of_a_running_loop_stops_forwarding(make_config: MakeConf
             forwarder = LaunchDarklyForwarder(client, loop=asyncio.get_running_loop())
             forwarder.after_fork()
             view = ErrorView(event_id="e" * 32, timestamp=NOW, level="error", ld_context=user("child-1"))
-            forwarder.handle(view, 0.0)
+            handle(forwarder, view, 0.0)
             return forwarder.stats.calls, next(iter(forwarder.stats.skipped), None)
 
     assert run(scenario()) == ({}, "client_stopped")  # no call made

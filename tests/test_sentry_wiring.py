@@ -8,6 +8,7 @@ filters, settings and privacy rules.
 
 from __future__ import annotations
 
+import inspect
 import pickle
 import sys
 from typing import Any, Callable
@@ -135,6 +136,27 @@ def test_pickling_a_client_with_the_integration_gives_a_working_client(
         assert ld_context_of(event) == {
             "kind": "user", "key": "u-1", "plan": "pro", "_meta": {"redactedAttributes": ["email"]},
         }  # fmt: skip
+    finally:
+        sentry_sdk.get_current_scope().set_client(None)
+        copy.close(timeout=2)
+
+
+def test_an_integration_from_config_pickles_with_its_regexes(sentry_receiver: SentryReceiver) -> None:
+    integration = FlagsIntegration.from_config({"ignoreErrors": ["/^ValueError: noi[sz]e$/i", "plain"]})
+    assert "_slashed_regex" not in inspect.signature(FlagsIntegration).parameters
+    client = make_client(sentry_receiver.dsn, integration)
+    try:
+        copy = pickle.loads(pickle.dumps(client))
+    finally:
+        client.close(timeout=2)
+    try:
+        sentry_sdk.get_current_scope().set_client(copy)
+        assert raise_and_capture("NOISE") is None  # still the regex, flag and all
+        assert raise_and_capture("some plain text") is None
+        capture_error("kept")
+        copy.flush(timeout=5)
+        [event] = sentry_receiver.wait_for_events(1)
+        assert exception_value(event) == "kept"
     finally:
         sentry_sdk.get_current_scope().set_client(None)
         copy.close(timeout=2)

@@ -231,20 +231,20 @@ class ContextSlot(dict[str, Any]):
         return self
 
 
-def set_launchdarkly_context(
-    context: Union[Context, ContextProvider, None], *, _redaction: Optional[Redaction] = None
-) -> None:
+def set_launchdarkly_context(context: Union[Context, ContextProvider, None]) -> None:
     """Make ``context`` the LaunchDarkly context of the current request or task.
 
     Pass a zero-argument callable to defer building the context until an error is
-    captured. ``None`` clears it. Never raises.
+    captured. ``None`` clears it. Never raises. Its private attributes are those of the
+    context itself (``Context.builder(...).private(...)``) and of
+    ``FlagsIntegration(launchdarkly_client=...)``'s config.
     """
     try:
         contexts = isolation_contexts()
         if context is None:
             contexts.pop(CONTEXT_KEY, None)
         else:
-            contexts[CONTEXT_KEY] = ContextSlot(context, _redaction)
+            contexts[CONTEXT_KEY] = ContextSlot(context, None)
     except Exception:
         logger.debug("could not store the LaunchDarkly context", exc_info=True)
 

@@ -65,9 +65,11 @@ EMPTY = Matcher(())
 def compile_patterns(option: str, value: Any, *, slashed_regex: bool = False) -> Matcher:
     """Validate and compile ``value`` (an iterable of str / re.Pattern) for ``option``.
 
-    ``slashed_regex`` turns ``"/body/flags"`` strings into regexes, as RudderStack's
-    JSON settings write them.
+    ``slashed_regex`` first reads ``"/body/flags"`` strings as regexes (see
+    :func:`slashed_regexes`).
     """
+    if slashed_regex:
+        value = slashed_regexes(option, value)
     if value is None:
         return EMPTY
     if isinstance(value, (str, bytes, re.Pattern, Mapping)) or not isinstance(value, Iterable):
@@ -82,13 +84,7 @@ def compile_patterns(option: str, value: Any, *, slashed_regex: bool = False) ->
         elif isinstance(item, str):
             if not item:
                 raise ValueError(f"{option}[{i}] must not be an empty string")
-            slashed = _SLASHED.match(item) if slashed_regex else None
-            if slashed is not None:
-                regexes.append(_compile_slashed(option, i, slashed))
-            else:
-                if slashed_regex:
-                    _reject_unknown_flags(option, i, item)
-                subs.append(item)
+            subs.append(item)
         else:
             raise TypeError(f"{option}[{i}] must be a str or re.Pattern, got {type(item).__name__}")
     scanners: list[re.Pattern[str]] = []
@@ -98,6 +94,24 @@ def compile_patterns(option: str, value: Any, *, slashed_regex: bool = False) ->
         scanners.append(re.compile("|".join(re.escape(s) for s in subs)))
     scanners.extend(merge_regexes(regexes))
     return Matcher(tuple(scanners))
+
+
+def slashed_regexes(option: str, value: Any) -> Any:
+    """``value`` with each ``"/body/flags"`` string compiled to a regex, as RudderStack's JSON
+    settings write them; other items (and a ``value`` that is not a list) as they are, for
+    :func:`compile_patterns` to take or reject. Errors name ``option[index]``."""
+    if isinstance(value, (str, bytes, re.Pattern, Mapping)) or not isinstance(value, Iterable):
+        return value
+    found: list[Any] = []
+    for i, item in enumerate(value):
+        slashed = _SLASHED.match(item) if isinstance(item, str) else None
+        if slashed is not None:
+            found.append(_compile_slashed(option, i, slashed))
+            continue
+        if isinstance(item, str):
+            _reject_unknown_flags(option, i, item)
+        found.append(item)
+    return found
 
 
 def mergeable(rx: re.Pattern[str]) -> bool:

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
     AnyLDClient = Union[LDClient, AsyncLDClient]
 
-__all__ = ["LaunchDarklyContextHook", "SentryFlagsAsyncPlugin", "SentryFlagsPlugin", "install_hook"]
+__all__ = ["SentryFlagsAsyncPlugin", "SentryFlagsPlugin", "install_hook"]
 
 logger = logging.getLogger("sentry_flags")
 

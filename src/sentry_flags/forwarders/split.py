@@ -18,30 +18,15 @@ from typing import Any, Optional
 
 from sentry_flags._event import ErrorView
 from sentry_flags.forwarders._base import BackoffForwarder, Forwarder, VendorCall, require_method
-from sentry_flags.forwarders._split_events import (  # noqa: F401 - importable here, as before
-    BASE_EVENT_SIZE,
+from sentry_flags.forwarders._split_events import (
     MAX_KEY_LENGTH,
-    MAX_LONG_TEXT,
-    MAX_PROPERTIES,
-    MAX_PROPERTIES_SIZE,
     culprit_event_type,
     error_properties,
     track_key,
 )
-from sentry_flags.forwarders._split_options import (
-    check_event_type,
-    check_identities,
-    check_value,
-    normalize_path,
-)
+from sentry_flags.forwarders._split_options import check_event_type, check_identities, check_value
 
-__all__ = [
-    "DEFAULT_EVENT_TYPE",
-    "DEFAULT_IDENTITIES",
-    "SplitForwarder",
-    "culprit_event_type",
-    "normalize_path",
-]
+__all__ = ["DEFAULT_EVENT_TYPE", "DEFAULT_IDENTITIES", "SplitForwarder", "culprit_event_type"]
 
 logger = logging.getLogger("sentry_flags")
 
