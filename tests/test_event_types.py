@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 import pytest
 import sentry_sdk
 from sentry_sdk.crons import capture_checkin
+from sentry_sdk.integrations.logging import LoggingIntegration
 
 from helpers import SENTRY_MAJOR, capture_error, flush
 from receivers import LaunchDarklyReceiver, SentryReceiver, wait_for
@@ -118,7 +119,10 @@ def test_messages_and_logged_errors_are_errors(
     sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
 ) -> None:
     recorder = RecordingForwarder()
-    sentry_init(integrations=[FlagsIntegration(forwarders=[recorder])])
+    # event_level said outright: sentry-sdk 3 sends no log record as an event by default.
+    sentry_init(
+        integrations=[FlagsIntegration(forwarders=[recorder]), LoggingIntegration(event_level=logging.ERROR)]
+    )
 
     ids = [
         capture_error("raised"),
