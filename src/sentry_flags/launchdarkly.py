@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
     AnyLDClient = Union[LDClient, AsyncLDClient]
 
-__all__ = ["SentryFlagsAsyncPlugin", "SentryFlagsPlugin", "install_hook"]
+__all__ = ["SentryFlagsPlugin", "install_hook"]  # and SentryFlagsAsyncPlugin where it exists
 
 logger = logging.getLogger("sentry_flags")
 
@@ -298,3 +298,4 @@ if AsyncPlugin is not None:
             return self._hooks.hooks(metadata)
 
     _plugin_types.append(SentryFlagsAsyncPlugin)
+    __all__ += ["SentryFlagsAsyncPlugin"]
