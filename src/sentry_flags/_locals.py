@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from itertools import islice
 from typing import Any, Callable, Optional
 
@@ -33,30 +33,50 @@ Show = Callable[[Any], dict[str, Any]]  # an ldclient.Context -> its redacted JS
 
 
 class _Walk:
-    """One local variable being shown: what was found, what is left of the budget."""
+    """One local variable being shown, and what is left of the budget for it."""
 
-    __slots__ = ("context_type", "evaluation_context_type", "found", "left", "show", "truncated")
+    __slots__ = ("context_type", "evaluation_context_type", "left", "show")
 
     def __init__(self, show: Show, context_type: Any, evaluation_context_type: Any) -> None:
         self.show = show
         self.context_type = context_type
         self.evaluation_context_type = evaluation_context_type
-        self.found = False
-        self.truncated = False
         self.left = MAX_VALUES
+
+    def is_context(self, value: Any) -> bool:
+        if isinstance(value, self.context_type):
+            return True
+        return self.evaluation_context_type is not None and isinstance(value, self.evaluation_context_type)
+
+    def holds_context(self, value: Any, depth: int) -> bool:
+        """Whether a context is in ``value`` (or may be: past the depth or the budget), without
+        calling any repr."""
+        self.left -= 1
+        if self.is_context(value):
+            return True
+        if not _looked_into(value):
+            return False
+        if depth <= 0 or self.left <= 0:
+            return True  # not looked at: shown by its type name only
+        if isinstance(value, dict):
+            items: Collection[Any] = value.values()
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            items = value
+        else:
+            items = [item for _, item in _fields(value)]
+        if len(items) > MAX_ITEMS:
+            return True  # not all looked at: shown cut, never by its own repr
+        return any(self.holds_context(item, depth - 1) for item in items)
 
     def render(self, value: Any, depth: int) -> str:
         self.left -= 1
         if isinstance(value, self.context_type):
-            self.found = True
             return f"<Context {_json(self.show(value))}>"
         if self.evaluation_context_type is not None and isinstance(value, self.evaluation_context_type):
-            self.found = True
             return self._evaluation_context(value)
         if not _looked_into(value):
             return _short(value)
         if depth <= 0 or self.left <= 0:
-            self.truncated = True
             return f"<{type(value).__name__}>"
         if isinstance(value, dict):
             return (
@@ -76,7 +96,6 @@ class _Walk:
             for name, item in islice(items, MAX_ITEMS)
         ]
         if count > MAX_ITEMS:
-            self.truncated = True
             shown.append("...")
         return ", ".join(shown)
 
@@ -102,8 +121,14 @@ def redacted_repr(value: Any, show: Show) -> Optional[str]:
         return None  # no LaunchDarkly context can exist in this process
     evaluation_context = sys.modules.get("openfeature.evaluation_context")
     walk = _Walk(show, context_type, getattr(evaluation_context, "EvaluationContext", None))
-    shown = walk.render(value, MAX_DEPTH)
-    return shown if walk.found or walk.truncated else None
+    # Most locals are neither a context nor made of parts: decided without any repr. The
+    # others are looked through first, and shown by us only when a context is among them.
+    if not walk.is_context(value) and not _looked_into(value):
+        return None
+    if not walk.holds_context(value, MAX_DEPTH):
+        return None
+    walk.left = MAX_VALUES
+    return walk.render(value, MAX_DEPTH)
 
 
 def _looked_into(value: Any) -> bool:

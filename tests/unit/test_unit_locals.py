@@ -68,3 +68,22 @@ def test_long_containers_are_cut() -> None:
     assert shown is not None
     assert shown.count("<Context ") == 20
     assert shown.endswith(", ...)")
+
+
+def test_a_context_past_the_items_looked_at_is_never_shown_by_its_repr() -> None:
+    items = [*(f"item-{i}" for i in range(30)), Context.builder("late").set("ssn", "078-05-1120").build()]
+
+    shown = redacted_repr(Nested(items), show)
+
+    assert shown is not None
+    assert "078-05-1120" not in shown
+    assert shown.endswith(", ...])")
+
+
+def test_a_plain_object_is_decided_without_calling_its_repr() -> None:
+    class Loud:
+        def __repr__(self) -> str:
+            raise AssertionError("repr called")
+
+    assert redacted_repr(Loud(), show) is None
+    assert redacted_repr(Nested([1, "two", None]), show) is None
