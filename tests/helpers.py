@@ -275,6 +275,13 @@ def error_view(**fields: Any) -> ErrorView:
     return ErrorView(**{**defaults, **fields})
 
 
+def handle(forwarder: Any, view: ErrorView, captured_at: float) -> None:
+    """What the delivery worker does with one error and one forwarder, on this thread."""
+    calls = forwarder.prepare(view, captured_at)
+    if calls is not None:
+        forwarder.deliver(view, calls, captured_at)
+
+
 def flask_checkout(
     sentry_init: Callable[..., Any],
     forwarder: Any,

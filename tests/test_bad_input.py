@@ -67,10 +67,12 @@ from sentry_flags._context import HINT_KEY
 from sentry_flags._event import PII_USER_KEYS
 from sentry_flags._privacy import KeyValueRule
 from sentry_flags._segment import LibraryKept
+from sentry_flags._shape import is_error_event
 from sentry_flags.forwarders import LaunchDarklyForwarder, SegmentForwarder, SplitForwarder
 from sentry_flags.forwarders._base import Forwarder, VendorCall
+from sentry_flags.forwarders._segment_message import message_size
 from sentry_flags.forwarders.launchdarkly import MAX_VALUE_LENGTH as LD_MAX_VALUE_LENGTH
-from sentry_flags.forwarders.segment import MAX_MESSAGE_SIZE, message_size
+from sentry_flags.forwarders.segment import MAX_MESSAGE_SIZE
 from sentry_flags.testing import capture_forwarded
 
 pytestmark = pytest.mark.usefixtures("own_isolation_scope")
@@ -783,6 +785,12 @@ def frames_of(event: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def assert_stage_result(stage: Stage, event: dict[str, Any], result: Any, logger_before: Any) -> None:
     assert result is None or result is event
+    if not is_error_event(event):
+        # Not ours (a check-in, a transaction): straight to the app's before_send, unchanged.
+        assert result is event
+        assert stage.seen[-1] is event
+        assert event.get("logger") is logger_before
+        return
     if result is None:
         assert not any(e is event for e in stage.seen)
         return

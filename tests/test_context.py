@@ -276,6 +276,32 @@ def test_plugin_applies_the_clients_private_attributes(
     assert PII["email"].encode() not in raw_bodies(sentry_receiver)
 
 
+def test_one_plugin_on_two_clients_redacts_each_clients_evaluations_its_own_way(
+    sentry_init: Callable[..., Any],
+    sentry_receiver: SentryReceiver,
+    make_ld_client: Callable[..., Any],
+    flags: Any,
+) -> None:
+    sentry_init(integrations=[FlagsIntegration()])
+    plugin = SentryFlagsPlugin()
+    private = make_ld_client(update_processor_class=flags, plugins=[plugin], private_attributes=["ssn"])
+    # Given the same plugin after: its settings must not become the first client's.
+    public = make_ld_client(update_processor_class=flags, plugins=[plugin])
+
+    private.variation(FLAG, user("on-private", ssn="078-05-1120", plan="pro"), False)
+    raise_and_capture("evaluated on the client that keeps ssn private")
+    public.variation(FLAG, user("on-public", ssn="219-09-9999", plan="pro"), False)
+    raise_and_capture("evaluated on the client that does not")
+
+    events = by_summary(received(sentry_receiver, 2))
+    assert ld_context_of(events["evaluated on the client that keeps ssn private"]) == {
+        "kind": "user", "key": "on-private", "plan": "pro", "_meta": {"redactedAttributes": ["ssn"]},
+    }  # fmt: skip
+    assert ld_context_of(events["evaluated on the client that does not"])["ssn"] == "219-09-9999"
+    assert b"078-05-1120" not in raw_bodies(sentry_receiver)
+    assert len(ld_hooks(private)) == len(ld_hooks(public)) == 1
+
+
 def test_transactions_never_carry_the_context(
     sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld: Any
 ) -> None:

@@ -26,6 +26,7 @@ from helpers import (
     capture_through_segment_module,
     error_view,
     flask_checkout,
+    handle,
     init_forwarding,
     pii_options,
 )
@@ -40,14 +41,14 @@ from segment.analytics.consumer import MAX_MSG_SIZE
 from sentry_flags import ErrorView
 from sentry_flags._segment import LibraryKept
 from sentry_flags.forwarders import SegmentForwarder
-from sentry_flags.forwarders.segment import (
+from sentry_flags.forwarders._segment_message import (
     LARGEST_MESSAGE,
-    MAX_MESSAGE_SIZE,
     SEGMENT_MAX_MSG_SIZE,
     cut,
     encoded_size,
     message_size,
 )
+from sentry_flags.forwarders.segment import MAX_MESSAGE_SIZE
 from sentry_flags.testing import capture_forwarded
 
 pytestmark = pytest.mark.usefixtures("own_isolation_scope")
@@ -473,7 +474,7 @@ def test_duck_typed_client_and_its_answers() -> None:
     forwarder = SegmentForwarder(duck)
     forwarder.backoff_initial = 1.0
     for i, at in enumerate([0.0, 0.01, 0.02, 0.03, 1.5]):
-        forwarder.handle(view(event_id=f"{i:032x}"), at)
+        handle(forwarder, view(event_id=f"{i:032x}"), at)
 
     assert len(duck.tracked) == 5
     assert forwarder.stats.forwarded == 3  # None (module API) and True count as accepted
@@ -501,7 +502,7 @@ def test_backoff_doubles_to_the_cap_and_resets_on_success() -> None:
     ]
     for at, expected in timeline:
         before = forwarder.stats
-        forwarder.handle(view(), at)
+        handle(forwarder, view(), at)
         after = forwarder.stats
         changed = {
             "forwarded": after.forwarded - before.forwarded,
@@ -514,15 +515,15 @@ def test_backoff_doubles_to_the_cap_and_resets_on_success() -> None:
 def test_rate_limit_refills_with_capture_time() -> None:
     forwarder = SegmentForwarder(DuckSegment(), max_per_second=2)
     for at in [0.0, 0.0, 0.0, 0.4, 0.5, 0.5, 10.0, 10.0, 10.0]:
-        forwarder.handle(view(), at)
+        handle(forwarder, view(), at)
     assert forwarder.stats.forwarded == 5  # 2 at once, 1 refilled by 0.5 s, 2 after a pause
     assert forwarder.stats.rate_limited == 4
 
 
 def test_skipped_errors_do_not_use_up_the_rate_limit() -> None:
     forwarder = SegmentForwarder(DuckSegment(), max_per_second=1)
-    forwarder.handle(view(user={}), 0.0)
-    forwarder.handle(view(), 0.0)
+    handle(forwarder, view(user={}), 0.0)
+    handle(forwarder, view(), 0.0)
     assert forwarder.stats.forwarded == 1
     assert forwarder.stats.skipped == {"no_user_id": 1}
 
@@ -530,8 +531,8 @@ def test_skipped_errors_do_not_use_up_the_rate_limit() -> None:
 def test_user_ids_are_sent_as_str_and_huge_ones_skipped() -> None:
     duck = DuckSegment()
     forwarder = SegmentForwarder(duck)
-    forwarder.handle(view(user={"id": 42}), 0.0)
-    forwarder.handle(view(user={"id": "u" * 5000}), 0.0)  # cutting it would make it someone else's
+    handle(forwarder, view(user={"id": 42}), 0.0)
+    handle(forwarder, view(user={"id": "u" * 5000}), 0.0)  # cutting it would make it someone else's
     assert [t["user_id"] for t in duck.tracked] == ["42"]
     assert forwarder.stats.skipped == {"user_id_too_long": 1}
 
@@ -540,7 +541,7 @@ def test_ip_is_only_sent_when_it_is_an_address() -> None:
     duck = DuckSegment()
     forwarder = SegmentForwarder(duck)
     for ip in ["{{auto}}", "not an ip", "2001:db8::1", SECRET_IP]:
-        forwarder.handle(view(user={"id": "u-1", "ip_address": ip}), 0.0)
+        handle(forwarder, view(user={"id": "u-1", "ip_address": ip}), 0.0)
     assert [t["context"].get("ip") for t in duck.tracked] == [None, None, "2001:db8::1", SECRET_IP]
 
 
@@ -556,7 +557,7 @@ def test_every_key_of_sentrys_shape_is_there_with_empty_strings(with_request: bo
     bare = view(release=None, environment=None, transaction=None)
     if with_request:
         bare = view(release=None, environment=None, transaction=None, url="https://a.example/x", method="GET")
-    SegmentForwarder(duck).handle(bare, 0.0)
+    handle(SegmentForwarder(duck), bare, 0.0)
     [tracked] = duck.tracked
     properties, context = tracked["properties"], tracked["context"]
     assert SENTRY_PROPERTIES | {"exceptionType"} <= set(properties)
@@ -575,8 +576,8 @@ def test_every_key_of_sentrys_shape_is_there_with_empty_strings(with_request: bo
 def test_odd_event_ids_are_not_message_ids() -> None:
     duck = DuckSegment()
     forwarder = SegmentForwarder(duck)
-    forwarder.handle(view(event_id=""), 0.0)
-    forwarder.handle(view(event_id="x" * 500), 0.0)
+    handle(forwarder, view(event_id=""), 0.0)
+    handle(forwarder, view(event_id="x" * 500), 0.0)
     for tracked in duck.tracked:
         assert tracked["message_id"] is None  # Segment makes a uuid
         assert tracked["properties"]["eventId"] == ""  # always there, as in Sentry's shape

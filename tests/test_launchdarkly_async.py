@@ -32,6 +32,7 @@ from ldclient.integrations.test_datav2 import TestDataV2
 from helpers import (
     by_summary,
     capture_error,
+    handle,
     init_forwarding,
     ld_context_of,
     ld_test_settings,
@@ -287,6 +288,31 @@ def test_async_plugin_captures_with_the_clients_private_attributes(
     assert b"plug@example.com" not in raw_bodies(sentry_receiver)
 
 
+def test_one_async_plugin_on_two_clients_redacts_each_clients_evaluations_its_own_way(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, make_config: MakeConfig
+) -> None:
+    sentry_init(integrations=[FlagsIntegration()])
+    plugin = SentryFlagsAsyncPlugin()
+
+    async def scenario() -> None:
+        # Nested, not parenthesized: Python 3.9 has no parenthesized context managers.
+        async with AsyncLDClient(make_config(plugins=[plugin], private_attributes={"ssn"})) as private:  # noqa: SIM117
+            async with AsyncLDClient(make_config(plugins=[plugin])) as public:  # started second
+                await private.variation(SHARED, user("on-private", ssn="078-05-1120"), False)
+                capture_error("evaluated on the client that keeps ssn private")
+                await public.variation(SHARED, user("on-public", ssn="219-09-9999"), False)
+                capture_error("evaluated on the client that does not")
+
+    run(scenario())
+
+    events = by_summary(received(sentry_receiver, 2))
+    assert ld_context_of(events["evaluated on the client that keeps ssn private"]) == {
+        "kind": "user", "key": "on-private", "_meta": {"redactedAttributes": ["ssn"]},
+    }  # fmt: skip
+    assert ld_context_of(events["evaluated on the client that does not"])["ssn"] == "219-09-9999"
+    assert b"078-05-1120" not in raw_bodies(sentry_receiver)
+
+
 def test_async_plugin_and_integration_on_the_same_client_share_one_hook(
     sentry_init: Callable[..., Any], make_config: MakeConfig
 ) -> None:
@@ -531,7 +557,7 @@ def test_a_forked_child_of_a_running_loop_stops_forwarding(make_config: MakeConf
             forwarder = LaunchDarklyForwarder(client, loop=asyncio.get_running_loop())
             forwarder.after_fork()
             view = ErrorView(event_id="e" * 32, timestamp=NOW, level="error", ld_context=user("child-1"))
-            forwarder.handle(view, 0.0)
+            handle(forwarder, view, 0.0)
             return forwarder.stats.calls, next(iter(forwarder.stats.skipped), None)
 
     assert run(scenario()) == ({}, "client_stopped")  # no call made

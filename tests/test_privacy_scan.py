@@ -583,6 +583,122 @@ def test_context_locals_show_redacted_and_the_apps_custom_repr_still_runs(
     assert leaks(wire(sentry_receiver), {"ssn": c.ld_context_private}) == []
 
 
+def _raising_frame_vars(event: dict[str, Any]) -> dict[str, Any]:
+    frames = event["exception"]["values"][-1]["stacktrace"]["frames"]
+    return dict(frames[-1]["vars"])
+
+
+def test_an_evaluation_series_context_in_a_hook_does_not_reach_sentry(
+    sentry_init: Callable[..., Any],
+    sentry_receiver: SentryReceiver,
+    make_ld_client: Callable[..., Any],
+    ld_test_data: Any,
+) -> None:
+    from ldclient.hook import EvaluationSeriesContext, Hook, Metadata
+
+    from sentry_flags.launchdarkly import SentryFlagsPlugin
+
+    class AppHook(Hook):
+        """An app's own hook that reports its failure: ``series_context`` is a local."""
+
+        @property
+        def metadata(self) -> Metadata:
+            return Metadata(name="app")
+
+        def before_evaluation(self, series_context: EvaluationSeriesContext, data: Any) -> Any:
+            return data
+
+        def after_evaluation(self, series_context: EvaluationSeriesContext, data: Any, detail: Any) -> Any:
+            try:
+                raise RuntimeError("the app's hook failed")
+            except RuntimeError:
+                sentry_sdk.capture_exception()
+            return data
+
+    secret = _token("series")
+    # The plugin way, without launchdarkly_client=: the integration knows no client of its own.
+    sentry_init(integrations=[FlagsIntegration()], **pii_options(False))
+    ld = make_ld_client(
+        update_processor_class=ld_test_data, plugins=[SentryFlagsPlugin()], hooks=[AppHook()],
+        private_attributes=["ssn"],
+    )  # fmt: skip
+    with sentry_sdk.isolation_scope():
+        ld.variation(LD_FLAG, Context.builder("user-8").set("ssn", secret).build(), False)
+    sentry_sdk.flush(timeout=5)
+
+    [event] = sentry_receiver.wait_for_events(1)
+    shown = _raising_frame_vars(event)["series_context"]
+    assert shown.startswith("EvaluationSeriesContext(key='new-checkout', context=<Context {")
+    assert '"key": "user-8"' in shown
+    assert '"redactedAttributes": ["ssn"]' in shown
+    assert leaks(wire(sentry_receiver), {"ssn": secret}) == []
+
+
+@dataclass
+class _AppRequest:
+    """An app's dataclass holding the request's LD context: its repr shows the context."""
+
+    path: str
+    ld_context: Context
+    more: list[Any] = field(default_factory=list)
+
+
+def test_values_holding_a_context_show_it_redacted(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    pytest.importorskip("openfeature")
+    from ldclient import ContextBuilder
+    from ldclient.hook import EvaluationSeriesContext
+    from ldclient.impl.events.types import EventInputEvaluation  # what LD's event pipeline holds
+    from openfeature.evaluation_context import EvaluationContext
+    from openfeature.flag_evaluation import FlagType
+    from openfeature.hook import HookContext
+
+    from sentry_flags._context import ContextSlot
+    from sentry_flags.openfeature import Conversion, SentryFlagsHook
+
+    secret = _token("holder")
+    sentry_init(integrations=[FlagsIntegration()], **pii_options(False))
+    context = Context.builder("user-9").set("ssn", secret).private("ssn").build()
+    series = EvaluationSeriesContext("flag-a", context, False, "variation")
+    attributes = {"ssn": secret, "privateAttributes": ["ssn"], "plan": "pro"}
+    evaluation_context = EvaluationContext("user-9", attributes)
+
+    def capture(  # each argument is a local variable to show
+        context: Any, series: Any, event_input: Any, evaluation_context: Any, hook_context: Any,
+        request: Any, builder: Any, slot: Any, conversion: Any,
+    ) -> None:  # fmt: skip
+        try:
+            raise ValueError("innocuous")
+        except ValueError:
+            sentry_sdk.capture_exception()
+
+    with sentry_sdk.isolation_scope():
+        capture(
+            context,
+            series,
+            EventInputEvaluation(0, context, "flag-a", None, 1, True, None, False),
+            evaluation_context,
+            HookContext("flag-a", FlagType.BOOLEAN, False, evaluation_context),
+            _AppRequest("/checkout", context, more=[(series, {"input": series})]),
+            ContextBuilder("user-9").set("ssn", secret),
+            ContextSlot(context, None),
+            Conversion("user-9", attributes, SentryFlagsHook()),
+        )
+    sentry_sdk.flush(timeout=5)
+
+    [event] = sentry_receiver.wait_for_events(1)
+    shown = _raising_frame_vars(event)
+    assert leaks(wire(sentry_receiver), {"ssn": secret}) == []
+    # Redacted as a launchdarklyContext is (what else is private depends on the LD clients
+    # other tests left alive: the private attributes of every hooked client apply).
+    for name in ("context", "series", "event_input", "request", "evaluation_context"):
+        assert '{"_meta": {"redactedAttributes": ["ssn"' in shown[name], name
+        assert '"key": "user-9", "kind": "user"' in shown[name], name
+    assert shown["request"].startswith("_AppRequest(path='/checkout', ld_context=<Context {")
+    assert shown["slot"] == {}  # a dict with no items, whatever it holds
+
+
 def test_scanner_sees_every_encoding() -> None:
     # The scan must find a canary however a client encoded it.
     value = f"{_token('probe')}@example.com"

@@ -155,6 +155,27 @@ def test_pickling_a_client_with_the_integration_gives_a_working_client(
         copy.close(timeout=2)
 
 
+def test_an_integration_from_config_pickles_with_its_regexes(sentry_receiver: SentryReceiver) -> None:
+    integration = FlagsIntegration.from_config({"ignoreErrors": ["/^ValueError: noi[sz]e$/i", "plain"]})
+    assert "_slashed_regex" not in inspect.signature(FlagsIntegration).parameters
+    client = make_client(sentry_receiver.dsn, integration)
+    try:
+        copy = pickle.loads(pickle.dumps(client))
+    finally:
+        client.close(timeout=2)
+    try:
+        sentry_sdk.get_current_scope().set_client(copy)
+        assert raise_and_capture("NOISE") is None  # still the regex, flag and all
+        assert raise_and_capture("some plain text") is None
+        capture_error("kept")
+        copy.flush(timeout=5)
+        [event] = sentry_receiver.wait_for_events(1)
+        assert exception_value(event) == "kept"
+    finally:
+        sentry_sdk.get_current_scope().set_client(None)
+        copy.close(timeout=2)
+
+
 def _record_before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
     event.setdefault("tags", {})["before_send"] = "ran"
     return event

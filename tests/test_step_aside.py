@@ -19,7 +19,7 @@ from typing import Any, Callable
 import pytest
 import sentry_sdk
 
-from helpers import capture_error, error_view, flush, init_forwarding, ld_context_of, only_event
+from helpers import capture_error, error_view, flush, handle, init_forwarding, ld_context_of, only_event
 from receivers import SegmentReceiver, SentryReceiver, SplitReceiver
 from sentry_flags import FlagsIntegration, _private
 from sentry_flags._private import PrivateName, stepped_aside
@@ -135,7 +135,7 @@ def test_without_splits_events_task_a_forked_child_still_forwards(
     # after_fork() is what Delivery calls first thing in a forked child (test_fork.py forks).
     judged = SplitForwarder(split_client, identities={"user": "user.id"})
     judged.after_fork()
-    judged.handle(error_view(user={"id": "u-1"}), 0.0)
+    handle(judged, error_view(user={"id": "u-1"}), 0.0)
     assert judged.stats.skipped == {"client_stopped": 1}  # with the name: a running factory's threads died
 
     blind = SplitForwarder(split_client, identities={"user": "user.id"})

@@ -1,11 +1,6 @@
 """sentry-flags: feature-flag context and vendor forwarding for Sentry errors."""
 
-from sentry_flags._context import (
-    CONTEXT_KEY,
-    Redaction,
-    get_launchdarkly_context,
-    set_launchdarkly_context,
-)
+from sentry_flags._context import CONTEXT_KEY, get_launchdarkly_context, set_launchdarkly_context
 from sentry_flags._event import ErrorView
 from sentry_flags._integration import FlagsIntegration
 from sentry_flags._privacy import Privacy
@@ -17,7 +12,6 @@ __all__ = [
     "ErrorView",
     "FlagsIntegration",
     "Privacy",
-    "Redaction",
     "__version__",
     "get_launchdarkly_context",
     "set_launchdarkly_context",

@@ -9,6 +9,8 @@ event processor never runs sentry-sdk serializes it as ``{}`` and never the raw 
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
@@ -88,6 +90,27 @@ class Redaction:
 
 NO_REDACTION = Redaction()
 ALL_PRIVATE = Redaction(all_private=True)
+
+# The redaction of every LaunchDarkly client we hook, while it lives: a context among a
+# frame's local variables does not say which client evaluated it, so all of them apply.
+_client_redactions: weakref.WeakKeyDictionary[Any, Redaction] = weakref.WeakKeyDictionary()
+_client_redactions_lock = threading.Lock()
+
+
+def remember_client_redaction(client: Any, redaction: Redaction) -> None:
+    with _client_redactions_lock:
+        _client_redactions[client] = redaction
+
+
+def any_client_redaction(redaction: Redaction) -> Redaction:
+    """``redaction`` plus that of every live LaunchDarkly client we hooked."""
+    with _client_redactions_lock:
+        others = list(_client_redactions.values())
+    if not others:
+        return redaction
+    every = (redaction, *others)
+    refs = tuple(dict.fromkeys(ref for r in every for ref in r.refs))
+    return Redaction(any(r.all_private for r in every), refs)
 
 
 def redact(context: Context, redaction: Redaction, *, pii: bool) -> dict[str, Any]:
@@ -216,20 +239,20 @@ class ContextSlot(dict[str, Any]):
         return self
 
 
-def set_launchdarkly_context(
-    context: Union[Context, ContextProvider, None], *, _redaction: Optional[Redaction] = None
-) -> None:
+def set_launchdarkly_context(context: Union[Context, ContextProvider, None]) -> None:
     """Make ``context`` the LaunchDarkly context of the current request or task.
 
     Pass a zero-argument callable to defer building the context until an error is
-    captured. ``None`` clears it. Never raises.
+    captured. ``None`` clears it. Never raises. Its private attributes are those of the
+    context itself (``Context.builder(...).private(...)``) and of
+    ``FlagsIntegration(launchdarkly_client=...)``'s config.
     """
     try:
         contexts = isolation_contexts()
         if context is None:
             contexts.pop(CONTEXT_KEY, None)
         else:
-            contexts[CONTEXT_KEY] = ContextSlot(context, _redaction)
+            contexts[CONTEXT_KEY] = ContextSlot(context, None)
     except Exception:
         logger.debug("could not store the LaunchDarkly context", exc_info=True)
 

@@ -21,12 +21,15 @@ parent's nodes and links its own on top: neither ever sees the other's later eva
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from collections.abc import Mapping
 from typing import Any, Optional
 
 from sentry_flags._bounds import MAX_FLAGS_BYTES, cut_value, json_size, size_bound
+from sentry_flags._fork import ForkSafeLock
 from sentry_flags._sentry import isolation_contexts, set_span_flag
+
+logger = logging.getLogger("sentry_flags")
 
 __all__ = ["FLAGS_KEY", "MAX_FLAGS", "FlagLog", "flag_contexts", "record_flag"]
 
@@ -112,6 +115,30 @@ def _compacted(log: FlagLog) -> Optional[FlagLog]:
     return rebuilt
 
 
+class Failures:
+    """How many recordings a hook or listener could not make.
+
+    Each failure is logged at debug with its traceback; the evaluation that called the hook
+    goes on as if it had not been recorded.
+    """
+
+    __slots__ = ("_count", "_lock")
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = ForkSafeLock()
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def failed(self, what: str) -> None:
+        """Count one failure; call it from the ``except`` block that caught it."""
+        with self._lock:
+            self._count += 1
+        logger.debug("sentry-flags %s failed; the evaluation was not recorded", what, exc_info=True)
+
+
 def record_flag(
     source: str,
     flag: str,
@@ -120,15 +147,20 @@ def record_flag(
     variation: Optional[int] = None,
     variant: Optional[str] = None,
     reason: Any = None,
-) -> None:
+) -> bool:
     """Record that the current request or task was served ``value`` for ``flag``.
 
     Cheap and never raises: it runs inside every flag evaluation. Values are kept as they
     are; cutting them to size waits until an error is captured. ``reason`` is a reason
-    string, or LaunchDarkly's reason dict (``{"kind": ..., "errorKind": ...}``).
+    string, or LaunchDarkly's reason dict (``{"kind": ..., "errorKind": ...}``). False when
+    it could not be recorded (logged at debug, with its traceback).
     """
-    with contextlib.suppress(Exception):  # never into the evaluation that called us
+    try:
         link_flag(isolation_contexts(), source, flag, value, variation, variant, reason)
+    except Exception:  # never into the evaluation that called us
+        logger.debug("could not record the %s flag %r", source, flag, exc_info=True)
+        return False
+    return True
 
 
 def link_flag(  # noqa: PLR0917 - the hooks' hot path: no keyword-argument overhead

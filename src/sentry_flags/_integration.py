@@ -32,7 +32,7 @@ from sentry_flags._filters import (
     IncludePaths,
     Processor,
 )
-from sentry_flags._patterns import compile_patterns
+from sentry_flags._patterns import compile_patterns, slashed_regexes
 from sentry_flags._privacy import Privacy
 from sentry_flags._release import ReleaseSource
 from sentry_flags._stage import RedactingRepr, Stage, process_event
@@ -54,6 +54,7 @@ CONFIG_KEYS = {
     "logger": "logger",
     "debugMode": "debug",
 }
+PATTERN_KEYS = ("ignoreErrors", "allowUrls", "denyUrls", "includePaths")
 
 
 def _optional_str(option: str, value: Any) -> Optional[str]:
@@ -86,7 +87,6 @@ class FlagsIntegration(Integration):
         forwarders: Optional[Iterable[Forwarder]] = None,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         max_forwarded_per_second: Optional[float] = DEFAULT_MAX_PER_SECOND,
-        _slashed_regex: bool = False,
     ) -> None:
         ignore_errors, allow_urls, deny_urls, include_paths = (
             _listed(v) for v in (ignore_errors, allow_urls, deny_urls, include_paths)
@@ -97,7 +97,7 @@ class FlagsIntegration(Integration):
             "include_paths": include_paths, "environment": environment, "release": release,
             "release_from": release_from, "server_name": server_name, "logger": logger,
             "debug": debug, "queue_size": queue_size,
-            "max_forwarded_per_second": max_forwarded_per_second, "_slashed_regex": _slashed_regex,
+            "max_forwarded_per_second": max_forwarded_per_second,
         }  # fmt: skip
         if not isinstance(debug, bool):
             raise TypeError(f"debug must be a bool, got {debug!r}")
@@ -108,7 +108,7 @@ class FlagsIntegration(Integration):
         self.logger = _optional_str("logger", logger)
         self.release_from = None if release_from is None else ReleaseSource.parse(release_from)
         patterns = {
-            name: compile_patterns(name, value, slashed_regex=_slashed_regex)
+            name: compile_patterns(name, value)
             for name, value in (
                 ("ignore_errors", ignore_errors),
                 ("allow_urls", allow_urls),
@@ -183,8 +183,12 @@ class FlagsIntegration(Integration):
         clash = sorted(set(options) & set(kwargs))
         if clash:
             raise ValueError(f"option(s) {', '.join(clash)} given both in config and as keywords")
+        for key in PATTERN_KEYS:
+            if key in config:
+                # As regexes here, named as written ("denyUrls[0]"); the constructor takes them.
+                options[CONFIG_KEYS[key]] = slashed_regexes(key, config[key])
         try:
-            return cls(**options, **kwargs, _slashed_regex=True)
+            return cls(**options, **kwargs)
         except (TypeError, ValueError) as exc:
             # Name the key the user wrote ("denyUrls[0] ..."), not our keyword.
             message = str(exc)
@@ -214,7 +218,7 @@ class FlagsIntegration(Integration):
             current = options.get("before_send")
             if isinstance(current, Stage) and current.integration is self:
                 return current
-            release = self.release_from.resolve() if self.release_from else None
+            release = self.release_from.resolve(self.release) if self.release_from else None
             release = release or self.release
             for key, value in (
                 ("environment", self.environment),
@@ -263,7 +267,8 @@ def _hook_launchdarkly(client: Any) -> Redaction:
             "launchdarkly_client must be an ldclient.LDClient or an "
             f"ldclient.async_client.AsyncLDClient, got {type(client).__name__}"
         )
-    return install_hook(client).redaction
+    install_hook(client)
+    return Redaction.from_client(client)
 
 
 def _check_forwarders(forwarders: Any) -> tuple[Forwarder, ...]:

@@ -127,8 +127,8 @@ def install(integration_type: type[Any]) -> None:
             integration = self.get_integration(integration_type)
             if integration is not None:
                 integration.bind(self)
-        except Exception:
-            logger.debug("could not bind sentry-flags to a new Sentry client", exc_info=True)
+        except Exception as exc:
+            _bind_failed(exc)
 
     client_type._init_impl = _init_impl
     _patch_flush_close(client_type, integration_type)
@@ -197,6 +197,24 @@ _CONTEXTS_GONE = (
     "no launchdarklyContext or flag contexts are recorded (set_launchdarkly_context, the "
     "LaunchDarkly, OpenFeature and Split hooks do nothing)"
 )
+
+
+_bind_warned = False
+
+
+def _bind_failed(exc: Exception) -> None:
+    # Such a client sends every event, but without our filters, settings, flag contexts and
+    # frame-variable redaction: the app must hear of it. Once: every later client would fail
+    # the same way.
+    global _bind_warned
+    if not _bind_warned:
+        _bind_warned = True
+        logger.warning(
+            "sentry-flags could not set up a Sentry client (%s: %s): its events are sent without "
+            "sentry-flags' filters, settings, flag contexts, frame-variable redaction and forwarding",
+            type(exc).__name__, exc,
+        )  # fmt: skip
+    logger.debug("could not bind sentry-flags to a new Sentry client", exc_info=True)
 
 
 def isolation_contexts() -> dict[str, Any]:

@@ -9,6 +9,11 @@
   of a running factory is not recognised: its errors are handed to the factory, whose
   threads no longer run, instead of being skipped as ``client_stopped``.
 
+- ``SplitClient._factory._sdk_key``: tells a client of splitio's localhost mode (SDK key
+  ``"localhost"``), whose ``track`` stores nothing and returns None. splitio decides the
+  mode by that same key; no public API says which mode a client runs in. Without it such
+  errors are handed to ``track`` and counted as forwarded although nothing is sent.
+
 Public and used as such: ``client.ready`` and ``client.destroyed`` (a factory that is
 ready in a forked child was running in the parent; one built with
 ``preforkedInitialization`` is not ready until ``factory.resume()``).
@@ -25,9 +30,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sentry_flags._private import PrivateName
+from sentry_flags._private import PrivateName, step_aside
 
-__all__ = ["EVENTS_TASK", "PRIVATE_NAMES", "events_task", "is_splitio_client"]
+__all__ = ["EVENTS_TASK", "PRIVATE_NAMES", "SDK_KEY", "events_task", "in_localhost_mode", "is_splitio_client"]
 
 EVENTS_TASK = PrivateName(
     "splitio-client",
@@ -36,7 +41,13 @@ EVENTS_TASK = PrivateName(
     "Split posts its events on its own timer, and a forked child's errors go to a factory "
     "whose threads are gone",
 )
-PRIVATE_NAMES = (EVENTS_TASK,)
+SDK_KEY = PrivateName(
+    "splitio-client",
+    "SplitClient._factory._sdk_key",
+    "telling a client of splitio's localhost mode, whose track sends nothing",
+    "errors to a localhost-mode client are counted as forwarded although nothing is sent",
+)
+PRIVATE_NAMES = (EVENTS_TASK, SDK_KEY)
 
 
 def is_splitio_client(client: Any) -> bool:
@@ -48,3 +59,15 @@ def events_task(client: Any) -> Any:
     """The factory's events task; None in modes without one (redis, localhost); raises
     AttributeError when this splitio release keeps it elsewhere."""
     return client._factory._sync_manager._synchronizer._split_tasks.events_task
+
+
+def in_localhost_mode(client: Any) -> bool:
+    """Whether ``client`` belongs to a factory in splitio's localhost mode (where ``track``
+    stores nothing and returns None); False for anything that is not splitio's."""
+    if not is_splitio_client(client):
+        return False
+    try:
+        return bool(client._factory._sdk_key == "localhost")
+    except AttributeError as exc:
+        step_aside(SDK_KEY, exc)
+        return False

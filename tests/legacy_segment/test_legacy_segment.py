@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -189,3 +190,26 @@ def test_module_level_api(
     # analytics.track() returns None, the client's (True, msg): both are accepted.
     assert forwarder.stats.forwarded == 1
     assert forwarder.stats.failed == 0
+
+
+def test_what_its_retries_log_is_not_forwarded_but_the_apps_backoff_is(
+    sentry_init: Callable[..., Any], make_client: Callable[..., Any], segment_receiver: SegmentReceiver
+) -> None:
+    from sentry_flags.testing import RecordingForwarder
+
+    recorder = RecordingForwarder()
+    init(sentry_init, recorder)
+    segment_receiver.set_mode("error")
+    client = make_client(max_retries=1)
+
+    client.track("u-1", "Checked out")
+    client.flush()  # the consumer retries with backoff, which gives up and logs it: "backoff"
+    logging.getLogger("backoff").error("the app's own retries gave up")  # on the app's thread
+    sentry_sdk.flush()
+    wait_for(
+        lambda: any(v.logger == "backoff" for v in recorder.views) and recorder.stats.skipped,
+        message="the app's backoff forwarded, the consumer's skipped",
+    )
+
+    assert [(v.logger, v.message) for v in recorder.views] == [("backoff", "the app's own retries gave up")]
+    assert recorder.stats.skipped["vendor_sdk_log"] >= 2  # backoff's and Segment's own "error uploading"

@@ -1,7 +1,8 @@
 """What every forwarder shares: environment filter, counters, rate limit, the vendor call.
 
 A forwarder knows its vendor and nothing else. It runs on the delivery worker thread,
-never on the app's, and must never raise: `Forwarder.handle` counts and logs.
+never on the app's, and must never raise: `Forwarder.prepare` and
+`Forwarder.deliver` count and log what goes wrong.
 """
 
 from __future__ import annotations
@@ -226,12 +227,6 @@ class Forwarder(ABC):
     def name(self) -> str:
         """How warnings name the vendor: `display_name`, else `vendor`."""
         return self.display_name or self.vendor
-
-    def handle(self, view: ErrorView, captured_at: float) -> None:
-        """Forward one error; called on the delivery worker. Never raises."""
-        calls = self.prepare(view, captured_at)
-        if calls is not None:
-            self.deliver(view, calls, captured_at)
 
     def prepare(self, view: ErrorView, captured_at: float) -> Optional[list[VendorCall]]:
         """The calls to make for ``view``, or None when its outcome is already counted.

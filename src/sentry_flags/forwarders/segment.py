@@ -36,24 +36,12 @@ from sentry_flags.forwarders._segment_message import (
     MAX_EVENT_NAME,
     MAX_MESSAGE_SIZE,
     MAX_USER_ID,
-    SEGMENT_MAX_MSG_SIZE,
-    cut,
     encoded_size,
     error_message,
     message_size,
 )
 
-__all__ = [
-    "DEFAULT_EVENT_NAME",
-    "DEFAULT_MAX_PER_SECOND",
-    "MAX_MESSAGE_SIZE",
-    "SEGMENT_MAX_MSG_SIZE",
-    "SegmentForwarder",
-    "cut",
-    "encoded_size",
-    "error_message",
-    "message_size",
-]
+__all__ = ["DEFAULT_EVENT_NAME", "DEFAULT_MAX_PER_SECOND", "MAX_MESSAGE_SIZE", "SegmentForwarder"]
 
 logger = logging.getLogger("sentry_flags")
 

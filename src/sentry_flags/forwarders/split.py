@@ -17,32 +17,17 @@ from types import MappingProxyType
 from typing import Any, Optional
 
 from sentry_flags._event import ErrorView
-from sentry_flags._splitio import EVENTS_TASK, events_task, is_splitio_client
+from sentry_flags._splitio import EVENTS_TASK, events_task, in_localhost_mode, is_splitio_client
 from sentry_flags.forwarders._base import BackoffForwarder, Forwarder, VendorCall, require_method
-from sentry_flags.forwarders._split_events import (  # noqa: F401 - importable here, as before
-    BASE_EVENT_SIZE,
+from sentry_flags.forwarders._split_events import (
     MAX_KEY_LENGTH,
-    MAX_LONG_TEXT,
-    MAX_PROPERTIES,
-    MAX_PROPERTIES_SIZE,
     culprit_event_type,
     error_properties,
     track_key,
 )
-from sentry_flags.forwarders._split_options import (
-    check_event_type,
-    check_identities,
-    check_value,
-    normalize_path,
-)
+from sentry_flags.forwarders._split_options import check_event_type, check_identities, check_value
 
-__all__ = [
-    "DEFAULT_EVENT_TYPE",
-    "DEFAULT_IDENTITIES",
-    "SplitForwarder",
-    "culprit_event_type",
-    "normalize_path",
-]
+__all__ = ["DEFAULT_EVENT_TYPE", "DEFAULT_IDENTITIES", "SplitForwarder", "culprit_event_type"]
 
 logger = logging.getLogger("sentry_flags")
 
@@ -65,12 +50,14 @@ class SplitForwarder(BackoffForwarder):
     identity had a usable key), ``backoff``, ``not_ready``, ``client_destroyed``,
     ``client_stopped`` (a forked child of a running factory), ``environment``. Calls left
     out of an error that is forwarded, in ``stats.calls``: ``no_identity:<traffic type>``,
-    ``key_too_long:<traffic type>``, ``no_culprit``.
+    ``key_too_long:<traffic type>``, ``no_culprit``. A client of a factory in splitio's
+    ``localhost`` mode sends no events at all (its ``track`` only returns None): its errors
+    are skipped as ``localhost_mode``.
     """
 
     vendor = "split"
     display_name = "Split"
-    expected_skips = Forwarder.expected_skips | {"no_identity"}
+    expected_skips = Forwarder.expected_skips | {"no_identity", "localhost_mode"}
 
     async_timeout = ASYNC_TIMEOUT
 
@@ -106,6 +93,7 @@ class SplitForwarder(BackoffForwarder):
         self.value = check_value(value)
         super().__init__(environments=environments)
         self.client = split_client
+        self._localhost = in_localhost_mode(split_client)
         self.loop = loop
         self.capture_culprit = capture_culprit
         self.include_tags = include_tags
@@ -113,6 +101,8 @@ class SplitForwarder(BackoffForwarder):
     # -- Forwarder ------------------------------------------------------------------------
 
     def calls(self, view: ErrorView, captured_at: float) -> list[VendorCall]:
+        if self._localhost:
+            return self.skip("localhost_mode")
         if self.paused(captured_at):
             return self.skip("backoff")
         # Asking is cheap; track is not: a destroyed client logs an error per call, and
