@@ -9,7 +9,7 @@ One decision per Sentry client, read from its resolved options:
   off / denylist / allowlist modes and terms;
 - otherwise ``send_default_pii`` (2.x; False when unset).
 
-What a forwarder may then see of an error (:class:`sentry_flags.ErrorView`):
+What a forwarder may then see of an error (`sentry_flags.ErrorView`):
 
 - the user's ``id`` always; ``email``, ``ip_address``, ``username``, ``name`` and ``geo``
   only with ``user_info``;

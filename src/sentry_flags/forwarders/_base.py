@@ -294,7 +294,7 @@ class Forwarder(ABC):
         self._counters.call(reason)
 
     def step_aside(self, name: PrivateName, exc: Optional[BaseException] = None) -> None:
-        """The vendor SDK lacks the private name ``name``: count it in :attr:`stats` and
+        """The vendor SDK lacks the private name ``name``: count it in `stats` and
         process-wide (one warning per name); the feature that needed it does without."""
         self._counters.step_aside(name.path)
         step_aside(name, exc)

@@ -1,6 +1,6 @@
 """Test helpers: assert what sentry-flags would forward, without any network.
 
-Modelled on ``structlog.testing.capture_logs``::
+Modelled on ``structlog.testing.capture_logs``:
 
     import sentry_sdk
     from sentry_flags.testing import capture_forwarded

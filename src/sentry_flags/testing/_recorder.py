@@ -1,4 +1,4 @@
-"""The recorder behind :mod:`sentry_flags.testing`: ``capture_forwarded`` and ``RecordingForwarder``."""
+"""The recorder behind `sentry_flags.testing`: ``capture_forwarded`` and ``RecordingForwarder``."""
 
 from __future__ import annotations
 
@@ -191,7 +191,7 @@ def _restore(forwarder: Forwarder, originals: Mapping[str, Any]) -> None:
 class RecordingForwarder(Forwarder):
     """A forwarder that keeps every `ErrorView` it is handed.
 
-    For testing code that consumes views, or what reaches forwarders at all::
+    For testing code that consumes views, or what reaches forwarders at all:
 
         recorder = RecordingForwarder()
         sentry_sdk.init(integrations=[FlagsIntegration(forwarders=[recorder])])

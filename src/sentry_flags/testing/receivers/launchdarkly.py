@@ -73,7 +73,7 @@ def ld_flag(
 class LaunchDarklyReceiver(BaseReceiver):
     """LaunchDarkly's polling (``GET /sdk/latest-all``) and events (``/bulk``, ``/diagnostic``) APIs.
 
-    Listens on 127.0.0.1 from construction until `stop` (or the end of a ``with`` block)::
+    Listens on 127.0.0.1 from construction until `stop` (or the end of a ``with`` block):
 
         with LaunchDarklyReceiver() as ld:
             ld.set_flags(ld_flag("new-checkout"))

@@ -24,7 +24,7 @@ class SegmentReceiver(BaseReceiver):
 
     segment-analytics-python 2.x and the legacy analytics-python 1.x both post there,
     relative to their ``host``. Listens on 127.0.0.1 from construction until `stop` (or the
-    end of a ``with`` block); takes no arguments::
+    end of a ``with`` block); takes no arguments:
 
         with SegmentReceiver() as segment:
             client = Client("write-key", host=segment.host)

@@ -185,7 +185,7 @@ class SentryReceiver(BaseReceiver):
     """Sentry's envelope endpoint, ``POST /api/<project>/envelope/``, as Sentry and Relay accept it.
 
     Listens on 127.0.0.1 from construction until `stop` (or the end of a ``with`` block).
-    Give sentry-sdk its `dsn`, and what sentry-sdk sends arrives here::
+    Give sentry-sdk its `dsn`, and what sentry-sdk sends arrives here:
 
         with SentryReceiver() as sentry:
             sentry_sdk.init(dsn=sentry.dsn, integrations=[FlagsIntegration()])

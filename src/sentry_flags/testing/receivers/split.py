@@ -91,7 +91,7 @@ DEFAULT_SPLITS = (
 class SplitReceiver(BaseReceiver):
     """Split's SDK, events, auth and telemetry APIs, all under ``/api``.
 
-    Listens on 127.0.0.1 from construction until `stop` (or the end of a ``with`` block)::
+    Listens on 127.0.0.1 from construction until `stop` (or the end of a ``with`` block):
 
         with SplitReceiver() as split:
             factory = get_factory(
