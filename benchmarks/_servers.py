@@ -28,7 +28,7 @@ def main() -> None:
     urls = {
         "sentry_dsn": sentry.dsn,
         "ld_url": ld.url,
-        "split": split.factory_kwargs(),
+        "split": split.factory_kwargs,
         "segment_host": segment.host,
     }
     print(json.dumps(urls), flush=True)

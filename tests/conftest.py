@@ -202,7 +202,7 @@ def make_split_factory(split_receiver: SplitReceiver) -> Iterator[Callable[..., 
 
     def make(**config_overrides: Any) -> Any:
         config = {**SPLIT_TEST_CONFIG, **config_overrides}
-        factory = get_factory(SPLIT_SDK_KEY, config=config, **split_receiver.factory_kwargs())
+        factory = get_factory(SPLIT_SDK_KEY, config=config, **split_receiver.factory_kwargs)
         factories.append(factory)
         return factory
 

@@ -23,6 +23,7 @@ OLDEST_PYTHON = "3.10"  # deps-oldest's Python: openfeature-sdk 0.9 needs 3.10+
 NOT_IN_OLDEST = {
     "dev": "tools (ruff, mypy, tox, build, twine), not run by the suite",
     "segment-legacy": "analytics-python replaces Segment's package; tox env segment-legacy",
+    "docs": "the documentation site's tools (mkdocs), run by bash scripts/docs: CI step docs",
 }
 
 

@@ -383,7 +383,7 @@ def ld_test_settings(receiver: LaunchDarklyReceiver, **overrides: Any) -> dict[s
     from ldclient.config import HTTPConfig  # here, not at import: see the note at the top
 
     return {
-        **receiver.config_kwargs(),
+        **receiver.config_kwargs,
         "stream": False,
         "flush_interval": 0.1,
         "diagnostic_opt_out": True,

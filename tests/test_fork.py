@@ -360,8 +360,8 @@ def _run_app(mode: str, tmp_path: Path, expect: Callable[[Run], bool]) -> Run:
         ld.set_flags(ld_flag(FLAG))
         cfg = {
             "dsn": sentry.dsn,
-            "ld": ld.config_kwargs(),
-            "split": split.factory_kwargs(),
+            "ld": ld.config_kwargs,
+            "split": split.factory_kwargs,
             "segment_host": segment.host,
             "report_dir": str(tmp_path),
         }

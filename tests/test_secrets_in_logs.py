@@ -258,7 +258,7 @@ def full_run(
     factory = get_factory(
         keys.split_sdk_key,
         config={**SPLIT_TEST_CONFIG, "impressionListener": impression_listener()},
-        **split_receiver.factory_kwargs(),
+        **split_receiver.factory_kwargs,
     )
     segment = SegmentClient(
         keys.segment_write_key,

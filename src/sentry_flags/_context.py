@@ -2,7 +2,7 @@
 
 sentry-sdk forks the isolation scope per request (Django/Flask/ASGI) and per thread, and
 copies its ``contexts`` on fork, so storing the context there gives per-request isolation
-for free. The value stored is a :class:`ContextSlot`: a ``dict`` subclass, so that if our
+for free. The value stored is a `ContextSlot`: a ``dict`` subclass, so that if our
 event processor never runs sentry-sdk serializes it as ``{}`` and never the raw Context.
 """
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("sentry_flags")
 
 CONTEXT_KEY = "launchdarklyContext"
+"""The Sentry custom context the LaunchDarkly context is attached under."""
 HINT_KEY = "sentry_flags_ld_context"
 
 # LaunchDarkly's built-in user attributes that carry personal data: redacted too when the

@@ -29,7 +29,44 @@ PII_USER_KEYS = frozenset({"email", "ip_address", "username", "name", "geo"})
 
 @dataclass(frozen=True)
 class ErrorView:
-    """What forwarders may know about one Sentry error event."""
+    """What forwarders may know about one Sentry error event.
+
+    One immutable view per error, built once on the delivery thread after the privacy rules
+    (`Privacy`) and shared by every forwarder: a forwarder of your own reads it in
+    ``Forwarder.calls``. Fields the event does not have are `None` (or empty).
+
+    Attributes:
+        event_id: The Sentry event id.
+        timestamp: When the error happened (timezone-aware, UTC).
+        level: The event level (``"error"``, ``"fatal"``...).
+        environment: The Sentry environment.
+        release: The release.
+        transaction: The transaction name (a route, a task).
+        culprit: The event's ``culprit``, else the transaction, else ``module in function``
+            of the innermost in-app frame.
+        exception_type: The type of the raised exception (the last in a chain).
+        exception_value: Its value (the message).
+        exception_types: Every exception type of the chain, the innermost cause first.
+        message: The message of an error without an exception (``capture_message``, a log
+            record).
+        logger: The logger name.
+        server_name: The server name.
+        user: The event's ``user``; ``email``, ``ip_address``, ``username``, ``name`` and
+            ``geo`` only when the app allows user info.
+        tags: The event's tags.
+        contexts: The event's contexts, as attached (``launchdarklyContext``, ``flags``,
+            ``flagEvaluations``...).
+        url: The request URL, without credentials and fragment, and without query values
+            unless the app allows them (sensitive keys always ``[Filtered]``).
+        method: The request method.
+        query: The request's query string, by the same rule as ``url``'s query.
+        referer: The ``Referer`` header, as ``url`` is cleaned, when the app's header rule
+            lets it pass.
+        user_agent: The ``User-Agent`` header, when the app's header rule lets it pass.
+        ld_context: The LaunchDarkly ``Context`` object itself, not redacted: for
+            LaunchDarkly's own SDK, whose private-attribute rules then apply. Not compared,
+            not shown in ``repr``.
+    """
 
     event_id: str
     timestamp: datetime
@@ -56,6 +93,7 @@ class ErrorView:
 
     @property
     def user_id(self) -> Optional[str]:
+        """``user["id"]`` as a `str` (``42`` -> ``"42"``); `None` when missing or empty."""
         uid = self.user.get("id")
         return None if uid is None or uid == "" else as_text(uid)
 
@@ -100,6 +138,13 @@ class ErrorView:
     def build(
         cls, event: Mapping[str, Any], privacy: Privacy, ld_context: Optional[Context] = None
     ) -> ErrorView:
+        """The view of a Sentry ``event``, with ``privacy`` applied.
+
+        Args:
+            event: The Sentry event, as ``before_send`` gets it.
+            privacy: What the app lets leave (`Privacy.from_options`).
+            ld_context: The LaunchDarkly ``Context`` recorded for the event. Default `None`.
+        """
         values = exceptions(event)
         last = values[-1] if values else {}
         request = mapping(event.get("request"))

@@ -172,7 +172,7 @@ def link_flag(  # noqa: PLR0917 - the hooks' hot path: no keyword-argument overh
     variant: Optional[str],
     reason: Any,
 ) -> None:
-    """:func:`record_flag` on the ``contexts`` of an isolation scope the caller has."""
+    """`record_flag` on the ``contexts`` of an isolation scope the caller has."""
     older = contexts.get(FLAGS_KEY)
     if older is not None and older.__class__ is not FlagLog:
         older = None

@@ -21,7 +21,7 @@
 Tested on launchdarkly-server-sdk 9.12 (the declared floor, tox env ``deps-oldest``) and
 the newest 9.x (9.20 when this was written, the default envs); ``AsyncLDClient`` exists from
 9.20 on. A name gone in another release makes its feature step aside
-(:func:`sentry_flags._private.step_aside`): counted, one warning, never an exception.
+(`sentry_flags._private.step_aside`): counted, one warning, never an exception.
 """
 
 from __future__ import annotations

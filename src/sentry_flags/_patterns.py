@@ -66,7 +66,7 @@ def compile_patterns(option: str, value: Any, *, slashed_regex: bool = False) ->
     """Validate and compile ``value`` (an iterable of str / re.Pattern) for ``option``.
 
     ``slashed_regex`` first reads ``"/body/flags"`` strings as regexes (see
-    :func:`slashed_regexes`).
+    `slashed_regexes`).
     """
     if slashed_regex:
         value = slashed_regexes(option, value)
@@ -99,7 +99,7 @@ def compile_patterns(option: str, value: Any, *, slashed_regex: bool = False) ->
 def slashed_regexes(option: str, value: Any) -> Any:
     """``value`` with each ``"/body/flags"`` string compiled to a regex, as RudderStack's JSON
     settings write them; other items (and a ``value`` that is not a list) as they are, for
-    :func:`compile_patterns` to take or reject. Errors name ``option[index]``."""
+    `compile_patterns` to take or reject. Errors name ``option[index]``."""
     if isinstance(value, (str, bytes, re.Pattern, Mapping)) or not isinstance(value, Iterable):
         return value
     found: list[Any] = []

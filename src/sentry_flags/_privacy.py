@@ -9,7 +9,7 @@ One decision per Sentry client, read from its resolved options:
   off / denylist / allowlist modes and terms;
 - otherwise ``send_default_pii`` (2.x; False when unset).
 
-What a forwarder may then see of an error (:class:`sentry_flags.ErrorView`):
+What a forwarder may then see of an error (`sentry_flags.ErrorView`):
 
 - the user's ``id`` always; ``email``, ``ip_address``, ``username``, ``name`` and ``geo``
   only with ``user_info``;
@@ -125,14 +125,25 @@ RULE_DENYLIST = KeyValueRule(DENYLIST)
 class Privacy:
     """What personal data may leave the app through the forwarders; see the module doc.
 
-    ``Privacy()`` is what an app that set nothing gets on sentry-sdk 2.x: no user info and
-    no query values; the ``Referer`` and ``User-Agent`` headers pass (sentry-sdk sends them
-    too).
+    Read once per Sentry client from its resolved options (`from_options`), and applied to
+    every `ErrorView`: a vendor never gets more than sentry-sdk sends Sentry. Cookies are
+    never part of it. ``Privacy()`` is what an app that set nothing gets on sentry-sdk 2.x:
+    no user info and no query values; the ``Referer`` and ``User-Agent`` headers pass
+    (sentry-sdk sends them too).
+
+    Attributes:
+        user_info: Whether email, username, IP address, names and geo may leave. Default
+            `False`.
+        query: Which URL query values may leave (a ``KeyValueRule``: ``off``,
+            ``denylist`` or ``allowlist``, as ``data_collection``'s ``url_query_params``).
+            Default: none.
+        headers: Which request headers (``Referer``, ``User-Agent``) may leave, as
+            ``data_collection``'s ``http_headers``. Default: all but sensitive ones.
     """
 
-    user_info: bool = False  # email, username, IP address, names, geo
-    query: KeyValueRule = RULE_OFF  # URL query values
-    headers: KeyValueRule = RULE_DENYLIST  # request headers (Referer, User-Agent)
+    user_info: bool = False
+    query: KeyValueRule = RULE_OFF
+    headers: KeyValueRule = RULE_DENYLIST
 
     @property
     def query_values(self) -> bool:
@@ -141,7 +152,14 @@ class Privacy:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Privacy:
-        """The decision for a client with these resolved options."""
+        """The decision for a client with these resolved options.
+
+        ``data_collection`` where it governs (sentry-sdk 3.x always; 2.7x when the app set
+        it), ``send_default_pii`` otherwise.
+
+        Args:
+            options: A Sentry client's resolved options (``client.options``).
+        """
         collection = governing_data_collection(options)
         if collection is None:
             pii = bool(options.get("send_default_pii"))

@@ -2,10 +2,10 @@
 
 A private name is what a vendor's patch release may rename without notice. Each one we
 use lives in that SDK's module (``_ldclient``, ``_splitio``, ``_segment``; sentry-sdk's in
-``_sentry``), declared there as a :class:`PrivateName` that says what it serves and what
+``_sentry``), declared there as a `PrivateName` that says what it serves and what
 happens without it (``tests/test_private_names.py`` compares those declarations with what
 the source touches). When the installed release lacks one, the feature it serves steps
-aside: :func:`step_aside` counts it and logs one warning per name per process; nothing
+aside: `step_aside` counts it and logs one warning per name per process; nothing
 raises and nothing else is lost.
 """
 

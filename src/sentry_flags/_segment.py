@@ -7,7 +7,7 @@ are relied on instead, each checked where it is used, stepping aside when it cha
 - :data:`LIBRARY`: both clients write ``context["library"]`` item by item into the context
   dict they are given (then copy the message), overwriting whatever the caller put there.
   Sentry's forwarder names itself in ``context.library`` and destinations read it; no
-  option keeps it, so :class:`LibraryKept` ignores that one write. Checked on every message
+  option keeps it, so `LibraryKept` ignores that one write. Checked on every message
   a client returns (``track`` returns ``(queued, message)``); when it holds Segment's own
   library, the write went another way: Segment's name stays, nothing else changes.
 - :data:`CONSUMERS`: a ``Consumer`` keeps each constructor argument in an attribute of the

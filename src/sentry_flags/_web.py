@@ -30,7 +30,7 @@ def require_launchdarkly(module: str) -> None:
 def pii_allowed() -> bool:
     """Whether the current Sentry client lets user data (names, emails) leave the app.
 
-    The same decision as everywhere else (:func:`sentry_flags._privacy.allows_user_info`):
+    The same decision as everywhere else (`sentry_flags._privacy.allows_user_info`):
     ``data_collection``'s ``user_info`` where sentry-sdk has it, ``send_default_pii`` where not.
     """
     return allows_user_info(sentry_sdk.get_client().options)

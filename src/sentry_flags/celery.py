@@ -58,7 +58,20 @@ _previous: dict[str, tuple[Any, Any]] = {}  # task id -> (isolation scope, slot 
 
 
 def connect(*, attributes: bool = True) -> None:
-    """Connect the signal handlers (once; calling again only changes ``attributes``)."""
+    """Connect the signal handlers, in the code both the sender and the worker import.
+
+    Connects once; calling again only changes ``attributes``. Initialise Sentry (with
+    ``CeleryIntegration`` and `FlagsIntegration`) before the worker starts. Guide:
+    docs/frameworks.md, "Celery".
+
+    Args:
+        attributes: Keyword only. Send the context's attributes as ``launchdarklyContext``
+            shows them (redacted). Default `True`; `False` sends only kinds, keys and
+            ``anonymous``.
+
+    Raises:
+        TypeError: ``attributes`` is not a `bool`.
+    """
     global _connected
     if not isinstance(attributes, bool):  # "no" from an env var would mean True
         raise TypeError(f"attributes must be a bool, got {attributes!r}")
@@ -72,7 +85,7 @@ def connect(*, attributes: bool = True) -> None:
 
 
 def disconnect() -> None:
-    """Undo :func:`connect`."""
+    """Undo `connect`: disconnect the signal handlers."""
     global _connected
     with _state_lock:
         _connected = None

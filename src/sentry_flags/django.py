@@ -62,7 +62,18 @@ class FlagsMiddleware:
 
     Works in sync and async stacks. Per request it stores only a lazy provider: the
     context is built when an error is captured, and an LD flag evaluation later in the
-    request replaces it (the latest context wins).
+    request replaces it (the latest context wins). Add
+    ``"sentry_flags.django.FlagsMiddleware"`` to ``MIDDLEWARE`` after
+    ``AuthenticationMiddleware``; ``SENTRY_FLAGS = {"CONTEXT": "myapp.flags.context_for"}``
+    in the settings names a builder ``(request) -> Context | None`` of your own (default:
+    `default_request_context`). Guide: docs/frameworks.md, "Django".
+
+    Args:
+        get_response: The next middleware or view; Django passes it.
+
+    Raises:
+        django.core.exceptions.ImproperlyConfigured: ``SENTRY_FLAGS["CONTEXT"]`` does not
+            name a callable (raised when Django loads the middleware).
     """
 
     sync_capable = True
@@ -123,7 +134,7 @@ def default_request_context(
     the session key itself ever leaving the app: it is a credential), else by a random key
     kept for the request. None when the request has a session but never loaded its user:
     whoever it is cannot be told without a database read, and a logged-in user must not be
-    called anonymous. (For an exception raised by the view, :class:`FlagsMiddleware` loads the
+    called anonymous. (For an exception raised by the view, `FlagsMiddleware` loads the
     user in ``process_exception``, before Sentry captures it.)
     """
     user = _loaded_user(request)

@@ -32,7 +32,27 @@ ContextFromRequest = Callable[["flask.Request"], Optional["Context"]]
 
 
 class FlagsExtension:
-    """Makes each request's LaunchDarkly context known to Sentry's error pipeline."""
+    """Makes each request's LaunchDarkly context known to Sentry's error pipeline.
+
+    Use it with sentry-sdk's ``FlaskIntegration``, which gives every request its own
+    isolation scope. Per request a ``before_request`` hook stores a closure; the context is
+    built only when an error is captured, still inside the request, so requests without
+    errors pay almost nothing. A flag evaluation later in the request replaces it (latest
+    wins). Guide: docs/frameworks.md, "Flask".
+
+    Args:
+        app: The Flask app to set up now. Default `None`: call `init_app` later (the
+            application-factory pattern).
+        context_from_request: Keyword only. ``(request) -> ldclient.Context | None``, the
+            context of a request. Default `None`: Flask-Login's ``current_user``, when
+            installed and authenticated, as a ``user`` context keyed by ``get_id()`` (name
+            and email only when the app allows PII); anyone else an anonymous context with
+            a random key. A builder that raises, or returns `None`, means no context on that
+            error; it never reaches the app.
+
+    Raises:
+        TypeError: ``context_from_request`` is not callable, or ``app`` is not a Flask app.
+    """
 
     def __init__(
         self, app: Optional[flask.Flask] = None, *, context_from_request: Optional[ContextFromRequest] = None
@@ -47,6 +67,11 @@ class FlagsExtension:
             self.init_app(app)
 
     def init_app(self, app: flask.Flask) -> None:
+        """Set up ``app``: register the per-request hook.
+
+        Raises:
+            TypeError: ``app`` is not a Flask application.
+        """
         if not isinstance(getattr(app, "extensions", None), dict) or not callable(
             getattr(app, "before_request", None)
         ):

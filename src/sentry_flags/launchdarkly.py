@@ -1,7 +1,7 @@
 """Capture the LaunchDarkly context and the result of every flag evaluation.
 
-Use :class:`SentryFlagsPlugin` in ``ldclient.Config(plugins=[...])`` when the LD client is
-built after Sentry (:class:`SentryFlagsAsyncPlugin` in ``AsyncConfig(plugins=[...])`` for the
+Use `SentryFlagsPlugin` in ``ldclient.Config(plugins=[...])`` when the LD client is
+built after Sentry (`SentryFlagsAsyncPlugin` in ``AsyncConfig(plugins=[...])`` for the
 experimental ``ldclient.async_client.AsyncLDClient``), or pass the client, sync or async, to
 ``FlagsIntegration(launchdarkly_client=...)``. One hook records both who was evaluated
 (``launchdarklyContext``) and what they were served (Sentry's ``flags`` context for
@@ -289,7 +289,7 @@ if AsyncPlugin is not None:
 
         @property
         def failures(self) -> int:
-            """As :attr:`SentryFlagsPlugin.failures`."""
+            """As `SentryFlagsPlugin.failures`."""
             return self._hooks.failures.count
 
         async def register(self, client: AsyncLDClient, metadata: EnvironmentMetadata) -> None:

@@ -67,6 +67,8 @@ class SentryFlagsHook(Hook):
     Records in ``finally_after``, which OpenFeature runs once for every evaluation, failed
     ones included, with the details the app got. Never raises into the evaluation.
     ``skipped_contexts`` counts evaluation contexts that did not become ``launchdarklyContext``.
+    Register it with ``api.add_hooks([SentryFlagsHook()])`` (every client) or on one client;
+    it takes no arguments. Guide: docs/openfeature.md.
     """
 
     def __init__(self) -> None:
@@ -92,6 +94,8 @@ class SentryFlagsHook(Hook):
             return dict(self._skipped)
 
     def skip(self, reason: str) -> None:
+        """Count one context that did not become ``launchdarklyContext``, for ``reason``
+        (the hook's own bookkeeping, shown in `skipped_contexts`)."""
         with self._lock:
             self._skipped[reason] += 1
 

@@ -61,16 +61,22 @@ class ImpressionListener:
 
     ``data`` is ``{"impression": Impression, "attributes": ..., "sdk-language-version": ...,
     "instance-id": ...}``; only the impression's feature, treatment and label are used.
+    Build it with `impression_listener`. Guide: docs/frameworks.md, "Split treatments".
     """
 
     def log_impression(self, data: Any) -> None:
+        """Record the impression's treatment for the current request or task; never raises."""
         _record_impression(data)
 
 
 class AsyncImpressionListener:
-    """The same for splitio's asyncio client, which awaits ``log_impression``."""
+    """The same for splitio's asyncio client, which awaits ``log_impression``.
+
+    Build it with `async_impression_listener`.
+    """
 
     async def log_impression(self, data: Any) -> None:
+        """Record the impression's treatment for the current request or task; never raises."""
         _record_impression(data)
 
 

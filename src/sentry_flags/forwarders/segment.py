@@ -58,16 +58,34 @@ class SegmentForwarder(BackoffForwarder):
     ``message_id`` is the Sentry event id, so Segment de-duplicates a retried delivery, and
     ``timestamp`` is when the error happened. At most ``max_per_second`` errors a second
     (token bucket on capture time) are sent; the rest are counted as ``rate_limited``.
-    ``segment_client`` is never shut down here. Other skips, in ``stats.skipped``:
-    ``environment``, ``user_id_too_long``, ``backoff`` (Segment refused a call a moment
-    ago), ``no_write_key`` (module API before ``write_key`` is set), ``client_stopped``.
+    Other skips, in ``stats.skipped``: ``environment``, ``user_id_too_long``, ``backoff``
+    (Segment refused a call a moment ago), ``no_write_key`` (module API before
+    ``write_key`` is set), ``client_stopped``. Guide: docs/forwarders-segment.md.
+
+    Args:
+        segment_client: A ``segment.analytics.Client`` (segment-analytics-python 2.x), an
+            ``analytics.Client`` (analytics-python 1.4), either package's module-level API,
+            or anything with the same ``track``. Never shut down here: call its
+            ``shutdown()`` yourself at exit, after ``sentry_sdk.flush()``.
+        max_per_second: At most this many errors a second go to Segment, as Sentry's own
+            forwarder; the rest are counted as ``rate_limited``. A number, at least 1.
+            Default ``200``.
+        environments: The Sentry environments to forward (a set of names). Default `None`:
+            every environment.
+        event_name: The Segment event name, at most 200 characters. Default
+            ``"Error Captured"``.
+
+    Raises:
+        TypeError: ``segment_client`` has no ``track``, or an option has the wrong type.
+        ValueError: ``max_per_second`` is not a finite number of at least 1, or
+            ``event_name`` is empty or too long.
     """
 
     vendor = "segment"
     display_name = "Segment"
     expected_skips = Forwarder.expected_skips | {"no_user_id", "user_id_too_long"}
-    # At most this long per flush() waiting for Segment's consumer to post what it queued.
     flush_timeout = 2.0
+    """Seconds a flush waits at most for Segment's consumer to post what it queued."""
 
     def __init__(
         self,

@@ -52,7 +52,36 @@ class SplitForwarder(BackoffForwarder):
     out of an error that is forwarded, in ``stats.calls``: ``no_identity:<traffic type>``,
     ``key_too_long:<traffic type>``, ``no_culprit``. A client of a factory in splitio's
     ``localhost`` mode sends no events at all (its ``track`` only returns None): its errors
-    are skipped as ``localhost_mode``.
+    are skipped as ``localhost_mode``. Guide: docs/forwarders-split.md.
+
+    Args:
+        split_client: ``factory.client()`` of a splitio factory, its asyncio client, or
+            anything with the same ``track``. Never destroyed here: destroy the factory
+            yourself at exit.
+        identities: Keyword only. Split traffic type -> dotted path into the Sentry event
+            (after the privacy rules) where that traffic type's key is: ``"user.id"``,
+            ``"tags.org"``, ``"contexts.launchdarklyContext.org.key"``. One event per traffic
+            type whose path has a value. Default ``{"user": "user.id", "org": "user.orgId"}``.
+        environments: Keyword only. The Sentry environments to forward (a set of names).
+            Default `None`: every environment.
+        capture_culprit: Keyword only. Also send, per identity, an event whose type names
+            the culprit. Default `False`, as "Capture Culprit" is an opt-in checkbox in
+            Split's own integration (on, a metric over all event types counts each error
+            twice).
+        event_type: Keyword only. The Split event type (letters, digits, ``-_.:``, at most
+            80 characters; 63 with ``capture_culprit``). Default ``"sentry_exception"``.
+        value: Keyword only. The number sent as each event's ``value`` (``1`` to sum
+            errors). Default `None`: none.
+        include_tags: Keyword only. Add the event's Sentry tags as ``tags.<name>``
+            properties, as far as Split's limits allow. Default `True`.
+        loop: Keyword only. For splitio's asyncio client, the event loop it runs on:
+            required then, refused otherwise. Default `None`.
+
+    Raises:
+        TypeError: ``split_client`` has no ``track``, ``loop`` is missing or not wanted, or
+            an option has the wrong type.
+        ValueError: ``identities`` is empty or has an invalid traffic type or path, or
+            ``event_type`` is not a valid Split event type.
     """
 
     vendor = "split"
@@ -60,6 +89,7 @@ class SplitForwarder(BackoffForwarder):
     expected_skips = Forwarder.expected_skips | {"no_identity", "localhost_mode"}
 
     async_timeout = ASYNC_TIMEOUT
+    """Seconds the delivery thread waits for an asyncio client's ``track`` on its loop."""
 
     def __init__(
         self,

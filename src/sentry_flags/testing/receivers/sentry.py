@@ -1,5 +1,8 @@
 """A stand-in for Sentry's envelope endpoint, and a parser for what arrives there.
 
+Point sentry-sdk at it with ``sentry_sdk.init(dsn=receiver.dsn, ...)``: the events your code
+captures arrive in `SentryReceiver.events` instead of at sentry.io.
+
 With ``sentry-relay`` installed (Sentry's own event normalizer, as its ingestion runs it),
 every event the receiver accepts is also normalized, and what Relay reports in the
 event's ``_meta`` (invalid data it removed, values it trimmed) is kept: a test can then
@@ -34,25 +37,35 @@ OUR_CONTEXTS = ("launchdarklyContext", "flags", "flagEvaluations")
 
 @dataclass(frozen=True)
 class EnvelopeItem:
-    """One item of an envelope: its header line and its payload bytes."""
+    """One item of an envelope.
+
+    Attributes:
+        headers: The item header (``type``, ``length``...).
+        payload: The payload bytes.
+    """
 
     headers: dict[str, Any]
     payload: bytes
 
     @property
     def type(self) -> Optional[str]:
-        """The item type: ``event``, ``transaction``, ``check_in``, ..."""
+        """The item type: ``event``, ``transaction``, ``session``, ``check_in``..."""
         return self.headers.get("type")
 
     @property
     def json(self) -> Any:
-        """The payload decoded as JSON; None when it is not JSON."""
+        """The payload decoded as JSON, or `None` when it is not JSON."""
         return parse_json(self.payload)
 
 
 @dataclass(frozen=True)
 class Envelope:
-    """A Sentry envelope: its header line and its items."""
+    """A Sentry envelope: its header (``event_id``, ``dsn``, ``sent_at``...) and its items.
+
+    Attributes:
+        headers: The envelope header.
+        items: The items, in order.
+    """
 
     headers: dict[str, Any]
     items: list[EnvelopeItem]
@@ -63,6 +76,9 @@ def parse_envelope(data: bytes) -> Envelope:
 
     A payload is ``length`` bytes when the item header says so, otherwise it
     runs to the next newline.
+
+    Raises:
+        ValueError: A header line is not JSON.
     """
     header_line, _, rest = data.partition(b"\n")
     headers = json.loads(header_line) if header_line.strip() else {}
@@ -93,10 +109,17 @@ def parse_envelope(data: bytes) -> Envelope:
 class IngestProblem:
     """One place in an accepted event where Sentry's normalizer changed what was sent.
 
-    ``path`` leads to it (``("contexts", "flags", "values", "1", "flag")``). ``errors``
-    are Relay's errors there (``"invalid_data: expected a string"``; the value is then
-    gone, ``original`` holds it); ``remarks`` its own changes (``"!limit"``: trimmed);
-    ``original_length`` the length before a trim.
+    `SentryReceiver.ingest_problems` lists them; ``str()`` gives a line for a test failure.
+
+    Attributes:
+        event_id: The event's id.
+        path: Where in the event: ``("contexts", "flags", "values", "1", "flag")``; empty
+            when the normalizer refused the event whole.
+        errors: Relay's errors there (``"invalid_data: expected a string"``); the value is
+            then gone, and ``original`` holds it.
+        remarks: Relay's own changes there (``"!limit"``: trimmed).
+        original: The value before Relay removed it, when it says.
+        original_length: The length before a trim, when it says.
     """
 
     event_id: Optional[str]
@@ -159,13 +182,29 @@ def _store_normalizer(project_id: str) -> Any:
 
 
 class SentryReceiver(BaseReceiver):
-    """Accepts ``POST /api/<project>/envelope/`` like Sentry/Relay.
+    """Sentry's envelope endpoint, ``POST /api/<project>/envelope/``, as Sentry and Relay accept it.
 
-    ``normalize``: run every accepted event through Sentry's own normalizer (``sentry-relay``)
-    and keep what it reports (:meth:`ingest_problems`); None (the default) does so when
-    sentry-relay is installed, True requires it. ``strict``: leaving the ``with`` block
-    without an exception fails (AssertionError) when Relay reported an error under
-    ``OUR_CONTEXTS`` of any accepted event (see :meth:`assert_ingestible`).
+    Listens on 127.0.0.1 from construction until `stop` (or the end of a ``with`` block).
+    Give sentry-sdk its `dsn`, and what sentry-sdk sends arrives here:
+
+        with SentryReceiver() as sentry:
+            sentry_sdk.init(dsn=sentry.dsn, integrations=[FlagsIntegration()])
+            sentry_sdk.capture_exception(RuntimeError("card declined"))
+            [event] = sentry.wait_for_events(1)
+            assert event["exception"]["values"][0]["value"] == "card declined"
+
+    Args:
+        project_id: The project id in the DSN and the endpoint path. Default ``"1"``.
+        public_key: The DSN's public key. Default ``"public"``.
+        normalize: Keyword only. Run every accepted event through Sentry's own normalizer
+            (``sentry-relay``) and keep what it reports (`ingest_problems`). Default `None`:
+            when sentry-relay is installed; `True` requires it, `False` never.
+        strict: Keyword only. Leaving the ``with`` block without an exception fails
+            (`AssertionError`) when Relay reported an error under `OUR_CONTEXTS` of any
+            accepted event (see `assert_ingestible`). Default `False`.
+
+    Raises:
+        ImportError: ``normalize=True`` without sentry-relay installed.
     """
 
     ENVELOPE_PATH = re.compile(r"^/api/(?P<project>[^/]+)/envelope/$")
@@ -205,7 +244,7 @@ class SentryReceiver(BaseReceiver):
         return self._normalizer is not None
 
     def respond(self, request: RecordedRequest) -> Response:
-        """Accept an envelope (200 with its event id); 404 elsewhere, 400 if it does not parse."""
+        """Accept envelopes with 200 ``{"id": <event id>}``; 400 for one that does not parse."""
         if request.method != "POST" or not self.ENVELOPE_PATH.match(request.path):
             return Response(404, {"detail": "not found"})
         try:
@@ -241,7 +280,7 @@ class SentryReceiver(BaseReceiver):
     @property
     def normalized_events(self) -> list[dict[str, Any]]:
         """What Sentry's normalizer made of each accepted event, in arrival order (empty when
-        not :attr:`normalizing`)."""
+        not `normalizing`)."""
         with self._normalize_lock:
             return list(self._normalized)
 
@@ -262,7 +301,7 @@ class SentryReceiver(BaseReceiver):
     def assert_ingestible(
         self, contexts: Optional[Iterable[str]] = OUR_CONTEXTS, *, errors_only: bool = True
     ) -> None:
-        """Raise AssertionError listing :meth:`ingest_problems` under ``contexts``, if any:
+        """Raise AssertionError listing `ingest_problems` under ``contexts``, if any:
         by default the errors (data Sentry would drop as invalid); with ``errors_only=False``
         also what it would trim."""
         problems = self.ingest_problems(contexts, errors_only=errors_only)
@@ -272,11 +311,11 @@ class SentryReceiver(BaseReceiver):
 
     @property
     def envelopes(self) -> list[Envelope]:
-        """Every envelope the receiver accepted, parsed."""
+        """Every envelope delivered, parsed, in arrival order."""
         return [parse_envelope(r.body) for r in self.delivered("/api/", "POST")]
 
     def items(self, item_type: Optional[str] = None) -> list[EnvelopeItem]:
-        """The items of every accepted envelope, of ``item_type`` only when given."""
+        """Every item of every envelope delivered; only those of ``item_type`` when given."""
         return [
             item
             for envelope in self.envelopes
@@ -286,16 +325,30 @@ class SentryReceiver(BaseReceiver):
 
     @property
     def events(self) -> list[dict[str, Any]]:
-        """Error/message events (item type ``event``), decoded."""
+        """Every error and message event delivered (item type ``event``), decoded, in order."""
         return [item.json for item in self.items("event")]
 
     @property
     def transactions(self) -> list[dict[str, Any]]:
-        """Transactions (item type ``transaction``), decoded."""
+        """Every transaction delivered, decoded, in order."""
         return [item.json for item in self.items("transaction")]
 
     def wait_for_events(self, count: int = 1, timeout: float = DEFAULT_TIMEOUT) -> list[dict[str, Any]]:
-        """Wait until at least ``count`` events were accepted; all of them."""
+        """Wait until at least ``count`` events arrived; return every one so far.
+
+        sentry-sdk sends from a background thread, so read `events` through this (or after
+        ``sentry_sdk.flush()``).
+
+        Args:
+            count: How many to wait for. Default ``1``.
+            timeout: Seconds to wait. Default `DEFAULT_TIMEOUT` (5).
+
+        Returns:
+            Every event so far (at least ``count``), decoded.
+
+        Raises:
+            AssertionError: Fewer arrived within ``timeout``.
+        """
         return wait_for(
             lambda: (events := self.events) and len(events) >= count and events,
             timeout=timeout,
