@@ -363,8 +363,12 @@ def set_span_flag(flag: str, result: bool) -> None:
     set_flag = getattr(span, "set_flag", None)  # 2.x transactions and spans: capped at 10 a span
     if set_flag is not None:
         set_flag(key, result)
-    else:  # streamed spans (2.x span streaming, 3.x): attributes
-        span.set_attribute(key, result)
+        return
+    # Streamed spans (2.x span streaming, 3.x) take attributes; a 2.x span of a release before
+    # set_flag (2.26.1) takes neither, and gets no flag, as add_feature_flag gives it none.
+    set_attribute = getattr(span, "set_attribute", None)
+    if set_attribute is not None:
+        set_attribute(key, result)
 
 
 # Every private name of sentry-sdk used here, as the module docstring explains them
