@@ -189,3 +189,90 @@ def test_without_acached_user_an_error_after_auser_carries_no_context(
     assert asyncio.run(go()) == 200
     assert ld_context_of(only_event(sentry_receiver)) is None
     assert len(warnings_about(caplog, ACACHED_USER)) == 1
+
+
+# -- Flask-Login ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def flask_init(sentry_init: Callable[..., Any]) -> Callable[..., Any]:
+    pytest.importorskip("flask_login")
+    pytest.importorskip("ldclient")
+    from sentry_sdk.integrations.flask import FlaskIntegration
+
+    from flask_login_app import watch
+
+    def start() -> Any:
+        return sentry_init(
+            integrations=[FlaskIntegration(), FlagsIntegration()],
+            before_send=watch.close,
+            **pii_options(False),
+        )
+
+    return start
+
+
+def test_without_g_login_user_errors_are_keyed_by_the_session_user_id(
+    flask_init: Callable[..., Any],
+    sentry_receiver: SentryReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import flask
+    import flask_login
+    import flask_login.utils
+
+    from flask_login_app import LoginApp
+    from sentry_flags._flask_login import LOGIN_USER
+
+    # A Flask-Login that keeps the request's user under another name on g.
+    def keep(self: Any, user: Any = None) -> None:
+        flask.g.flask_login_user = self.anonymous_user() if user is None else user
+
+    def get_user() -> Any:
+        if "flask_login_user" not in flask.g:
+            flask.current_app.login_manager._load_user()
+        return flask.g.flask_login_user
+
+    monkeypatch.setattr(flask_login.LoginManager, "_update_request_context_with_user", keep)
+    monkeypatch.setattr(flask_login.utils, "_get_user", get_user)
+    flask_init()
+    app = LoginApp()
+    client = app.logged_in("42")
+    assert client.get("/boom/a").status_code == 500
+    assert client.get("/boom/b").status_code == 500
+
+    events = received(sentry_receiver, 2)
+    assert [ld_context_of(e) for e in events] == [{"kind": "user", "key": "42"}] * 2
+    assert app.capture_loads() == []
+    assert len(warnings_about(caplog, LOGIN_USER)) == 1
+
+
+def test_without_the_session_key_an_unloaded_user_gives_no_context(
+    flask_init: Callable[..., Any],
+    sentry_receiver: SentryReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import flask_login.config
+
+    from flask_login_app import LoginApp
+    from sentry_flags._flask_login import SESSION_USER_ID
+
+    # A Flask-Login whose SESSION_KEYS say the user id is kept under another key.
+    monkeypatch.setattr(
+        flask_login.config, "SESSION_KEYS", (flask_login.config.SESSION_KEYS - {"_user_id"}) | {"_uid"}
+    )
+    flask_init()
+    app = LoginApp()
+    client = app.logged_in("42")
+    assert client.get("/capture/a").status_code == 200
+    assert client.get("/capture/b").status_code == 200
+    assert client.get("/boom/c").status_code == 500
+
+    events = received(sentry_receiver, 3)
+    # Not "anonymous": whoever it is cannot be told without the user_loader.
+    assert [ld_context_of(e) for e in events[:2]] == [None, None]
+    assert ld_context_of(events[2]) == {"kind": "user", "key": "42"}  # loaded before the capture
+    assert app.capture_loads() == []
+    assert len(warnings_about(caplog, SESSION_USER_ID)) == 1

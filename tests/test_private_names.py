@@ -5,7 +5,7 @@ Found from the source, not from a list kept by hand: an AST walk of ``src/sentry
 ``delattr`` with a ``"_name"`` literal, ``"_name"`` literals a ``for`` loop runs over, keys
 (``obj["_key"]``, ``obj.get("_key")``, ``"_key" in obj``), and imports of ``_names`` from
 other packages. Each found in an SDK or framework module (``_ldclient``, ``_splitio``,
-``_segment``, ``_sentry``, ``_django``) must be in that module's
+``_segment``, ``_sentry``, ``_django``, ``_flask_login``) must be in that module's
 ``PRIVATE_NAMES``; one found anywhere else must be a name this package defines
 itself (or one the list below says is public despite its underscore). And every declared
 name must still be used, so the lists say what the code does.
@@ -31,8 +31,9 @@ SDK_MODULES = {
     "_splitio.py": "sentry_flags._splitio",
     "_segment.py": "sentry_flags._segment",
     "_sentry.py": "sentry_flags._sentry",
-    # The frameworks'. Flask's, Starlette's (asgi.py) and Celery's glue need none.
+    # The frameworks'. Flask's own, Starlette's (asgi.py) and Celery's glue need none.
     "_django.py": "sentry_flags._django",
+    "_flask_login.py": "sentry_flags._flask_login",
 }
 # Underscored, and public all the same.
 DOCUMENTED = {
@@ -198,6 +199,7 @@ VENDOR_MODULES = [
     "sentry_flags._segment",
     "sentry_flags._splitio",
     "sentry_flags._django",
+    "sentry_flags._flask_login",
 ]
 
 
