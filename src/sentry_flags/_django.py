@@ -81,7 +81,8 @@ NOT_LOADED: Any = _NotLoaded()  # what loaded_user gives for a user nobody loade
 _GONE = object()
 
 # The caches Django's functions still use (check_user_caches drops the others).
-_trusted: frozenset[str] = frozenset({"_cached_user", "_acached_user"})
+_CACHES = frozenset({"_cached_user", "_acached_user"})
+_trusted = _CACHES
 
 
 def loaded_user(request: Any) -> Any:
@@ -114,10 +115,10 @@ def _lazy_target(user: LazyObject) -> Any:
 
 
 def check_user_caches() -> None:
-    """Step aside, once per process, from a cache Django's ``get_user``/``auser`` no longer use.
+    """Stop reading a cache Django's ``get_user``/``auser`` no longer use (warned once).
 
-    Reads their code objects (the names they reference); runs nothing. Django 4.2 has no
-    ``auser``: nothing to check there.
+    Called when a middleware starts. Reads their code objects (the names they reference);
+    runs nothing. Django 4.2 has no ``auser``: nothing to check there.
     """
     global _trusted
     try:
@@ -125,14 +126,14 @@ def check_user_caches() -> None:
     except Exception:  # no auth app: nothing loads users, nothing to check
         logger.debug("django.contrib.auth is not importable", exc_info=True)
         return
-    trusted = set(_trusted)
+    trusted = set(_CACHES)
     for function, cached, name in (
         (getattr(middleware, "get_user", None), CACHED_USER.names[0], CACHED_USER),
         (getattr(middleware, "auser", None), ACACHED_USER.names[0], ACACHED_USER),
     ):
         if function is None and name is ACACHED_USER:
             continue  # before Django 5.0
-        if not _references(function, cached) and cached in trusted:
+        if not _references(function, cached):
             trusted.discard(cached)
             step_aside(name)
     _trusted = frozenset(trusted)
