@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any, Callable, Optional
 
@@ -14,7 +15,7 @@ import sentry_sdk  # noqa: E402
 from ldclient import Context  # noqa: E402
 from sentry_sdk.integrations.flask import FlaskIntegration  # noqa: E402
 
-from helpers import SENTRY_SDK_MAJOR, flask_transaction, pii_options  # noqa: E402
+from helpers import SENTRY_SDK_MAJOR, flask_transaction, only_event, pii_options, received  # noqa: E402
 from receivers import SentryReceiver, wait_for  # noqa: E402
 from sentry_flags import FlagsIntegration  # noqa: E402
 from sentry_flags.flask import FlagsExtension  # noqa: E402
@@ -213,3 +214,193 @@ def test_an_app_keeps_endpoint_transaction_names_on_every_major(
 
     assert transaction == "order"
     assert event_types == {"sentry_exception", "sentry_exception:order"}
+
+
+# -- Flask-Login: capture reads only what the request holds, never the user_loader ------------------
+
+
+def login_app(sentry_init: Callable[..., Any], *, pii: bool = False, **options: Any) -> Any:
+    pytest.importorskip("flask_login")
+    from flask_login_app import LoginApp, watch
+
+    sentry_init(
+        integrations=[FlaskIntegration(), FlagsIntegration()], before_send=watch.close, **pii_options(pii)
+    )
+    return LoginApp(**options)
+
+
+@pytest.mark.parametrize("pii", [False, True])
+def test_a_view_exception_carries_the_user_loaded_before_the_capture(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, pii: bool
+) -> None:
+    app = login_app(sentry_init, pii=pii)
+    assert app.logged_in("42").get("/boom/v").status_code == 500  # the view never used current_user
+
+    ctx = ld_context_of(only_event(sentry_receiver))
+    assert ctx == (
+        {"kind": "user", "key": "42", "name": "Ann", "email": "ann@example.com"}
+        if pii
+        else {
+            "kind": "user",
+            "key": "42",
+        }
+    )
+    assert app.loads == [("42", False)]  # loaded before sentry-sdk captured, not while
+
+
+def test_an_error_reported_before_the_user_was_loaded_is_keyed_by_the_session_user_id(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    # PII off: with it on, sentry-sdk's own FlaskIntegration reads current_user to set
+    # Sentry's user (when the request starts on recent releases, while capturing on 2.26).
+    app = login_app(sentry_init, pii=False)
+    assert app.logged_in("42").get("/capture/r").status_code == 200
+
+    # Nobody read the user, so there is nothing but its id: no name, no email.
+    assert ld_context_of(only_event(sentry_receiver)) == {"kind": "user", "key": "42"}
+    assert app.loads == []
+
+
+def test_an_error_reported_after_the_view_used_its_user_carries_it(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    app = login_app(sentry_init, pii=True)
+    assert app.logged_in("7").get("/capture-after-user/u").status_code == 200
+
+    assert ld_context_of(only_event(sentry_receiver)) == {
+        "kind": "user",
+        "key": "7",
+        "name": "Bob",
+        "email": "bob@example.com",
+    }
+    assert app.capture_loads() == []
+
+
+def test_an_anonymous_visitor_is_anonymous_with_one_key_per_request_and_no_loader_call(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    app = login_app(sentry_init)
+    client = app.client()
+    assert client.get("/capture/a?times=2").status_code == 200
+    assert client.get("/boom/b").status_code == 500
+
+    events = received(sentry_receiver, 3)
+    contexts = [ld_context_of(e) for e in events]
+    assert all(c["kind"] == "user" and c["anonymous"] is True for c in contexts)
+    assert contexts[0]["key"] == contexts[1]["key"] != contexts[2]["key"]  # one key per request
+    assert app.loads == []  # an empty session: nothing to load
+
+
+def test_after_logout_in_the_request_the_visitor_is_anonymous(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    app = login_app(sentry_init)
+    client = app.logged_in("42")
+    assert client.get("/logout").status_code == 200
+    assert client.get("/capture/o").status_code == 200
+
+    assert ld_context_of(only_event(sentry_receiver))["anonymous"] is True
+
+
+def test_with_a_request_loader_an_unloaded_user_is_not_guessed(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    app = login_app(sentry_init, request_loader=True)
+    client = app.client()
+    # Reported before anything loaded the user: only the request_loader could tell who this is.
+    assert client.get("/capture/t", headers={"X-Token": "t42"}).status_code == 200
+    # Raised by the view: loaded (by the request_loader) before sentry-sdk captured it.
+    assert client.get("/boom/t", headers={"X-Token": "t42"}).status_code == 500
+
+    first, second = received(sentry_receiver, 2)
+    assert ld_context_of(first) is None  # rather than calling a logged-in user anonymous
+    assert ld_context_of(second) == {"kind": "user", "key": "42"}
+    assert app.loads == [("t42", False)]
+
+
+def test_a_remember_me_login_is_not_guessed_before_the_user_is_loaded(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    app = login_app(sentry_init)
+    client = app.logged_in("42", remember=True)
+    client.delete_cookie("session")  # the browser was closed: only the remember cookie is left
+    assert client.get("/capture/c").status_code == 200
+    assert client.get("/boom/c").status_code == 500
+
+    first, second = received(sentry_receiver, 2)
+    assert ld_context_of(first) is None
+    assert ld_context_of(second) == {"kind": "user", "key": "42"}
+    assert app.loads == [("42", False)]  # by the cookie, before the second capture
+
+
+def test_with_strong_session_protection_an_unloaded_user_is_not_guessed(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    app = login_app(sentry_init, protection="strong")
+    client = app.logged_in("42")
+    assert client.get("/capture/s").status_code == 200
+    assert client.get("/boom/s").status_code == 500
+
+    first, second = received(sentry_receiver, 2)
+    assert ld_context_of(first) is None  # Flask-Login may yet drop this session
+    assert ld_context_of(second) == {"kind": "user", "key": "42"}
+    assert app.capture_loads() == []
+
+
+def test_a_user_loader_that_fails_never_reaches_the_app(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    app = login_app(sentry_init, loader_fails=True)
+    response = app.logged_in("42").get("/boom/d")
+
+    assert response.status_code == 500  # the view's own error, answered as Flask does
+    event = only_event(sentry_receiver)
+    assert event["exception"]["values"][-1]["value"] == "boom d"
+    assert ld_context_of(event) == {"kind": "user", "key": "42"}  # what the session says
+    assert app.loads == [("42", False)]
+
+
+def test_a_builder_of_yours_gets_the_request_as_it_is(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    app = login_app(sentry_init, context_from_request=lambda request: Context.create("mine"))
+    assert app.logged_in("42").get("/boom/m").status_code == 500
+
+    assert ld_context_of(only_event(sentry_receiver)) == {"kind": "user", "key": "mine"}
+    assert app.loads == []  # nobody loaded the user for it
+
+
+def test_flask_login_is_never_imported_for_an_app_that_does_not_use_it(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+
+    class NotInstalled:
+        def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+            if name.partition(".")[0] == "flask_login":
+                asked.append(name)
+                raise ImportError(name)
+
+    for name in [m for m in sys.modules if m.partition(".")[0] == "flask_login"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [NotInstalled(), *sys.meta_path])
+    sentry_init(integrations=[FlaskIntegration(), FlagsIntegration()])
+    client = make_app().test_client()
+    assert client.get("/boom/n").status_code == 500
+
+    assert ld_context_of(only_event(sentry_receiver))["anonymous"] is True
+    assert asked == []
+
+
+def test_without_our_integration_the_user_is_not_loaded_for_us(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    pytest.importorskip("flask_login")
+    from flask_login_app import LoginApp
+
+    sentry_init(integrations=[FlaskIntegration()])
+    app = LoginApp()
+    assert app.logged_in("42").get("/boom/n").status_code == 500
+
+    assert ld_context_of(only_event(sentry_receiver)) is None
+    assert app.loads == []  # the app's error path costs what it did without sentry-flags

@@ -2,11 +2,11 @@
 
 Found from the source, not from a list kept by hand: an AST walk of ``src/sentry_flags`` for
 ``obj._name`` (on anything but ``self``/``cls``), ``getattr``/``hasattr``/``setattr``/
-``delattr`` with a ``"_name"`` literal, ``"_name"`` literals a ``for`` loop runs over, and
-imports of ``_names`` from other packages. Each
-found in an SDK module (``_ldclient``, ``_splitio``, ``_segment``, ``_sentry``, and Django's
-in ``django``) must be in
-that module's ``PRIVATE_NAMES``; one found anywhere else must be a name this package defines
+``delattr`` with a ``"_name"`` literal, ``"_name"`` literals a ``for`` loop runs over, keys
+(``obj["_key"]``, ``obj.get("_key")``, ``"_key" in obj``), and imports of ``_names`` from
+other packages. Each found in an SDK or framework module (``_ldclient``, ``_splitio``,
+``_segment``, ``_sentry``, ``_django``, ``_flask_login``) must be in that module's
+``PRIVATE_NAMES``; one found anywhere else must be a name this package defines
 itself (or one the list below says is public despite its underscore). And every declared
 name must still be used, so the lists say what the code does.
 
@@ -31,15 +31,19 @@ SDK_MODULES = {
     "_splitio.py": "sentry_flags._splitio",
     "_segment.py": "sentry_flags._segment",
     "_sentry.py": "sentry_flags._sentry",
-    # Django's few, in its one glue module (the other frameworks' glue needs none).
-    "django.py": "sentry_flags.django",
+    # The frameworks'. Flask's own, Starlette's (asgi.py) and Celery's glue need none.
+    "_django.py": "sentry_flags._django",
+    "_flask_login.py": "sentry_flags._flask_login",
 }
 # Underscored, and public all the same.
 DOCUMENTED = {
     # werkzeug's LocalProxy (flask.request, flask_login.current_user): its documented way
     # to reach the object behind the proxy.
     "_get_current_object": "werkzeug.local.LocalProxy._get_current_object",
+    # Sentry's event protocol: the annotations of trimmed and scrubbed values.
+    "_meta": "https://develop.sentry.dev/sdk/data-model/event-payloads/",
 }
+KEY_METHODS = {"get", "pop", "setdefault"}
 ACCESSORS = {"getattr", "hasattr", "setattr", "delattr"}
 
 
@@ -78,6 +82,22 @@ def touches(module: str, tree: ast.Module) -> Iterator[Touch]:
             and private(node.args[1].value)
         ):
             yield Touch(module, node.args[1].value, node.lineno)
+        elif isinstance(node, ast.Subscript) and (key := private_literal(node.slice)):
+            yield Touch(module, key, node.lineno)  # obj["_key"]
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in KEY_METHODS
+            and node.args
+            and (key := private_literal(node.args[0]))
+        ):
+            yield Touch(module, key, node.lineno)  # obj.get("_key")
+        elif (
+            isinstance(node, ast.Compare)
+            and any(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops)
+            and (key := private_literal(node.left))
+        ):
+            yield Touch(module, key, node.lineno)  # "_key" in obj
         elif isinstance(node, (ast.For, ast.comprehension)) and isinstance(node.iter, (ast.Tuple, ast.List)):
             # for name in ("_a", "_b"): getattr(obj, name)
             for item in node.iter.elts:
@@ -96,6 +116,13 @@ def touches(module: str, tree: ast.Module) -> Iterator[Touch]:
             for alias in node.names:
                 if alias.name.split(".")[0] != "sentry_flags":
                     yield from (Touch(module, p, node.lineno) for p in alias.name.split(".") if private(p))
+
+
+def private_literal(node: ast.AST) -> str:
+    """The private name a string literal spells, or ``""``."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str) and private(node.value):
+        return node.value
+    return ""
 
 
 def defined(tree: ast.Module) -> Iterator[str]:
@@ -161,12 +188,19 @@ def test_the_walk_finds_the_kinds_of_touch_it_looks_for() -> None:
         "    for name in ('_e', 'f'): hasattr(client, name)\n"
         "    self._ours\n"
         "    client.__dict__\n"
+        "    client.session['_f'], client.g.get('_g'), '_h' in client.keys, '_i' == client.x\n"
     )
     found = sorted(t.name for t in touches("m.py", ast.parse(code)))
-    assert found == ["_a", "_c", "_d", "_e", "_impl", "_impl", "_thing"]
+    assert found == ["_a", "_c", "_d", "_e", "_f", "_g", "_h", "_impl", "_impl", "_thing"]
 
 
-VENDOR_MODULES = ["sentry_flags._ldclient", "sentry_flags._segment", "sentry_flags._splitio"]
+VENDOR_MODULES = [
+    "sentry_flags._ldclient",
+    "sentry_flags._segment",
+    "sentry_flags._splitio",
+    "sentry_flags._django",
+    "sentry_flags._flask_login",
+]
 
 
 @pytest.mark.parametrize("module_name", VENDOR_MODULES)

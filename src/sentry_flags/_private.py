@@ -1,17 +1,18 @@
-"""Private names of the vendor SDKs: declared, counted, and stepped around when gone.
+"""Private names of the vendor SDKs and frameworks: declared, counted, stepped around when gone.
 
 A private name is what a vendor's patch release may rename without notice. Each one we
 use lives in that SDK's module (``_ldclient``, ``_splitio``, ``_segment``; sentry-sdk's in
-``_sentry``), declared there as a `PrivateName` that says what it serves and what
-happens without it (``tests/test_private_names.py`` compares those declarations with what
-the source touches). When the installed release lacks one, the feature it serves steps
-aside: `step_aside` counts it and logs one warning per name per process; nothing
-raises and nothing else is lost.
+``_sentry``; Django's in ``_django``, Flask-Login's in ``_flask_login``), declared there as
+a `PrivateName` that says what it serves and what happens without it
+(``tests/test_private_names.py`` compares those declarations with what the source touches).
+When the installed release lacks one, the feature it serves steps aside: `step_aside`
+counts it and logs one warning per name per process; nothing raises and nothing else is lost.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -26,10 +27,10 @@ logger = logging.getLogger("sentry_flags")
 
 @dataclass(frozen=True)
 class PrivateName:
-    """One private name of a vendor SDK that a feature of ours relies on.
+    """One private name of a vendor SDK or framework that a feature of ours relies on.
 
-    ``path`` is how the SDK spells it (``LDClient._config``); ``serves`` is the feature,
-    ``instead`` what happens while the name is missing.
+    ``path`` is how the SDK spells it (``LDClient._config``, ``session["_user_id"]`` for a
+    key); ``serves`` is the feature, ``instead`` what happens while the name is missing.
     """
 
     distribution: str
@@ -40,7 +41,7 @@ class PrivateName:
     @property
     def names(self) -> tuple[str, ...]:
         """The private parts of ``path``: what the source touches."""
-        return tuple(part for part in self.path.split(".") if part.startswith("_"))
+        return tuple(part for part in re.split(r"[.\[\]\"']+", self.path) if part.startswith("_"))
 
 
 _lock = ForkSafeLock()

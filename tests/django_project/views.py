@@ -62,6 +62,11 @@ def capture(request: HttpRequest, name: str) -> HttpResponse:
     return HttpResponse("reported")
 
 
+def capture_after_user(request: HttpRequest, name: str) -> HttpResponse:
+    request.user.is_authenticated  # noqa: B018 - the view used its user, as views that need it do
+    return capture(request, name)
+
+
 async def async_capture_after_auser(request: HttpRequest, name: str) -> HttpResponse:
     await request.auser()  # the view loaded its user (Django 5.0+), as views that use it do
     return await async_capture(request, name)
