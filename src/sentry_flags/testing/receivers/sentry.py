@@ -27,7 +27,15 @@ from sentry_flags.testing.receivers._base import (
     wait_for,
 )
 
-__all__ = ["OUR_CONTEXTS", "Envelope", "EnvelopeItem", "IngestProblem", "SentryReceiver", "parse_envelope"]
+__all__ = [
+    "OUR_CONTEXTS",
+    "Envelope",
+    "EnvelopeItem",
+    "IngestProblem",
+    "SentryReceiver",
+    "changed_paths",
+    "parse_envelope",
+]
 
 # The contexts sentry-flags writes on an error event.
 OUR_CONTEXTS = ("launchdarklyContext", "flags", "flagEvaluations")
@@ -155,10 +163,11 @@ def changed_paths(sent: Any, kept: Any, path: tuple[str, ...] = ()) -> list[tupl
                 found.extend(changed_paths(sent[key], kept[key], (*path, str(key))))
         return sorted(found)
     if isinstance(sent, list) and isinstance(kept, list):
-        found = [(*path, str(i)) for i in range(min(len(sent), len(kept)), max(len(sent), len(kept)))]
+        found = []
         for i, (before, after) in enumerate(zip(sent, kept)):
-            found[:0] = changed_paths(before, after, (*path, str(i)))
-        return sorted(found)
+            found.extend(changed_paths(before, after, (*path, str(i))))
+        found += [(*path, str(i)) for i in range(min(len(sent), len(kept)), max(len(sent), len(kept)))]
+        return found
     if type(sent) is not type(kept) and not (
         isinstance(sent, int)
         and isinstance(kept, int)
