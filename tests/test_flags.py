@@ -35,10 +35,11 @@ from helpers import (
 )
 from receivers import SentryReceiver
 from sentry_flags import FlagsIntegration
-from sentry_flags._bounds import MAX_CONTEXT_BYTES, MAX_FLAGS_BYTES, json_size
+from sentry_flags._bounds import CONTEXT_BUDGET, relay_size, type_reserve, value_limit
 from sentry_flags._flags import COMPACT_AT, FLAGS_KEY, MAX_FLAGS
 
 EVALUATIONS = "flagEvaluations"
+LD_KEY = "launchdarklyContext"
 SENTRY_EVENT_LIMIT = 1 << 20  # Sentry's ingest rejects an event over 1 MiB
 
 
@@ -251,7 +252,9 @@ def test_a_3_mb_attribute_is_cut_and_marked_and_the_event_arrives(
     found = ld_context_of(only_event(sentry_receiver))
     [request] = sentry_receiver.requests_to("/api/")
     assert len(request.body) < SENTRY_EVENT_LIMIT / 4
-    assert json_size(found) <= MAX_CONTEXT_BYTES
+    # Within what Sentry's ingestion keeps of a context (and the receiver's normalizer,
+    # strict, checks that it keeps all of it).
+    assert relay_size(found, 0) + type_reserve(LD_KEY) <= CONTEXT_BUDGET
     single = found["user"]
     assert single["key"] == "k" * 300  # kind and key are never cut
     assert "profile" not in single  # an object too large to cut: left out
@@ -280,14 +283,42 @@ def test_a_huge_flag_value_is_cut_and_marked(
     capture_error("with huge flag values")
 
     context = only_event(sentry_receiver)["contexts"][EVALUATIONS]
-    assert json_size(context) <= MAX_FLAGS_BYTES + 200
     meta = context["_meta"]
     assert meta["droppedFlags"] > 0  # the oldest entries went: the total is bounded
+    names = [e["flag"] for e in context["values"]]
     kept = {e["flag"]: e for e in context["values"]}
-    assert kept["mid-59"]["value"] == "m" * 1500
-    for name in meta.get("cutValues", []):
-        assert name in kept
+    # The newest survive: what Sentry's ingestion would have dropped is the oldest, by us.
+    assert names == [f"mid-{i}" for i in range(60 - len(names), 60)]
+    limit = value_limit(sentry_sdk.get_client().options.get("max_value_length"))
+    if limit >= 1500:
+        assert kept["mid-59"]["value"] == "m" * 1500
+        assert "cutValues" not in meta
+    else:  # sentry-sdk before 2.3x cuts at 1024 by default: we cut first, and say so
+        assert kept["mid-59"]["value"] == "m" * (limit - 3) + "..."
+        assert meta["cutValues"] == names
     assert len(kept) + meta["droppedFlags"] == 62
+
+
+def test_values_are_cut_to_the_clients_max_value_length_by_us_and_marked(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any, ld_test_data: Any
+) -> None:
+    # sentry-sdk cuts every longer string itself (1024 by default before 2.3x), with a mark
+    # of its own that Sentry shows as a trim: we cut first, by our rules, and say so.
+    td = ld_test_data
+    td.update(td.flag("long").variations("x" * 500, "").variation_for_all(0))
+    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld_client)], max_value_length=100)
+    ld_client.variation("long", user(bio="b" * 500, plan="pro"), None)
+    capture_error("with a short max_value_length")
+
+    event = only_event(sentry_receiver)
+    context = ld_context_of(event)
+    assert context["bio"] == "b" * 97 + "..."
+    assert context["plan"] == "pro"
+    assert context["_meta"]["cutAttributes"] == ["bio"]
+    [found] = evaluations(event)
+    assert found["value"] == "x" * 97 + "..."
+    assert event["contexts"][EVALUATIONS]["_meta"] == {"cutValues": ["long"]}
+    assert "contexts" not in (event.get("_meta") or {})  # nothing left for sentry-sdk to cut
 
 
 # -- coexistence and transactions -----------------------------------------------------------------

@@ -86,3 +86,50 @@ def test_what_sentry_flags_sends_comes_out_of_relay_as_sent(
         # Relay adds the context's type; nothing else changes.
         assert kept["contexts"][name] == {**sent["contexts"][name], "type": name}, json.dumps(kept)
     assert sentry_receiver.ingest_problems(errors_only=False) == []
+
+
+@pytest.mark.parametrize(
+    ("context", "where", "said"),
+    [
+        # Over Relay's 8 KiB: the string is cut where the budget runs out, with a remark (and
+        # the "type" Relay adds after it has no budget left: deleted).
+        ({"bio": "b" * 9000}, ("contexts", "launchdarklyContext", "bio"), "remark !limit"),
+        # The budget spent exactly: the "type" Relay adds is deleted; sentry-relay 0.10.1
+        # leaves no mark at all, 0.8.45 the context's original length.
+        (
+            {"bio": "b" * 8189},
+            ("contexts", "launchdarklyContext", "type"),
+            r"launchdarklyContext(\.type: remark changed without a mark|: was 2 long)",
+        ),
+        # Deeper than 5: made a JSON string, with no mark.
+        (
+            {"a": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}},
+            ("contexts", "launchdarklyContext", "a", "b", "c", "d", "e", "f"),
+            r"launchdarklyContext\.a\.b\.c\.d\.e\.f: remark changed without a mark",
+        ),
+    ],
+    ids=["trimmed", "deleted", "stringified-silently"],
+)
+def test_what_sentry_would_trim_or_change_fails_the_tests_receiver(
+    sentry_init: Callable[..., Any], context: dict[str, Any], where: tuple[str, ...], said: str
+) -> None:
+    receiver = shipped.SentryReceiver(normalize=True, strict=True, errors_only=False)
+    sentry_init(dsn=receiver.dsn, max_value_length=1 << 20)  # sentry-sdk cuts nothing itself
+    sentry_sdk.capture_event(
+        {"message": "big", "level": "error", "contexts": {"launchdarklyContext": context}}
+    )
+    sentry_sdk.flush(timeout=5)
+    receiver.wait_for_events(1)
+    with pytest.raises(AssertionError, match=said):
+        receiver.__exit__(None, None, None)  # the end of a `with SentryReceiver(...)` block
+    # Reported at the place, or (a trim Relay marked) at what holds it.
+    assert any(where[: len(p.path)] == p.path for p in receiver.ingest_problems())
+    # Only errors (the shipped receiver's default): a trim passes.
+    assert receiver.ingest_problems(errors_only=True) == []
+    receiver.assert_ingestible()
+
+
+def test_the_tests_receiver_fails_on_trims() -> None:
+    with SentryReceiver() as receiver:
+        assert receiver.strict
+        assert not receiver.errors_only

@@ -22,6 +22,7 @@ from sentry_sdk.integrations.logging import ignore_logger
 from sentry_sdk.scope import add_global_event_processor
 
 from sentry_flags import _sentry
+from sentry_flags._bounds import value_limit
 from sentry_flags._context import NO_REDACTION, Redaction
 from sentry_flags._delivery import DEFAULT_MAX_PER_SECOND, DEFAULT_QUEUE_SIZE, Delivery
 from sentry_flags._filters import (
@@ -308,7 +309,8 @@ class FlagsIntegration(Integration):
                     options[key] = value
             settings = ApplySettings(self.environment, release, self.server_name, self.logger)
             pipeline = (*self._filters, settings)
-            stage = Stage(self, current, Privacy.from_options(options), pipeline)
+            limit = value_limit(options.get("max_value_length"))
+            stage = Stage(self, current, Privacy.from_options(options), pipeline, limit)
             options["before_send"] = stage
             options["custom_repr"] = RedactingRepr(options.get("custom_repr"), self, stage.privacy)
             if self.debug:

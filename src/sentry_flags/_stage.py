@@ -15,7 +15,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from sentry_flags._bounds import bound_context
+from sentry_flags._bounds import MAX_VALUE_BYTES, bound_context
 from sentry_flags._context import CONTEXT_KEY, HINT_KEY, ContextSlot, any_client_redaction, redact
 from sentry_flags._filters import Processor
 from sentry_flags._flags import FLAGS_KEY, SENTRY_FLAGS_KEY, FlagLog, flag_contexts
@@ -81,7 +81,15 @@ def process_event(event: Event, hint: dict[str, Any]) -> Optional[Event]:
 class Stage:
     """One client's before_send, composed around the user's own."""
 
-    __slots__ = ("_last_context", "_last_flags", "integration", "pipeline", "privacy", "user_before_send")
+    __slots__ = (
+        "_last_context",
+        "_last_flags",
+        "integration",
+        "pipeline",
+        "privacy",
+        "user_before_send",
+        "value_limit",
+    )
 
     def __init__(
         self,
@@ -89,11 +97,13 @@ class Stage:
         user_before_send: Optional[BeforeSend],
         privacy: Privacy,
         pipeline: tuple[Processor, ...],
+        value_limit: int = MAX_VALUE_BYTES,
     ) -> None:
         self.integration = integration
         self.user_before_send = user_before_send
         self.privacy = privacy
         self.pipeline = pipeline
+        self.value_limit = value_limit  # of one value we attach: _bounds.value_limit
         # The errors of one request or task (a retry loop, a batch job, a storm) share its
         # LD context and flag log: their redacted, bounded forms are made once and copied.
         # Each is one tuple, replaced whole, so threads see an old or a new one, never half.
@@ -162,7 +172,9 @@ class Stage:
                 if last is not None and last[0] is context and last[1] is redaction:
                     bounded = last[2]
                 else:
-                    bounded = bound_context(redact(context, redaction, pii=self.privacy.user_info))
+                    bounded = bound_context(
+                        redact(context, redaction, pii=self.privacy.user_info), self.value_limit
+                    )
                     self._last_context = (context, redaction, bounded)
                 contexts[CONTEXT_KEY] = fresh(bounded)
                 hint[HINT_KEY] = context
@@ -174,7 +186,7 @@ class Stage:
             if existing is None and last_flags is not None and last_flags[0] is log:
                 evaluations, flags = last_flags[1], last_flags[2]
             else:
-                evaluations, flags = flag_contexts(log, existing)
+                evaluations, flags = flag_contexts(log, existing, self.value_limit)
                 if existing is None:
                     self._last_flags = (log, evaluations, flags)
             contexts[FLAGS_KEY] = fresh(evaluations)

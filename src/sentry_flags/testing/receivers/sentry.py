@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -29,10 +30,20 @@ from sentry_flags.testing.receivers._base import (
     wait_for,
 )
 
-__all__ = ["OUR_CONTEXTS", "Envelope", "EnvelopeItem", "IngestProblem", "SentryReceiver", "parse_envelope"]
+__all__ = [
+    "OUR_CONTEXTS",
+    "Envelope",
+    "EnvelopeItem",
+    "IngestProblem",
+    "SentryReceiver",
+    "changed_paths",
+    "parse_envelope",
+]
 
 # The contexts sentry-flags writes on an error event.
 OUR_CONTEXTS = ("launchdarklyContext", "flags", "flagEvaluations")
+# How far (units in the last place) Relay's JSON parser may read a float off: not a change.
+FLOAT_UNITS = 8
 
 
 @dataclass(frozen=True)
@@ -160,6 +171,63 @@ def meta_problems(event_id: Optional[str], meta: Any, path: tuple[str, ...] = ()
     return found
 
 
+def changed_paths(sent: Any, kept: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Where ``kept`` (what the normalizer made of a value) differs from ``sent``: a key or
+    item gone or added, a value changed. Relay's JSON parser reads some floats a few units
+    off in their last place (seen: 2; allowed: 8): not a change."""
+    if isinstance(sent, float) and isinstance(kept, (int, float)) and not isinstance(kept, bool):
+        return [] if sent == kept or abs(sent - kept) <= FLOAT_UNITS * math.ulp(sent) else [path]
+    if isinstance(sent, Mapping) and isinstance(kept, Mapping):
+        found: list[tuple[str, ...]] = []
+        for key in {*sent, *kept}:
+            if key not in sent or key not in kept:
+                found.append((*path, str(key)))
+            else:
+                found.extend(changed_paths(sent[key], kept[key], (*path, str(key))))
+        return sorted(found)
+    if isinstance(sent, list) and isinstance(kept, list):
+        found = []
+        for i, (before, after) in enumerate(zip(sent, kept)):
+            found.extend(changed_paths(before, after, (*path, str(i))))
+        found += [(*path, str(i)) for i in range(min(len(sent), len(kept)), max(len(sent), len(kept)))]
+        return found
+    if type(sent) is not type(kept) and not (
+        isinstance(sent, int)
+        and isinstance(kept, int)
+        and not isinstance(sent, bool)
+        and not isinstance(kept, bool)
+    ):
+        return [path]
+    return [] if sent == kept else [path]
+
+
+def _silent_changes(
+    event_id: Optional[str], sent: Any, normalized: Any, reported: list[IngestProblem]
+) -> list[IngestProblem]:
+    """What the normalizer changed under ``OUR_CONTEXTS`` without saying so in ``_meta``
+    (Relay deletes what is past its budget or depth silently, or makes it a JSON string)."""
+    sent_contexts = sent.get("contexts") if isinstance(sent, Mapping) else None
+    kept_contexts = normalized.get("contexts") if isinstance(normalized, Mapping) else None
+    if not isinstance(sent_contexts, Mapping):
+        return []
+    kept_contexts = kept_contexts if isinstance(kept_contexts, Mapping) else {}
+    covered = [p.path for p in reported]
+    found: list[IngestProblem] = []
+    for name in OUR_CONTEXTS:
+        if name not in sent_contexts:
+            continue
+        expected = sent_contexts[name]
+        if isinstance(expected, Mapping):
+            kind = expected.get("type")
+            if not (isinstance(kind, str) and kind):
+                expected = {**expected, "type": name}  # Relay names a context by its key
+        for path in changed_paths(expected, kept_contexts.get(name), ("contexts", name)):
+            if any(path[: len(c)] == c or c[: len(path)] == path for c in covered):
+                continue  # Relay said so in _meta
+            found.append(IngestProblem(event_id, path, remarks=("changed without a mark",)))
+    return found
+
+
 def _error_text(error: Any) -> str:
     if isinstance(error, list) and error:
         kind = str(error[0])
@@ -202,6 +270,9 @@ class SentryReceiver(BaseReceiver):
         strict: Keyword only. Leaving the ``with`` block without an exception fails
             (`AssertionError`) when Relay reported an error under `OUR_CONTEXTS` of any
             accepted event (see `assert_ingestible`). Default `False`.
+        errors_only: Keyword only. With ``strict``, fail only on Relay's errors (data Sentry
+            would drop as invalid). Default `True`; `False` also fails when Relay trimmed
+            or changed anything under `OUR_CONTEXTS` (what sentry-flags' own tests use).
 
     Raises:
         ImportError: ``normalize=True`` without sentry-relay installed.
@@ -216,10 +287,12 @@ class SentryReceiver(BaseReceiver):
         *,
         normalize: Optional[bool] = None,
         strict: bool = False,
+        errors_only: bool = True,
     ) -> None:
         self.project_id = project_id
         self.public_key = public_key
         self.strict = strict
+        self.errors_only = errors_only
         self._normalizer = None if normalize is False else _store_normalizer(project_id)
         if normalize is True and self._normalizer is None:
             raise ImportError("SentryReceiver(normalize=True) needs sentry-relay: pip install sentry-relay")
@@ -231,7 +304,7 @@ class SentryReceiver(BaseReceiver):
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
         if self.strict and exc_info[0] is None:
-            self.assert_ingestible()
+            self.assert_ingestible(errors_only=self.errors_only)
 
     @property
     def dsn(self) -> str:
@@ -268,7 +341,9 @@ class SentryReceiver(BaseReceiver):
                 self._problems.append(IngestProblem(event_id, (), (f"normalizer raised {exc!r}",)))
                 return
             self._normalized.append(normalized)
-            self._problems.extend(meta_problems(event_id, normalized.get("_meta")))
+            reported = meta_problems(event_id, normalized.get("_meta"))
+            self._problems.extend(reported)
+            self._problems.extend(_silent_changes(event_id, event, normalized, reported))
 
     def clear(self) -> None:
         """Forget every request, and what the normalizer made of them."""
@@ -290,7 +365,7 @@ class SentryReceiver(BaseReceiver):
         """What the normalizer reported under the event ``contexts`` named (every context
         sentry-flags writes, by default); ``None`` for anywhere in the events, including
         events it refused whole (``path`` empty: an invalid ``transaction``, say).
-        ``errors_only``: leave out what it only trimmed (no ``errors``)."""
+        ``errors_only``: leave out what it only trimmed or changed (no ``errors``)."""
         with self._normalize_lock:
             problems = [p for p in self._problems if p.errors or not errors_only]
         if contexts is None:
@@ -303,7 +378,7 @@ class SentryReceiver(BaseReceiver):
     ) -> None:
         """Raise AssertionError listing `ingest_problems` under ``contexts``, if any:
         by default the errors (data Sentry would drop as invalid); with ``errors_only=False``
-        also what it would trim."""
+        also what it would trim or change."""
         problems = self.ingest_problems(contexts, errors_only=errors_only)
         if problems:
             listed = "\n".join(f"  {p}" for p in problems)
