@@ -167,9 +167,10 @@ def _redact_value(path: AttrRef, value: Any, refs: tuple[AttrRef, ...], redacted
 def private_as_redacted(context: Context, redacted: Optional[Mapping[str, Any]]) -> Context:
     """``context`` with every attribute ``redacted`` (a ``launchdarklyContext``) left out marked private.
 
-    What goes to LaunchDarkly then loses what the Sentry event lost: the app's PII choice and
-    the private attributes of the client whose evaluation saw the context, not only those of
-    the client that sends it. Without ``redacted`` (the app's before_send removed it), the
+    What goes to LaunchDarkly then loses what the Sentry event lost: the app's PII choice,
+    the private attributes of the client whose evaluation saw the context (not only those of
+    the client that sends it), and any attribute the app's before_send dropped or changed
+    (or a size limit cut). Without ``redacted`` (the app's before_send removed it), the
     built-in personal attributes are marked private: the safe side. Never raises.
     """
     try:
@@ -190,12 +191,25 @@ def private_as_redacted(context: Context, redacted: Optional[Mapping[str, Any]])
 
 
 def _redacted_refs(single: Context, part: Any) -> list[str]:
+    present = ([] if single.name is None else ["name"]) + list(single.custom_attributes)
     if part is None:
-        present = ([] if single.name is None else ["name"]) + list(single.custom_attributes)
         return [a for a in present if a in PII_ATTRIBUTES]
-    meta = part.get("_meta") if isinstance(part, Mapping) else None
-    refs = meta.get("redactedAttributes") if isinstance(meta, Mapping) else None
-    return [r for r in refs if isinstance(r, str) and r] if isinstance(refs, list) else []
+    if not isinstance(part, Mapping):  # the app's before_send replaced it: nothing is known kept
+        return [ref_text((a,)) for a in present]
+    meta = part.get("_meta")
+    listed = meta.get("redactedAttributes") if isinstance(meta, Mapping) else None
+    refs = [r for r in listed if isinstance(r, str) and r] if isinstance(listed, list) else []
+    # What the event lost beyond our redaction (the app's before_send dropped or scrubbed it,
+    # a size limit cut it): the whole attribute, unless the event has it as we attached it.
+    ours = tuple(p for p in (parse_ref(r) for r in refs) if p is not None)
+    for attr in present:
+        ref = ref_text((attr,))
+        if ref in refs:
+            continue
+        attached = _redact_value((attr,), single.get(attr), ours, [])
+        if attr not in part or part[attr] != attached:
+            refs.append(ref)
+    return refs
 
 
 def _mark_private(single: Context, refs: list[str]) -> Context:

@@ -168,7 +168,10 @@ def parse_environments(value: Any) -> Optional[frozenset[str]]:
 
 def require_method(option: str, client: Any, method: str, expected: str) -> None:
     if client is None or not callable(getattr(client, method, None)):
-        raise TypeError(f"{option} must be {expected} with a {method}() method, got {client!r}")
+        # The type only: what is passed here by mistake is often the vendor's SDK or write
+        # key, and this message ends up in the app's start-up logs.
+        got = "None" if client is None else f"a {type(client).__name__}"
+        raise TypeError(f"{option} must be {expected} with a {method}() method, got {got}")
 
 
 @dataclass(frozen=True)
