@@ -84,7 +84,7 @@ def test_sentry_sdks_private_names_are_only_in_the_sentry_module() -> None:
     docstring = ast.get_docstring(ast.parse(source)) or ""
     for name in PRIVATE_NAMES:
         assert name in docstring, f"_sentry.py's docstring does not say why it uses {name}"
-    for release in ("2.26.1", "3.0.0b2"):
+    for release in ("2.26.1", "3.0.0"):
         assert release in docstring
 
 

@@ -26,7 +26,7 @@ is counted as skipped with the reason ``sentry_sdk_unsupported``.
   outside that fork does not see what was set inside it).
 - ``sentry_sdk.data_collection._SENSITIVE_DENYLIST``: the key terms whose values
   sentry-sdk always filters under ``data_collection`` (2.7x, 3.x); read so that our
-  filtering follows sentry-sdk's own. Without it a copy of the list as of sentry-sdk 3.0.0b2
+  filtering follows sentry-sdk's own. Without it a copy of the list as of sentry-sdk 3.0.0
   is used.
 
 Public API used where it exists: the current span is ``Scope.get_current_scope().span``
@@ -34,9 +34,9 @@ Public API used where it exists: the current span is ``Scope.get_current_scope()
 every boolean flag evaluation takes) and, on 2.7x with span streaming, ``.streamed_span``;
 whether a client traces at all, ``sentry_sdk.tracing_utils.has_tracing_enabled``.
 
-Tested on sentry-sdk 2.26.1 (tox env ``sentry-oldest``), the newest 2.x (2.76.0; the main
-suite and tox env ``sentry-latest``) and the newest 3.x pre-release (3.0.0b2; tox env
-``sentry-next``).
+Tested on sentry-sdk 2.26.1 (tox env ``sentry-oldest``), the newest 2.x (2.76.0; tox env
+``sentry-latest``) and the newest 3.x (3.0.0, also tested on 3.0.0b2; the main suite, which
+installs the newest release, and tox env ``sentry-next``, which takes pre-releases too).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ logger = logging.getLogger("sentry_flags")
 FLUSH_SHARE = 2.0  # seconds of a Sentry flush we may spend draining the vendors
 UNSUPPORTED = "sentry_sdk_unsupported"  # skip reason of an error we could not handle
 
-# sentry-sdk's sensitive-key terms (data_collection._SENSITIVE_DENYLIST) as of 3.0.0b2: used
+# sentry-sdk's sensitive-key terms (data_collection._SENSITIVE_DENYLIST) as of 3.0.0: used
 # when a release that has data_collection no longer has the list.
 FALLBACK_SENSITIVE_TERMS = (
     "auth", "token", "secret", "password", "passwd", "pwd", "key", "jwt", "bearer", "sso",
@@ -303,7 +303,7 @@ def sensitive_terms() -> tuple[str, ...]:
         return tuple(t.lower() for t in terms)
     step_aside(
         "sentry_sdk.data_collection._SENSITIVE_DENYLIST",
-        "sentry-flags filters the values of keys with the terms sentry-sdk 3.0.0b2 filtered, and its own",
+        "sentry-flags filters the values of keys with the terms sentry-sdk 3.0.0 filtered, and its own",
     )
     return FALLBACK_SENSITIVE_TERMS
 
