@@ -48,6 +48,20 @@ def _loopback_only() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def _no_launchdarkly_client_remembered() -> None:
+    # The private attributes of every LaunchDarkly client sentry-flags hooked apply to the
+    # contexts no evaluation saw: each test starts as a process that has hooked none, so
+    # that a client an earlier test left for the garbage collector does not redact here.
+    # Not restored afterwards: the generation only ever grows, as in a real process.
+    import weakref
+
+    from sentry_flags import _context
+
+    _context._client_redactions = weakref.WeakKeyDictionary()
+    _context._generation += 1
+
+
 # --------------------------------------------------------------------------
 # Receivers (cheap: one thread and one socket each)
 

@@ -93,7 +93,8 @@ class FlagsIntegration(Integration):
         launchdarkly_client: An ``ldclient.LDClient`` or an ``AsyncLDClient``. A hook on it
             records the context and result of every evaluation for the current request or
             task, and its ``private_attributes`` / ``all_attributes_private`` redact
-            ``launchdarklyContext``. Default `None`: contexts come from
+            ``launchdarklyContext`` (a context no evaluation saw: with those of every client
+            hooked, plugins' included). Default `None`: contexts come from
             ``SentryFlagsPlugin``, the framework glue or `set_launchdarkly_context`.
         ignore_errors: Drop errors whose ``"Type: value"``, value or message matches an
             entry: a `str` (case-sensitive substring) or an ``re.Pattern`` (searched).

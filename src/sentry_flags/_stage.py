@@ -167,7 +167,8 @@ class Stage:
         if isinstance(slot, ContextSlot):
             context = slot.resolve()
             if context is not None:
-                redaction = slot.redaction or self.integration.redaction
+                # A context no evaluation saw belongs to no one client: every client's rules.
+                redaction = slot.redaction or any_client_redaction(self.integration.redaction)
                 last = self._last_context
                 if last is not None and last[0] is context and last[1] is redaction:
                     bounded = last[2]
