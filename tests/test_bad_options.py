@@ -758,3 +758,27 @@ def test_an_async_launchdarkly_client_with_its_loop_is_accepted(clients: Clients
         FlagsIntegration(launchdarkly_client=clients.launchdarkly_async)
     finally:
         loop.close()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"queue_size": 0},
+        {"max_forwarded_per_second": -1},
+        {"forwarders": ["not a forwarder"]},
+        {"ignore_errors": [1]},
+        {"release_from": "nowhere:x"},
+    ],
+)
+def test_a_construction_that_raises_leaves_no_hook_on_the_launchdarkly_client(bad: dict[str, Any]) -> None:
+    from helpers import ld_hooks
+
+    ld = LDClient(Config("sdk-bad-options-hook", offline=True))
+    try:
+        with pytest.raises((TypeError, ValueError)):
+            FlagsIntegration(launchdarkly_client=ld, **bad)
+        assert ld_hooks(ld) == []  # every option is checked before the client is touched
+        FlagsIntegration(launchdarkly_client=ld)
+        assert len(ld_hooks(ld)) == 1
+    finally:
+        ld.close()

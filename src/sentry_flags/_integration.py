@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Optional
 import sentry_sdk
 from sentry_sdk.integrations import Integration
 from sentry_sdk.integrations.logging import ignore_logger
-from sentry_sdk.scope import add_global_event_processor
 
 from sentry_flags import _sentry
 from sentry_flags._bounds import value_limit
@@ -36,7 +35,7 @@ from sentry_flags._filters import (
 from sentry_flags._patterns import compile_patterns, slashed_regexes
 from sentry_flags._privacy import Privacy
 from sentry_flags._release import ReleaseSource
-from sentry_flags._stage import RedactingRepr, Stage, process_event
+from sentry_flags._stage import RedactingRepr, Stage
 
 if TYPE_CHECKING:
     from sentry_flags.forwarders._base import Forwarder
@@ -192,10 +191,8 @@ class FlagsIntegration(Integration):
             )
             if proc.matcher
         )
-        self.redaction = NO_REDACTION
-        self.launchdarkly_client = launchdarkly_client
         if launchdarkly_client is not None:
-            self.redaction = _hook_launchdarkly(launchdarkly_client)
+            _check_launchdarkly_client(launchdarkly_client)
         if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
             raise ValueError(f"queue_size must be a positive int, got {queue_size!r}")
         rate = max_forwarded_per_second
@@ -213,6 +210,12 @@ class FlagsIntegration(Integration):
             Delivery(self.forwarders, queue_size=queue_size, max_per_second=rate) if self.forwarders else None
         )
         self._bind_lock = threading.Lock()
+        # Last, once every option is known good: a construction that raises leaves no hook
+        # on the app's LaunchDarkly client.
+        self.launchdarkly_client = launchdarkly_client
+        self.redaction = NO_REDACTION
+        if launchdarkly_client is not None:
+            self.redaction = _hook_launchdarkly(launchdarkly_client)
         _sentry.install(FlagsIntegration)
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -280,7 +283,7 @@ class FlagsIntegration(Integration):
 
     @staticmethod
     def setup_once() -> None:
-        add_global_event_processor(process_event)  # type: ignore[arg-type]
+        _sentry.add_event_processor()
         ignore_logger("sentry_flags")
         # Registered before sentry-sdk's own atexit handler, so it runs after Sentry's
         # close (which already drained us through flush); it matters when the app
@@ -350,9 +353,9 @@ def _flush_at_exit() -> None:
         logger.debug("sentry-flags exit flush failed", exc_info=True)
 
 
-def _hook_launchdarkly(client: Any) -> Redaction:
+def _check_launchdarkly_client(client: Any) -> None:
     try:
-        from sentry_flags.launchdarkly import client_types, install_hook
+        from sentry_flags.launchdarkly import client_types
     except ImportError as exc:
         raise TypeError(
             "launchdarkly_client needs the LaunchDarkly SDK: pip install 'sentry-flags[launchdarkly]'"
@@ -363,6 +366,11 @@ def _hook_launchdarkly(client: Any) -> Redaction:
             "launchdarkly_client must be an ldclient.LDClient or an "
             f"ldclient.async_client.AsyncLDClient, got {type(client).__name__}"
         )
+
+
+def _hook_launchdarkly(client: Any) -> Redaction:
+    from sentry_flags.launchdarkly import install_hook
+
     install_hook(client)
     return Redaction.from_client(client)
 

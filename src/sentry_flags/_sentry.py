@@ -217,6 +217,28 @@ def _bind_failed(exc: Exception) -> None:
     logger.debug("could not bind sentry-flags to a new Sentry client", exc_info=True)
 
 
+_processor_added = False
+_processor_lock = threading.Lock()
+
+
+def add_event_processor() -> None:
+    """Register our global event processor, once per process.
+
+    ``FlagsIntegration.setup_once`` does, and so does the first value stored on a scope:
+    the plugin, the hooks and `set_launchdarkly_context` work without any
+    ``FlagsIntegration``, and without the processor sentry-sdk would send what they stored
+    as empty ``launchdarklyContext`` and ``flagEvaluations`` contexts on every event.
+    """
+    global _processor_added
+    with _processor_lock:
+        if _processor_added:
+            return
+        from sentry_flags._stage import process_event  # _stage imports this module
+
+        add_global_event_processor(process_event)  # type: ignore[arg-type]
+        _processor_added = True
+
+
 def isolation_contexts() -> dict[str, Any]:
     """The current isolation scope's contexts, to read and write in place.
 
@@ -224,6 +246,8 @@ def isolation_contexts() -> dict[str, Any]:
     also need to read what is there; a scope fork copies this dict, so each request and
     thread writes its own. Without ``Scope._contexts``, a dict nobody reads.
     """
+    if not _processor_added:  # one read on the path every evaluation takes
+        add_event_processor()
     try:
         contexts: dict[str, Any] = _isolation_scope()._contexts
     except AttributeError:
