@@ -277,9 +277,9 @@ def error_view(**fields: Any) -> ErrorView:
 
 def handle(forwarder: Any, view: ErrorView, captured_at: float) -> None:
     """What the delivery worker does with one error and one forwarder, on this thread."""
-    calls = forwarder.prepare(view, captured_at)
+    calls = forwarder._prepare(view, captured_at)
     if calls is not None:
-        forwarder.deliver(view, calls, captured_at)
+        forwarder._deliver(view, calls, captured_at)
 
 
 def flask_checkout(

@@ -109,7 +109,7 @@ def test_views_carry_the_ld_context_and_capture_time() -> None:
     seen: list[tuple[ErrorView, float]] = []
 
     class Spy(RecordingForwarder):
-        def deliver(self, view: ErrorView, calls: list[VendorCall], captured_at: float) -> None:
+        def _deliver(self, view: ErrorView, calls: list[VendorCall], captured_at: float) -> None:
             seen.append((view, captured_at))
 
     delivery = Delivery([Spy()])

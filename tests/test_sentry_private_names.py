@@ -138,8 +138,8 @@ def test_without_init_impl_nothing_is_bound_and_each_error_is_counted(
     monkeypatch.setattr(_sentry, "_client_class", lambda: type("FutureClient", (), {}))
     monkeypatch.setattr(_sentry, "add_global_event_processor", processors.append)  # not for real
 
-    _sentry.install(FlagsIntegration)
-    _sentry.install(FlagsIntegration)  # once per process, as ever
+    _sentry.install(FlagsIntegration, lambda integration, client: None)
+    _sentry.install(FlagsIntegration, lambda integration, client: None)  # once per process, as ever
 
     [count] = processors
     assert _sentry._tracing_seen  # no client is seen as it is built: every span is looked at

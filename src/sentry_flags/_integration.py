@@ -216,7 +216,7 @@ class FlagsIntegration(Integration):
         self.redaction = NO_REDACTION
         if launchdarkly_client is not None:
             self.redaction = _hook_launchdarkly(launchdarkly_client)
-        _sentry.install(FlagsIntegration)
+        _sentry.install(FlagsIntegration, _bind_client)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as the options it was built from: sentry-sdk pickles a Client as its
@@ -292,7 +292,7 @@ class FlagsIntegration(Integration):
 
     # -- per client -----------------------------------------------------------------------
 
-    def bind(self, client: Any) -> Stage:
+    def _bind(self, client: Any) -> Stage:
         """Compose our stage around the client's before_send; idempotent per client."""
         options = client.options
         current = options.get("before_send")
@@ -342,6 +342,11 @@ class FlagsIntegration(Integration):
         """
         if self.delivery is not None:
             self.delivery.close(timeout)
+
+
+def _bind_client(integration: FlagsIntegration, client: Any) -> None:
+    # Looked up on each call, so that the method is the class's as it is then.
+    integration._bind(client)
 
 
 def _flush_at_exit() -> None:

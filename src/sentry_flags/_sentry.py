@@ -95,12 +95,13 @@ def _client_class() -> Any:
     return _Client
 
 
-def install(integration_type: type[Any]) -> None:
+def install(integration_type: type[Any], bind: Callable[[Any, Any], Any]) -> None:
     """Patch sentry-sdk's client once per process; idempotent.
 
-    Called when a ``FlagsIntegration`` is built, which is always before the client that
-    holds it (``sentry_sdk.init(integrations=[...])``, and unpickling rebuilds the
-    integration before the client's ``__setstate__`` runs).
+    ``bind(integration, client)`` is called for each client built with an
+    ``integration_type`` integration. Called when a ``FlagsIntegration`` is built, which is
+    always before the client that holds it (``sentry_sdk.init(integrations=[...])``, and
+    unpickling rebuilds the integration before the client's ``__setstate__`` runs).
     """
     global _installed
     if _installed:
@@ -126,7 +127,7 @@ def install(integration_type: type[Any]) -> None:
             note_client(self.options)
             integration = self.get_integration(integration_type)
             if integration is not None:
-                integration.bind(self)
+                bind(integration, self)
         except Exception as exc:
             _bind_failed(exc)
 

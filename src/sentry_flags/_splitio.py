@@ -23,7 +23,7 @@ none of this and is left alone. The module never imports splitio.
 
 Tested on splitio-client 10.5 (the declared floor, tox env ``deps-oldest``) and the newest
 10.x (10.7 when this was written, the default envs). A name gone in another release makes
-its feature step aside (`Forwarder.step_aside`): counted, one warning, no exception.
+its feature step aside (``Forwarder._step_aside``): counted, one warning, no exception.
 """
 
 from __future__ import annotations

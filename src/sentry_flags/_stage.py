@@ -4,7 +4,7 @@ The global event processor runs for every client's events but cannot tell which 
 is capturing (a client's ``capture_event`` may run while another one is current), so it
 only takes our per-scope values (the LD context slot, the flag log) out of the event and,
 for errors, hands them to the stage through the hint. The stage is bound to one client
-(see ``FlagsIntegration.bind``) and so knows that client's privacy rules:
+(see ``FlagsIntegration._bind``) and so knows that client's privacy rules:
 filters -> launchdarklyContext and flags -> settings -> the user's before_send -> forward.
 """
 
