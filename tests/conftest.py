@@ -8,6 +8,7 @@ waits, so no SDK thread keeps running into the next test.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -60,6 +61,21 @@ def _no_launchdarkly_client_remembered() -> None:
 
     _context._client_redactions = weakref.WeakKeyDictionary()
     _context._generation += 1
+
+
+@pytest.fixture
+def fresh_private(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """No private name stepped aside, counted or warned about yet in this process (another
+    test's would hide this one's warning); sentry_flags' warnings captured (read them with
+    ``helpers.warnings_about``)."""
+    from collections import Counter
+
+    from sentry_flags import _private
+
+    monkeypatch.setattr(_private, "_counts", Counter())
+    monkeypatch.setattr(_private, "_warned", set())
+    with caplog.at_level(logging.WARNING, logger="sentry_flags"):
+        yield
 
 
 # --------------------------------------------------------------------------

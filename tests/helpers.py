@@ -550,6 +550,17 @@ def sentry_flags_logger_restored() -> Iterator[logging.Logger]:
         log.propagate = propagate
 
 
+def warnings_about(caplog: pytest.LogCaptureFixture, name: Any) -> list[str]:
+    """The ``sentry_flags`` warnings that name ``name``: a ``PrivateName`` (by its path) or
+    a part of one."""
+    text = getattr(name, "path", name)
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "sentry_flags" and r.levelno == logging.WARNING and text in r.getMessage()
+    ]
+
+
 def flags_debug_messages(records: list[logging.LogRecord]) -> list[str]:
     return [r.getMessage() for r in records if r.name == "sentry_flags" and r.levelno == logging.DEBUG]
 

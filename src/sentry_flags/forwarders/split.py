@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any, Optional
 
 from sentry_flags._event import ErrorView
-from sentry_flags._splitio import EVENTS_TASK, events_task, in_localhost_mode, is_splitio_client
+from sentry_flags._splitio import EVENTS_TASK, SDK_KEY, events_task, in_localhost_mode, is_splitio_client
 from sentry_flags.forwarders._base import BackoffForwarder, Forwarder, VendorCall, require_method
 from sentry_flags.forwarders._split_events import (
     MAX_KEY_LENGTH,
@@ -123,7 +123,11 @@ class SplitForwarder(BackoffForwarder):
         self.value = check_value(value)
         super().__init__(environments=environments)
         self.client = split_client
-        self._localhost = in_localhost_mode(split_client)
+        try:
+            self._localhost = in_localhost_mode(split_client)
+        except AttributeError as exc:
+            self._step_aside(SDK_KEY, exc)  # then track's None is counted as forwarded
+            self._localhost = False
         self.loop = loop
         self.capture_culprit = capture_culprit
         self.include_tags = include_tags
