@@ -905,11 +905,16 @@ def test_ld_forwarder_marks_what_launchdarkly_context_lost_private() -> None:
     assert forwarded.get_individual_context("user").get("plan") == "pro"  # kept, not private
 
 
-def test_ld_forwarder_without_launchdarkly_context_marks_personal_attributes_private() -> None:
-    # The app's before_send removed launchdarklyContext: nothing tells what was allowed, so
-    # the built-in personal attributes are kept from LaunchDarkly (the safe side).
+def test_ld_forwarder_without_launchdarkly_context_marks_every_attribute_private() -> None:
+    # The app's before_send removed launchdarklyContext: nothing tells what reached Sentry, so
+    # no attribute is known to be allowed (the evaluating client's private ones included,
+    # which the forwarding client may not have): LaunchDarkly gets kind and key only.
     context = Context.builder("k").name("n").set("email", "e@example.com").set("plan", "pro").build()
-    assert _private(_forwarded_context(context, {})) == {"user": ["email", "name"]}
+    assert _private(_forwarded_context(context, {})) == {"user": ["email", "name", "plan"]}
+    org = Context.builder("o").kind("org").set("tier", "gold").build()
+    forwarded = _forwarded_context(Context.create_multi(context, org), {})
+    assert _private(forwarded) == {"user": ["email", "name", "plan"], "org": ["tier"]}
+    assert forwarded.fully_qualified_key == Context.create_multi(context, org).fully_qualified_key
 
 
 def test_ld_forwarder_leaves_a_context_with_nothing_redacted_alone() -> None:

@@ -198,8 +198,9 @@ def private_as_redacted(context: Context, redacted: Optional[Mapping[str, Any]])
     What goes to LaunchDarkly then loses what the Sentry event lost: the app's PII choice,
     the private attributes of the client whose evaluation saw the context (not only those of
     the client that sends it), and any attribute the app's before_send dropped or changed
-    (or a size limit cut). Without ``redacted`` (the app's before_send removed it), the
-    built-in personal attributes are marked private: the safe side. Never raises.
+    (or a size limit cut). Without ``redacted`` (the app's before_send removed it) nothing
+    is known to have been sent, so every attribute is marked private (LaunchDarkly still
+    gets kind and key). Never raises.
     """
     try:
         if not context.multiple:
@@ -220,9 +221,8 @@ def private_as_redacted(context: Context, redacted: Optional[Mapping[str, Any]])
 
 def _redacted_refs(single: Context, part: Any) -> list[str]:
     present = ([] if single.name is None else ["name"]) + list(single.custom_attributes)
-    if part is None:
-        return [a for a in present if a in PII_ATTRIBUTES]
-    if not isinstance(part, Mapping):  # the app's before_send replaced it: nothing is known kept
+    if part is None or not isinstance(part, Mapping):
+        # The app's before_send removed or replaced it: nothing is known to have been kept.
         return [ref_text((a,)) for a in present]
     meta = part.get("_meta")
     listed = meta.get("redactedAttributes") if isinstance(meta, Mapping) else None
