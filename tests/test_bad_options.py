@@ -409,6 +409,9 @@ BAD: list[Bad] = [
     Bad(CFG, {"config": {"includePaths": ["/a{2,1}/"]}}, ValueError, "includePaths[0]"),
     Bad(CFG, {"config": {"releaseFrom": "ftp:x"}}, ValueError, "releaseFrom"),
     Bad(CFG, {"config": {"releaseFrom": 3}}, TypeError, "releaseFrom"),
+    # With release given too: named by the whole key, not as release's ("release_from ...").
+    Bad(CFG, {"config": {"release": "1", "releaseFrom": "bogus"}}, ValueError, "releaseFrom 'bogus'"),
+    Bad(CFG, {"config": {"release": "1", "releaseFrom": 3}}, TypeError, "releaseFrom must"),
     Bad(CFG, {"config": {"debugMode": "true"}}, TypeError, "debugMode"),
     Bad(CFG, {"config": {"debugMode": "false"}}, TypeError, "debugMode"),
     Bad(CFG, {"config": {"environment": ""}}, TypeError, "environment"),

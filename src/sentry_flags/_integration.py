@@ -276,9 +276,15 @@ class FlagsIntegration(Integration):
         except (TypeError, ValueError) as exc:
             # Name the key the user wrote ("denyUrls[0] ..."), not our keyword.
             message = str(exc)
-            for key, option in CONFIG_KEYS.items():
-                if key in config and message.startswith(option):
-                    raise type(exc)(key + message[len(option) :]) from None
+            # The whole option name, so that release_from's message is not taken for release's.
+            named = [
+                (key, option)
+                for key, option in CONFIG_KEYS.items()
+                if key in config and re.match(rf"{re.escape(option)}\b", message)
+            ]
+            if named:
+                key, option = max(named, key=lambda pair: len(pair[1]))
+                raise type(exc)(key + message[len(option) :]) from None
             raise
 
     @staticmethod
