@@ -29,12 +29,12 @@ in every mode; a Referer's query follows the query rule and loses credentials an
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from sentry_flags import _sentry
+from sentry_flags._fork import ForkSafeLock
 
 OFF = "off"
 DENYLIST = "denylist"
@@ -49,7 +49,7 @@ OUR_SENSITIVE_TERMS = (
 )  # fmt: skip
 
 _terms: Optional[tuple[str, ...]] = None
-_terms_lock = threading.Lock()
+_terms_lock = ForkSafeLock()
 
 
 def sensitive_terms() -> tuple[str, ...]:

@@ -44,13 +44,13 @@ suite and tox env ``sentry-latest``) and the newest 3.x pre-release (3.0.0b2; to
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any, Callable, Optional
 
 import sentry_sdk
 from sentry_sdk.scope import Scope, add_global_event_processor
 
+from sentry_flags._fork import ForkSafeLock
 from sentry_flags._private import PrivateName, step_aside
 from sentry_flags._shape import is_error_event
 
@@ -240,7 +240,7 @@ def _bind_failed(exc: Exception) -> None:
 
 
 _processor_added = False
-_processor_lock = threading.Lock()
+_processor_lock = ForkSafeLock()
 
 
 def add_event_processor() -> None:
