@@ -57,6 +57,8 @@ def _client_options() -> frozenset[str]:
 SENTRY_OPTIONS = _client_options()
 HAS_SEND_DEFAULT_PII = "send_default_pii" in SENTRY_OPTIONS  # 2.x
 HAS_DATA_COLLECTION = "data_collection" in SENTRY_OPTIONS  # 2.7x and 3.x
+# 3.0.0 hands check-ins to their own callback instead of before_send (its betas did not).
+HAS_BEFORE_SEND_CHECK_IN = "before_send_check_in" in SENTRY_OPTIONS
 needs_send_default_pii = pytest.mark.skipif(
     not HAS_SEND_DEFAULT_PII, reason="this sentry-sdk has no send_default_pii option (3.x)"
 )

@@ -2,9 +2,10 @@
 
 sentry-sdk 2.x calls ``before_send`` for every event but transactions, 3.x for every event
 ``capture_event`` is given: errors and messages (no ``type``), cron check-ins
-(``check_in``), and whatever type an integration or the app put on an event. Only errors and
-messages are filtered, get our contexts and settings, and reach a forwarder or a counter;
-everything else goes to the app's ``before_send`` as sentry-sdk made it.
+(``check_in``; from 3.0.0 those go to ``before_send_check_in`` instead), and whatever type
+an integration or the app put on an event. Only errors and messages are filtered, get our
+contexts and settings, and reach a forwarder or a counter; everything else goes to the
+app's callback as sentry-sdk made it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sentry_sdk
 from sentry_sdk.crons import capture_checkin
 from sentry_sdk.integrations.logging import LoggingIntegration
 
-from helpers import SENTRY_SDK_MAJOR, capture_error, flush
+from helpers import HAS_BEFORE_SEND_CHECK_IN, SENTRY_SDK_MAJOR, capture_error, flush
 from receivers import LaunchDarklyReceiver, SentryReceiver, wait_for
 from sentry_flags import FlagsIntegration, set_launchdarkly_context
 from sentry_flags.testing import RecordingForwarder
@@ -41,6 +42,11 @@ class SeenTypes:
 
     def of_type(self, kind: Optional[str]) -> list[dict[str, Any]]:
         return [event for seen, event in self.seen if seen == kind]
+
+
+def check_in_callback(callback: Any) -> dict[str, Any]:
+    """The app's callback for check-ins, as this sentry-sdk takes it (with before_send or not)."""
+    return {"before_send_check_in": callback} if HAS_BEFORE_SEND_CHECK_IN else {}
 
 
 def _check_ins(receiver: SentryReceiver, count: int) -> list[dict[str, Any]]:
@@ -72,6 +78,7 @@ def test_check_ins_are_neither_forwarded_nor_counted_nor_changed(
             )
         ],
         before_send=app_before_send,
+        **check_in_callback(app_before_send),
     )
     set_launchdarkly_context(Context.create("u-1"))
 
@@ -88,7 +95,7 @@ def test_check_ins_are_neither_forwarded_nor_counted_nor_changed(
     assert launchdarkly.stats.skipped == {}
     wait_for(lambda: len(ld_receiver.custom_events) >= 1, message="the error at LaunchDarkly")
     assert [e["key"] for e in ld_receiver.custom_events] == ["sentry-errors"]
-    # Sentry got the check-ins as sentry-sdk made them, and the app's before_send saw them.
+    # Sentry got the check-ins as sentry-sdk made them, and the app's callback saw them.
     assert sorted(c["status"] for c in check_ins) == ["in_progress", "ok"]
     assert all("logger" not in c and "launchdarklyContext" not in c.get("contexts", {}) for c in check_ins)
     assert [e["status"] for e in app_before_send.of_type("check_in")] == ["in_progress", "ok"]
@@ -104,7 +111,11 @@ def test_a_check_in_the_app_drops_is_dropped(
     def drop_check_ins(event: dict[str, Any], hint: dict[str, Any]) -> Optional[dict[str, Any]]:
         return None if event.get("type") == "check_in" else event
 
-    sentry_init(integrations=[FlagsIntegration(forwarders=[recorder])], before_send=drop_check_ins)
+    sentry_init(
+        integrations=[FlagsIntegration(forwarders=[recorder])],
+        before_send=drop_check_ins,
+        **check_in_callback(drop_check_ins),
+    )
 
     capture_checkin(monitor_slug="nightly", status="ok")
     capture_error("boom")
