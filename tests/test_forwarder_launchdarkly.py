@@ -154,6 +154,47 @@ def test_what_the_apps_before_send_takes_out_of_launchdarkly_context_is_not_sent
     assert b"grace@example.com" not in b"".join(r.body for r in sentry_receiver.requests)
 
 
+def test_when_the_apps_before_send_removes_launchdarkly_context_only_kinds_and_keys_reach_launchdarkly(
+    sentry_init: Callable[..., Any],
+    make_ld_client: Callable[..., Any],
+    flags: Any,
+    ld_receiver: LaunchDarklyReceiver,
+) -> None:
+    # The context was evaluated on a client that keeps "ssn" private, and is forwarded through
+    # another that does not: with launchdarklyContext gone from the event, nothing tells which
+    # attributes reached Sentry, so none goes to LaunchDarkly.
+    from sentry_flags import FlagsIntegration
+    from sentry_flags.launchdarkly import SentryFlagsPlugin
+
+    def drop_it(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+        del event["contexts"]["launchdarklyContext"]
+        return event
+
+    evaluating = make_ld_client(
+        update_processor_class=flags,
+        plugins=[SentryFlagsPlugin()],
+        private_attributes=["ssn"],
+        send_events=False,
+    )
+    forwarding = make_ld_client(update_processor_class=flags)
+    sentry_init(
+        integrations=[FlagsIntegration(forwarders=[LaunchDarklyForwarder(forwarding)])],
+        before_send=drop_it,
+        **pii_options(True),
+    )
+    context = Context.builder("user-5").set("ssn", "078-05-1120").set("plan", "pro").build()
+    evaluating.variation(FLAG, context, False)
+
+    capture_error("boom")
+    sentry_sdk.flush()
+
+    [event] = wait_custom(ld_receiver)
+    sent = event["context"]
+    assert sorted(sent.pop("_meta")["redactedAttributes"]) == ["plan", "ssn"]
+    assert sent == {"kind": "user", "key": "user-5"}
+    assert b"078-05-1120" not in b"".join(r.body for r in ld_receiver.requests)
+
+
 def test_event_key_is_configurable(
     sentry_init: Callable[..., Any], ld_client: Any, flags: Any, ld_receiver: LaunchDarklyReceiver
 ) -> None:
