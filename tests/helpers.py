@@ -280,9 +280,9 @@ def error_view(**fields: Any) -> ErrorView:
 
 def handle(forwarder: Any, view: ErrorView, captured_at: float) -> None:
     """What the delivery worker does with one error and one forwarder, on this thread."""
-    calls = forwarder.prepare(view, captured_at)
+    calls = forwarder._prepare(view, captured_at)
     if calls is not None:
-        forwarder.deliver(view, calls, captured_at)
+        forwarder._deliver(view, calls, captured_at)
 
 
 def flask_checkout(
@@ -551,6 +551,17 @@ def sentry_flags_logger_restored() -> Iterator[logging.Logger]:
         log.setLevel(level)
         log.handlers[:] = handlers
         log.propagate = propagate
+
+
+def warnings_about(caplog: pytest.LogCaptureFixture, name: Any) -> list[str]:
+    """The ``sentry_flags`` warnings that name ``name``: a ``PrivateName`` (by its path) or
+    a part of one."""
+    text = getattr(name, "path", name)
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "sentry_flags" and r.levelno == logging.WARNING and text in r.getMessage()
+    ]
 
 
 def flags_debug_messages(records: list[logging.LogRecord]) -> list[str]:
