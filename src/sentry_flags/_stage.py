@@ -76,8 +76,9 @@ class Stage:
         self.privacy = privacy
         self.pipeline = pipeline
         # The errors of one request or task (a retry loop, a batch job, a storm) share its
-        # LD context and flag log: their redacted, bounded forms are made once and copied.
-        # Each is one tuple, replaced whole, so threads see an old or a new one, never half.
+        # LD context and flag log: their redacted, bounded forms are made once, and copied
+        # only for an app's before_send (see attach). Each is one tuple, replaced whole, so
+        # threads see an old or a new one, never half.
         self._last_context: Optional[tuple[Any, Any, dict[str, Any]]] = None
         self._last_flags: Optional[tuple[FlagLog, dict[str, Any], Optional[dict[str, Any]]]] = None
 
@@ -130,6 +131,10 @@ class Stage:
         contexts = event.get("contexts")
         if not isinstance(contexts, dict):
             contexts = event["contexts"] = {}
+        # Nothing after us changes an event but the app's own before_send (sentry-sdk has
+        # serialized it already; the transport and our forwarders only read it): without
+        # one, the events of a request share the forms made once, read-only.
+        own = fresh if self.user_before_send is not None else _same
         if isinstance(slot, ContextSlot):
             context = slot.resolve()
             if context is not None:
@@ -140,7 +145,7 @@ class Stage:
                 else:
                     bounded = bound_context(redact(context, redaction, pii=self.privacy.user_info))
                     self._last_context = (context, redaction, bounded)
-                contexts[CONTEXT_KEY] = fresh(bounded)
+                contexts[CONTEXT_KEY] = own(bounded)
                 hint[HINT_KEY] = context
                 if self.integration.debug:
                     logger.debug("launchdarklyContext attached (kind %s)", context.kind)
@@ -153,9 +158,9 @@ class Stage:
                 evaluations, flags = flag_contexts(log, existing)
                 if existing is None:
                     self._last_flags = (log, evaluations, flags)
-            contexts[FLAGS_KEY] = fresh(evaluations)
+            contexts[FLAGS_KEY] = own(evaluations)
             if flags is not None:
-                contexts[SENTRY_FLAGS_KEY] = fresh(flags)
+                contexts[SENTRY_FLAGS_KEY] = own(flags)
 
 
 def fresh(value: Any) -> Any:
