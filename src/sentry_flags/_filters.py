@@ -6,11 +6,21 @@ They are built once from the options, so the event path only runs compiled state
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Optional, Protocol
+from typing import Any, Optional, Protocol
 
-from sentry_flags._patterns import Matcher
-from sentry_flags._shape import Event, all_frames, error_texts, event_urls, text
+from sentry_flags._patterns import EMPTY, Matcher, remember
+from sentry_flags._shape import (
+    Event,
+    all_frames,
+    error_texts,
+    event_urls,
+    exceptions,
+)
+
+logger = logging.getLogger("sentry_flags")
 
 
 class Processor(Protocol):
@@ -21,36 +31,68 @@ class Processor(Protocol):
 
 
 @dataclass(frozen=True)
-class IgnoreErrors:
-    """Drop errors whose type/value or message matches, as sentry-javascript does."""
+class Filters:
+    """``ignore_errors``, ``deny_urls``, ``allow_urls`` and ``include_paths``, in that order,
+    in one pass over the event.
 
-    matcher: Matcher
-    name: str = "ignore_errors"
+    Each option decides exactly as it would on its own (``error_texts``, ``event_urls`` and
+    ``all_frames`` say what it reads). This runs on the app's thread for every error, so the
+    event's exception values are read once for all four, one call instead of four, and the
+    matchers remember their answers for the texts they have seen. An option that fails on a
+    malformed event is skipped, as if it were not configured, and the next one runs.
+    """
 
-    def __call__(self, event: Event) -> Optional[Event]:
-        return None if self.matcher.search_any(error_texts(event)) else event
+    ignore: Matcher = EMPTY
+    deny: Matcher = EMPTY
+    allow: Matcher = EMPTY
+    include: Optional[IncludePaths] = None
+    name: str = "filters"
 
-
-@dataclass(frozen=True)
-class DenyUrls:
-    matcher: Matcher
-    name: str = "deny_urls"
-
-    def __call__(self, event: Event) -> Optional[Event]:
-        return None if self.matcher.search_any(event_urls(event)) else event
-
-
-@dataclass(frozen=True)
-class AllowUrls:
-    """Keep only events from matching URLs; an event without any URL is kept."""
-
-    matcher: Matcher
-    name: str = "allow_urls"
+    def __bool__(self) -> bool:
+        return bool(self.ignore or self.deny or self.allow or self.include is not None)
 
     def __call__(self, event: Event) -> Optional[Event]:
-        urls = event_urls(event)
-        if not urls or self.matcher.search_any(urls):
-            return event
+        return None if self.drop(event) is not None else event
+
+    def drop(self, event: Event) -> Optional[str]:
+        """The name of the option that drops ``event``, or None: then its frames are marked."""
+        values = None
+        if self.ignore:
+            try:
+                values = exceptions(event)
+                if self.ignore.match_any(error_texts(event, values)):
+                    return "ignore_errors"
+            except Exception:
+                logger.debug("ignore_errors failed; event passed on unchanged", exc_info=True)
+        if self.deny or self.allow:
+            urls = None
+            if self.deny:
+                try:
+                    if values is None:
+                        values = exceptions(event)
+                    urls = event_urls(event, values)
+                    if self.deny.match_any(urls):
+                        return "deny_urls"
+                except Exception:
+                    logger.debug("deny_urls failed; event passed on unchanged", exc_info=True)
+            if self.allow:
+                try:
+                    if urls is None:
+                        if values is None:
+                            values = exceptions(event)
+                        urls = event_urls(event, values)
+                    # An event without any URL is kept.
+                    if urls and not self.allow.match_any(urls):
+                        return "allow_urls"
+                except Exception:
+                    logger.debug("allow_urls failed; event passed on unchanged", exc_info=True)
+        if self.include is not None:
+            try:
+                if values is None:
+                    values = exceptions(event)
+                self.include.mark(all_frames(event, values))
+            except Exception:
+                logger.debug("include_paths failed; event passed on unchanged", exc_info=True)
         return None
 
 
@@ -65,7 +107,8 @@ class IncludePaths:
 
     The decision depends only on a frame's ``(abs_path, module)``, and an app raises from
     the same few hundred places over and over, so decisions are remembered in a dict of
-    at most ``cache_size`` entries (the oldest is forgotten first).
+    at most ``cache_size`` entries (the oldest is forgotten first). Only pairs of strings
+    (or None) are remembered; a frame with anything else there is decided each time.
     """
 
     matcher: Matcher
@@ -76,24 +119,32 @@ class IncludePaths:
     )
 
     def __call__(self, event: Event) -> Optional[Event]:
-        cache = self._cache
-        for frame in all_frames(event):
-            key = (text(frame.get("abs_path")), text(frame.get("module")))
-            in_app = cache.get(key)
-            if in_app is None:
-                in_app = self.matcher.search_any([v for v in key if v])
-                self._remember(key, in_app)
-            frame["in_app"] = in_app
+        self.mark(all_frames(event))
         return event
 
-    def _remember(self, key: _FrameKey, in_app: bool) -> None:
+    def mark(self, frames: Iterable[dict[str, Any]]) -> None:
+        """Set ``in_app`` on each of ``frames``."""
         cache = self._cache
-        while len(cache) >= self.cache_size:
+        for frame in frames:
+            # A plain dict (what sentry-sdk builds) with both keys and a remembered decision
+            # is the common case: looked up as it is, with no method call.
             try:
-                del cache[next(iter(cache))]
-            except (KeyError, StopIteration, RuntimeError):  # another thread evicted it first
-                break
-        cache[key] = in_app
+                if frame.__class__ is not dict:
+                    raise TypeError
+                in_app = cache[frame["abs_path"], frame["module"]]
+            except (KeyError, TypeError):  # a key missing, unhashable, or not decided yet
+                in_app = self.decide(frame.get("abs_path"), frame.get("module"))
+            frame["in_app"] = in_app
+
+    def decide(self, path: Any, module: Any) -> bool:
+        """Whether a frame at ``path`` in ``module`` is the app's own, remembered."""
+        key = (path if isinstance(path, str) else None, module if isinstance(module, str) else None)
+        in_app = self._cache.get(key)
+        if in_app is None:
+            in_app = self.matcher.search_any([v for v in key if v])
+            if (path is None or path.__class__ is str) and (module is None or module.__class__ is str):
+                remember(self._cache, key, in_app, self.cache_size)
+        return in_app
 
 
 @dataclass(frozen=True)

@@ -24,14 +24,7 @@ from sentry_sdk.scope import add_global_event_processor
 from sentry_flags import _sentry
 from sentry_flags._context import NO_REDACTION, Redaction
 from sentry_flags._delivery import DEFAULT_MAX_PER_SECOND, DEFAULT_QUEUE_SIZE, Delivery
-from sentry_flags._filters import (
-    AllowUrls,
-    ApplySettings,
-    DenyUrls,
-    IgnoreErrors,
-    IncludePaths,
-    Processor,
-)
+from sentry_flags._filters import ApplySettings, Filters, IncludePaths, Processor
 from sentry_flags._patterns import compile_patterns
 from sentry_flags._privacy import Privacy
 from sentry_flags._release import ReleaseSource
@@ -116,16 +109,14 @@ class FlagsIntegration(Integration):
                 ("include_paths", include_paths),
             )
         }
-        self._filters: tuple[Processor, ...] = tuple(
-            proc
-            for proc in (
-                IgnoreErrors(patterns["ignore_errors"]),
-                DenyUrls(patterns["deny_urls"]),
-                AllowUrls(patterns["allow_urls"]),
-                IncludePaths(patterns["include_paths"]),
-            )
-            if proc.matcher
+        include = patterns["include_paths"]
+        filters = Filters(
+            ignore=patterns["ignore_errors"],
+            deny=patterns["deny_urls"],
+            allow=patterns["allow_urls"],
+            include=IncludePaths(include) if include else None,
         )
+        self._filters: tuple[Processor, ...] = (filters,) if filters else ()
         self.redaction = NO_REDACTION
         self.launchdarkly_client = launchdarkly_client
         if launchdarkly_client is not None:

@@ -20,6 +20,14 @@ _FLAG_BITS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VER
 _GLOBAL_FLAGS = re.compile(r"\(\?[aiLmsux]+\)")
 
 
+# What a Matcher remembers (see Matcher.match_any): an app raises the same few errors from the
+# same few places over and over, so the same texts come back. Texts longer than REMEMBER_TEXT
+# characters (a message with a payload in it) are searched each time, which bounds the memory
+# to about SEEN_SIZE * REMEMBER_TEXT characters.
+SEEN_SIZE = 256
+REMEMBER_TEXT = 256
+
+
 class Matcher:
     """A compiled list of substrings and regexes; empty matches nothing.
 
@@ -31,10 +39,11 @@ class Matcher:
     by one, would match.
     """
 
-    __slots__ = ("scanners",)
+    __slots__ = ("_seen", "scanners")
 
     def __init__(self, scanners: tuple[re.Pattern[str], ...]) -> None:
         self.scanners = scanners
+        self._seen: dict[str, bool] = {}
 
     def __bool__(self) -> bool:
         return bool(self.scanners)
@@ -52,6 +61,31 @@ class Matcher:
                 if scanner.search(text) is not None:
                     return True
         return False
+
+    def match_any(self, texts: Iterable[str]) -> bool:
+        """``search_any``, remembering each short text's answer (at most ``SEEN_SIZE``, the
+        oldest forgotten first). Safe from any number of threads: a race only costs a
+        search."""
+        seen = self._seen
+        for text in texts:
+            found = seen.get(text) if text.__class__ is str else None  # a subclass may compare oddly
+            if found is None:
+                found = self.search(text)
+                if text.__class__ is str and len(text) <= REMEMBER_TEXT:
+                    remember(seen, text, found, SEEN_SIZE)
+            if found:
+                return True
+        return False
+
+
+def remember(cache: dict[Any, bool], key: Any, value: bool, size: int) -> None:
+    """``cache[key] = value`` in a dict kept to ``size`` entries by forgetting the oldest."""
+    while len(cache) >= size:
+        try:
+            del cache[next(iter(cache))]
+        except (KeyError, StopIteration, RuntimeError):  # another thread changed it first
+            break
+    cache[key] = value
 
 
 EMPTY = Matcher(())

@@ -97,7 +97,8 @@ class Stage:
                 continue
             if result is None:
                 if integration.debug:
-                    logger.debug("event %s dropped by %s", event.get("event_id"), processor.name)
+                    why = dropped_by(processor, event)
+                    logger.debug("event %s dropped by %s", event.get("event_id"), why)
                 return None
             event = result
         try:
@@ -171,6 +172,14 @@ def fresh(value: Any) -> Any:
     if type(value) is list:
         return [fresh(v) for v in value]
     return value
+
+
+def dropped_by(processor: Processor, event: Event) -> str:
+    """The option that dropped ``event``: asked again of a processor that applies several
+    (``Filters.drop``); only in debug mode, so the event path does not keep it."""
+    drop = getattr(processor, "drop", None)
+    found = drop(event) if drop is not None else None
+    return found if isinstance(found, str) else processor.name
 
 
 def _same(value: Any) -> Any:
