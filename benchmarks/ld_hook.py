@@ -2,7 +2,8 @@
 
 Four real ``LDClient``s on TestData sources with ``send_events=False``, one per variant:
 one hooked by ``FlagsIntegration(launchdarkly_client=...)`` (context and flag), one by
-sentry-sdk's ``LaunchDarklyIntegration(ld_client=...)`` (flag only), one with both hooks (as
+sentry-sdk's ``LaunchDarklyIntegration(ld_client=...)`` (flag only; on 3.x its hook, which
+its integration adds to ``ldclient.get()`` only), one with both hooks (as
 an app that keeps sentry-sdk's integration after adding ours), one with no hook. One Sentry
 client has both integrations, so every hook runs against the same scopes, and the flag is a
 boolean, the case both hooks record. Overheads are per-round differences against the no-hook
@@ -33,21 +34,36 @@ def ld_client() -> Any:
     return LDClient(config, start_wait=5)
 
 
-def run(quick: bool) -> list[Row]:
-    from sentry_sdk.integrations.launchdarkly import LaunchDarklyIntegration
+def sentry_hook(client: Any) -> list[Any]:
+    """Hook sentry-sdk's own LaunchDarkly flag tracking onto ``client``; the integrations to init.
 
+    2.x: ``LaunchDarklyIntegration(ld_client=...)`` adds its hook to the client it is given.
+    3.x: ``LaunchDarklyIntegration()`` takes no client and hooks ``ldclient.get()`` once per
+    process; its hook (``LaunchDarklyHook``, what it registers) is added here instead.
+    """
+    import inspect
+
+    from sentry_sdk.integrations.launchdarkly import LaunchDarklyHook, LaunchDarklyIntegration
+
+    if "ld_client" in inspect.signature(LaunchDarklyIntegration.__init__).parameters:
+        return [LaunchDarklyIntegration(ld_client=client)]
+    client.add_hook(LaunchDarklyHook())
+    return []
+
+
+def run(quick: bool) -> list[Row]:
     from sentry_flags import FlagsIntegration
 
     rounds, n = (7, 5000) if quick else (25, 20000)
     clients = {"none": ld_client(), "ours": ld_client(), "sentry": ld_client(), "both": ld_client()}
     make_client(
         "http://public@127.0.0.1:9/1",
-        [FlagsIntegration(launchdarkly_client=clients["ours"]), LaunchDarklyIntegration(clients["sentry"])],
+        [FlagsIntegration(launchdarkly_client=clients["ours"]), *sentry_hook(clients["sentry"])],
         transport=DropTransport,
     )
     # Each constructor adds its hook to the client it is given.
     FlagsIntegration(launchdarkly_client=clients["both"])
-    LaunchDarklyIntegration(clients["both"])
+    sentry_hook(clients["both"])
     context = ld_context()
 
     def variant(client: Any) -> Callable[[], float]:

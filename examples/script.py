@@ -13,7 +13,7 @@ import sentry_sdk
 from ldclient import Context
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vendors import flags_integration, vendors_from_env
+from vendors import flags_integration, no_personal_data, vendors_from_env
 
 from sentry_flags import set_launchdarkly_context
 
@@ -29,6 +29,7 @@ def main() -> int:
         dsn=os.environ.get("SENTRY_DSN"),
         environment=os.environ.get("SENTRY_ENVIRONMENT", "production"),
         integrations=[flags_integration(vendors)],
+        **no_personal_data(),
     )
     failed = 0
     for customer_id, amount in (("cust-1", 120), ("cust-2", -5)):

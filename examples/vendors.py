@@ -17,6 +17,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+import sentry_sdk
+
 from sentry_flags import FlagsIntegration
 from sentry_flags.forwarders import (
     Forwarder,
@@ -127,3 +129,15 @@ def flags_integration(vendors: Vendors) -> FlagsIntegration:
         release_from="env:APP_VERSION",
         forwarders=vendors.forwarders,
     )
+
+
+def no_personal_data() -> dict[str, Any]:
+    """``sentry_sdk.init`` options that keep users' personal data out of Sentry, and so out
+    of every vendor sentry-flags forwards to.
+
+    sentry-sdk 3 collects user info unless ``data_collection`` says otherwise (it has no
+    ``send_default_pii``); 2.x collects none unless ``send_default_pii=True``.
+    """
+    if int(sentry_sdk.VERSION.split(".")[0]) >= 3:
+        return {"data_collection": {"user_info": False}}
+    return {"send_default_pii": False}

@@ -13,11 +13,14 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from helpers import (
+    NO_PII_BASELINE,
+    PRIVACY_OPTIONS,
     SEGMENT_WRITE_KEY,
     SPLIT_TEST_CONFIG,
     Receivers,
     destroy_split_factories,
     ld_test_settings,
+    segment_client_options,
     started_split_factory,
 )
 from receivers import (
@@ -93,13 +96,17 @@ def sentry_init(sentry_receiver: SentryReceiver) -> Iterator[Callable[..., Any]]
     """``sentry_init(**options)`` -> client, initialised against ``sentry_receiver``.
 
     Defaults: default integrations on, no tracing, no proxy, 2s shutdown
-    timeout.  Any keyword overrides them.  At teardown the client is flushed
+    timeout, no personal data (``helpers.NO_PII_BASELINE``: sentry-sdk 2.x's own
+    default, ``data_collection`` saying so on 3.x, which collects user info by
+    default) unless ``send_default_pii`` or ``data_collection`` is given; with
+    ``sentry_defaults=True`` sentry-sdk's own privacy defaults instead.  Any
+    keyword overrides them.  At teardown the client is flushed
     and closed and all scopes are reset so nothing bleeds into later tests.
     Note: integrations' ``setup_once`` runs once per process, not per test.
     """
     sentry_sdk = pytest.importorskip("sentry_sdk")
 
-    def init(**options: Any) -> Any:
+    def init(*, sentry_defaults: bool = False, **options: Any) -> Any:
         settings: dict[str, Any] = {
             "dsn": sentry_receiver.dsn,
             "default_integrations": True,
@@ -107,6 +114,8 @@ def sentry_init(sentry_receiver: SentryReceiver) -> Iterator[Callable[..., Any]]
             "http_proxy": "",
             "https_proxy": "",
         }
+        if not sentry_defaults and not PRIVACY_OPTIONS & options.keys():
+            settings.update(NO_PII_BASELINE)
         settings.update(options)
         sentry_sdk.init(**settings)
         return sentry_sdk.get_client()
@@ -193,7 +202,7 @@ def make_split_factory(split_receiver: SplitReceiver) -> Iterator[Callable[..., 
 
     def make(**config_overrides: Any) -> Any:
         config = {**SPLIT_TEST_CONFIG, **config_overrides}
-        factory = get_factory(SPLIT_SDK_KEY, config=config, **split_receiver.factory_kwargs())
+        factory = get_factory(SPLIT_SDK_KEY, config=config, **split_receiver.factory_kwargs)
         factories.append(factory)
         return factory
 
@@ -222,7 +231,8 @@ def make_segment_client(segment_receiver: SegmentReceiver) -> Iterator[Callable[
     """``make_segment_client(**overrides)`` -> real ``segment.analytics.Client``.
 
     Asynchronous (``sync_mode=False``), uploads every 0.05s, few retries and
-    short timeouts so failure-mode tests stay fast.  Clients are shut down
+    short timeouts so failure-mode tests stay fast (options the installed release
+    predates are left out: ``helpers.segment_client_options``).  Clients are shut down
     (flushed and joined) at teardown.
     """
     pytest.importorskip("segment.analytics")
@@ -241,7 +251,7 @@ def make_segment_client(segment_receiver: SegmentReceiver) -> Iterator[Callable[
             "max_rate_limit_duration": 2,
         }
         settings.update(overrides)
-        client = Client(SEGMENT_WRITE_KEY, **settings)
+        client = Client(SEGMENT_WRITE_KEY, **segment_client_options(Client, settings))
         clients.append(client)
         return client
 

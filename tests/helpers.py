@@ -41,6 +41,138 @@ from sentry_flags import ErrorView
 LD_KEY = "launchdarklyContext"
 FLUSH_TIMEOUT = 5.0
 
+# -- what the installed sentry-sdk offers ------------------------------------------------------
+
+SENTRY_SDK_MAJOR = int(sentry_sdk.VERSION.split(".")[0])
+
+
+def _client_options() -> frozenset[str]:
+    import inspect
+
+    from sentry_sdk.consts import ClientConstructor
+
+    return frozenset(inspect.signature(ClientConstructor.__init__).parameters)
+
+
+SENTRY_OPTIONS = _client_options()
+HAS_SEND_DEFAULT_PII = "send_default_pii" in SENTRY_OPTIONS  # 2.x
+HAS_DATA_COLLECTION = "data_collection" in SENTRY_OPTIONS  # 2.7x and 3.x
+needs_send_default_pii = pytest.mark.skipif(
+    not HAS_SEND_DEFAULT_PII, reason="this sentry-sdk has no send_default_pii option (3.x)"
+)
+needs_data_collection = pytest.mark.skipif(
+    not HAS_DATA_COLLECTION, reason="this sentry-sdk has no data_collection option (before 2.7x)"
+)
+needs_sentry_sdk_3 = pytest.mark.skipif(SENTRY_SDK_MAJOR < 3, reason="sentry-sdk 3.x behaviour")
+needs_sentry_sdk_2 = pytest.mark.skipif(SENTRY_SDK_MAJOR >= 3, reason="sentry-sdk 2.x behaviour")
+
+# sentry-sdk 2.7x's terms for request headers when it maps send_default_pii=False to
+# data_collection (data_collection._map_from_send_default_pii).
+PII_OFF_HEADER_TERMS = ("forwarded", "-ip", "remote-", "via", "-user")
+
+
+def pii_options(allowed: bool) -> dict[str, Any]:
+    """Client options that allow personal data (``allowed``) or not, on any sentry-sdk.
+
+    ``send_default_pii=allowed`` where sentry-sdk has that option (2.x). On 3.x, which has
+    only ``data_collection``, its equivalent -- "equivalent" meaning the options under which
+    sentry-flags forwards exactly what it forwards on 2.x with ``send_default_pii=allowed``
+    (the same ``Privacy``):
+
+    - allowed: ``user_info`` on; URL query values and request headers by denylist (3.x's
+      defaults): user fields, query values (sensitive keys filtered) and the Referer and
+      User-Agent pass;
+    - not allowed: ``user_info`` off; URL query params ``off`` (on 2.x we forward no query
+      value without ``send_default_pii``); request headers by denylist with the terms 2.7x
+      uses for ``send_default_pii=False``; cookies off.
+
+    What sentry-sdk itself sends Sentry differs between the two in places (2.x sends the
+    raw query string whatever ``send_default_pii`` says; 3.x with query params ``off`` sends
+    none), never what reaches a vendor.
+    """
+    if HAS_SEND_DEFAULT_PII:
+        return {"send_default_pii": allowed}
+    if allowed:
+        return {
+            "data_collection": {
+                "user_info": True,
+                "url_query_params": {"mode": "denylist"},
+                "http_headers": {"request": {"mode": "denylist"}},
+            }
+        }
+    return {
+        "data_collection": {
+            "user_info": False,
+            "cookies": {"mode": "off"},
+            "url_query_params": {"mode": "off"},
+            "http_headers": {"request": {"mode": "denylist", "terms": list(PII_OFF_HEADER_TERMS)}},
+        }
+    }
+
+
+def sentry_launchdarkly_hook(ld_client: Any) -> list[Any]:
+    """sentry-sdk's own LaunchDarkly flag tracking on ``ld_client``; the integrations to init with.
+
+    2.x: ``LaunchDarklyIntegration(ld_client=...)`` adds its hook to that client when built.
+    3.x: ``LaunchDarklyIntegration()`` takes no client and hooks ``ldclient.get()`` in
+    ``setup_once``, once per process; so its hook (``LaunchDarklyHook``, what that
+    ``setup_once`` registers) is added to ``ld_client`` here, and no integration is needed.
+    """
+    import inspect
+
+    from sentry_sdk.integrations.launchdarkly import LaunchDarklyHook, LaunchDarklyIntegration
+
+    if "ld_client" in inspect.signature(LaunchDarklyIntegration.__init__).parameters:
+        return [LaunchDarklyIntegration(ld_client=ld_client)]
+    ld_client.add_hook(LaunchDarklyHook())
+    return []
+
+
+def start_transaction(name: str) -> Any:
+    """A root span (2.x: a transaction) named ``name``, as a context manager, on either major.
+
+    2.x: ``sentry_sdk.start_transaction``. 3.x has no transactions: ``sentry_sdk.start_span``
+    starts a root span, whose segment is sent (streamed) when it ends.
+    """
+    begin = getattr(sentry_sdk, "start_transaction", None)
+    if begin is not None:
+        return begin(name=name, op="task")
+    return sentry_sdk.start_span(name=name)
+
+
+def start_child_span(name: str) -> Any:
+    """A span under the current one: ``op`` on 2.x, ``name`` on 3.x (which has no op)."""
+    if SENTRY_SDK_MAJOR >= 3:
+        return sentry_sdk.start_span(name=name)
+    return sentry_sdk.start_span(op=name)
+
+
+def _spans_carry_flags() -> bool:
+    if SENTRY_SDK_MAJOR >= 3:
+        return True  # attributes on the streamed span
+    from sentry_sdk.tracing import Span
+
+    return hasattr(Span, "set_flag")  # 2.x releases with span flags; 2.26.1 has none
+
+
+SPANS_CARRY_FLAGS = _spans_carry_flags()
+
+
+def flask_transaction(endpoint: str, rule: str) -> str:
+    """The transaction name sentry-sdk's ``FlaskIntegration`` gives a request by default.
+
+    2.x: the endpoint (``transaction_style="endpoint"``, its default); 3.x names it from the
+    URL rule (``url_rule.rule``) and has no ``transaction_style``.
+    """
+    return rule if SENTRY_SDK_MAJOR >= 3 else endpoint
+
+
+# What the sentry_init fixture starts from: no personal data, on every major (sentry-sdk
+# 2.x's default; 3.x collects user info unless told otherwise).
+NO_PII_BASELINE: dict[str, Any] = {} if HAS_SEND_DEFAULT_PII else pii_options(False)
+PRIVACY_OPTIONS = frozenset({"send_default_pii", "data_collection"})
+
+
 # Personal data and secrets a test app puts in its events: what must not reach a vendor.
 SECRET_EMAIL = "jane.doe@example.com"
 SECRET_IP = "10.9.8.7"
@@ -143,18 +275,26 @@ def error_view(**fields: Any) -> ErrorView:
     return ErrorView(**{**defaults, **fields})
 
 
+def handle(forwarder: Any, view: ErrorView, captured_at: float) -> None:
+    """What the delivery worker does with one error and one forwarder, on this thread."""
+    calls = forwarder.prepare(view, captured_at)
+    if calls is not None:
+        forwarder.deliver(view, calls, captured_at)
+
+
 def flask_checkout(
     sentry_init: Callable[..., Any],
     forwarder: Any,
     target: str,
     *,
-    send_default_pii: bool,
+    pii: bool,
     headers: Optional[dict[str, str]] = None,
 ) -> None:
     """GET ``target`` from a Flask app whose ``/checkout`` sets a user full of personal data
-    and raises; ``forwarder`` forwards the error. Flushed on return."""
+    and raises; ``forwarder`` forwards the error (personal data allowed: ``pii``, see
+    :func:`pii_options`). Flushed on return."""
     flask = pytest.importorskip("flask")
-    init_forwarding(sentry_init, forwarder, send_default_pii=send_default_pii)
+    init_forwarding(sentry_init, forwarder, **pii_options(pii))
     app = flask.Flask(__name__)
 
     @app.route("/checkout")
@@ -222,6 +362,20 @@ def capture_through_segment_module(
     return received
 
 
+# Client options segment-analytics-python 2.4 added; earlier 2.x releases (the declared
+# floor among them) refuse them, and their own waits are short enough for the tests.
+SEGMENT_2_4_OPTIONS = frozenset({"max_total_backoff_duration", "max_rate_limit_duration"})
+
+
+def segment_client_options(client_type: Any, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` without those ``client_type`` (a Segment ``Client`` class) does not take
+    because it predates them (``SEGMENT_2_4_OPTIONS``); any other unknown one still fails."""
+    import inspect
+
+    accepted = inspect.signature(client_type.__init__).parameters
+    return {k: v for k, v in options.items() if k in accepted or k not in SEGMENT_2_4_OPTIONS}
+
+
 def ld_test_settings(receiver: LaunchDarklyReceiver, **overrides: Any) -> dict[str, Any]:
     """``ldclient.config.Config`` keywords for a test client: polling and events at
     ``receiver``, events flushed every 0.1 s, bounded HTTP waits (so close() cannot stall on
@@ -229,13 +383,28 @@ def ld_test_settings(receiver: LaunchDarklyReceiver, **overrides: Any) -> dict[s
     from ldclient.config import HTTPConfig  # here, not at import: see the note at the top
 
     return {
-        **receiver.config_kwargs(),
+        **receiver.config_kwargs,
         "stream": False,
         "flush_interval": 0.1,
         "diagnostic_opt_out": True,
         "http": HTTPConfig(connect_timeout=2, read_timeout=2),
         **overrides,
     }
+
+
+def ld_openfeature_provider(config: Any) -> Any:
+    """LaunchDarkly's OpenFeature provider on ``config``, waiting up to 5 s for its flags.
+
+    ``start_wait`` came in launchdarkly-openfeature-server 0.7; the releases before it
+    (the test extra's floor among them) wait LDClient's default 5 s.
+    """
+    import inspect
+
+    from ld_openfeature import LaunchDarklyProvider  # here, not at import: see the note at the top
+
+    if "start_wait" in inspect.signature(LaunchDarklyProvider.__init__).parameters:
+        return LaunchDarklyProvider(config, start_wait=5)
+    return LaunchDarklyProvider(config)
 
 
 def started_split_factory(factory: Any) -> Any:
@@ -319,10 +488,45 @@ def raw_bodies(receiver: SentryReceiver) -> bytes:
     return b"\n".join(r.body for r in receiver.requests_to("/api/"))
 
 
+def transactions(receiver: SentryReceiver) -> list[dict[str, Any]]:
+    """The transactions ``receiver`` got, on either major.
+
+    2.x sends transaction events. 3.x (and 2.7x with span streaming) streams spans instead
+    (``span`` envelope items): each segment (root span) is given here in a transaction's
+    shape, ``transaction`` its name, ``environment``/``release``/``server_name`` from its
+    attributes, ``contexts`` empty (a streamed span has none; its ``raw`` JSON is kept for
+    scans), ``spans`` its children with their attributes as ``data``.
+    """
+    spans = [s for item in receiver.items("span") for s in (item.json or {}).get("items", [])]
+
+    def attributes(span: dict[str, Any]) -> dict[str, Any]:
+        return {k: v.get("value") for k, v in span.get("attributes", {}).items() if isinstance(v, dict)}
+
+    found = []
+    for segment in (s for s in spans if s.get("is_segment")):
+        data = attributes(segment)
+        children = [
+            s for s in spans
+            if not s.get("is_segment") and attributes(s).get("sentry.segment.id") == segment["span_id"]
+        ]  # fmt: skip
+        found.append({
+            "transaction": segment.get("name"),
+            "environment": data.get("sentry.environment"),
+            "release": data.get("sentry.release"),
+            "server_name": data.get("server.address"),
+            "contexts": {},
+            "data": data,
+            "spans": [{"description": s.get("name"), "data": attributes(s)} for s in children],
+            "raw": [segment, *children],
+        })  # fmt: skip
+    return [*receiver.transactions, *found]
+
+
 def wait_for_transactions(receiver: SentryReceiver, count: int = 1) -> list[dict[str, Any]]:
+    """Flush, then wait (bounded) for ``count`` transactions (see :func:`transactions`)."""
     flush()
     return wait_for(
-        lambda: (found := receiver.transactions) and len(found) >= count and found,
+        lambda: (found := transactions(receiver)) and len(found) >= count and found,
         message=f"{count} transaction(s)",
     )
 

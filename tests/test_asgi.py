@@ -33,6 +33,7 @@ with warnings.catch_warnings():  # starlette 1.x would rather have httpx2 for it
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
+from helpers import pii_options
 from receivers import SentryReceiver, wait_for
 from sentry_flags import FlagsIntegration
 from sentry_flags.asgi import FlagsMiddleware
@@ -116,7 +117,7 @@ def with_sentry_middleware(sentry_init: Callable[..., Any]) -> Callable[..., Any
 def test_an_authenticated_user_is_keyed_by_identity(
     with_sentry_middleware: Callable[..., Any], sentry_receiver: SentryReceiver, pii: bool
 ) -> None:
-    with_sentry_middleware(send_default_pii=pii)
+    with_sentry_middleware(**pii_options(pii))
     with TestClient(make_app(), raise_server_exceptions=False) as client:
         assert client.get("/boom/a", headers={"x-user": "ann"}).status_code == 500
     (event,) = wait_for(lambda: sentry_receiver.events)

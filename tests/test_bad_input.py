@@ -65,10 +65,14 @@ import sentry_flags
 from sentry_flags import ErrorView, FlagsIntegration, Privacy, set_launchdarkly_context
 from sentry_flags._context import HINT_KEY
 from sentry_flags._event import PII_USER_KEYS
+from sentry_flags._privacy import KeyValueRule
+from sentry_flags._segment import LibraryKept
+from sentry_flags._shape import is_error_event
 from sentry_flags.forwarders import LaunchDarklyForwarder, SegmentForwarder, SplitForwarder
 from sentry_flags.forwarders._base import Forwarder, VendorCall
+from sentry_flags.forwarders._segment_message import message_size
 from sentry_flags.forwarders.launchdarkly import MAX_VALUE_LENGTH as LD_MAX_VALUE_LENGTH
-from sentry_flags.forwarders.segment import MAX_MESSAGE_SIZE, _LibraryKept, message_size
+from sentry_flags.forwarders.segment import MAX_MESSAGE_SIZE
 from sentry_flags.testing import capture_forwarded
 
 pytestmark = pytest.mark.usefixtures("own_isolation_scope")
@@ -156,7 +160,7 @@ def assert_segment_call(call: VendorCall, sdk: Any) -> None:
     kwargs = dict(call.kwargs)
     assert message_size(kwargs) <= MAX_MESSAGE_SIZE
     # What SegmentForwarder.send passes: context.library is kept as ours.
-    success, message = sdk.track(**{**kwargs, "context": _LibraryKept(kwargs["context"])})
+    success, message = sdk.track(**{**kwargs, "context": LibraryKept(kwargs["context"])})
     assert success is True
     assert len(json.dumps(message).encode()) <= SEGMENT_SDK_MAX_MSG_SIZE
     assert isinstance(message["userId"], str)
@@ -546,7 +550,11 @@ EVENTS = st.one_of(
     LOOSE_EVENTS,
 )
 
-PRIVACIES = st.sampled_from([Privacy(), Privacy(user_info=True, query_values=True, cookies=True)])
+PRIVACIES = st.sampled_from([
+    Privacy(),
+    Privacy(user_info=True, query=KeyValueRule("denylist")),
+    Privacy(user_info=True, query=KeyValueRule("allowlist", ("q",)), headers=KeyValueRule("off")),
+])  # fmt: skip
 LD_CONTEXTS = st.one_of(
     st.none(),
     st.builds(
@@ -591,6 +599,9 @@ def assert_well_formed(view: ErrorView, privacy: Privacy) -> None:
         assert not PII_USER_KEYS & set(view.user)
     if not privacy.query_values:
         assert view.query is None
+    if not privacy.headers.passes_any:
+        assert view.referer is None
+        assert view.user_agent is None
     for url in (view.url, view.referer):
         if not url:  # urlsplit strips blanks: " " becomes ""
             continue
@@ -774,6 +785,12 @@ def frames_of(event: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def assert_stage_result(stage: Stage, event: dict[str, Any], result: Any, logger_before: Any) -> None:
     assert result is None or result is event
+    if not is_error_event(event):
+        # Not ours (a check-in, a transaction): straight to the app's before_send, unchanged.
+        assert result is event
+        assert stage.seen[-1] is event
+        assert event.get("logger") is logger_before
+        return
     if result is None:
         assert not any(e is event for e in stage.seen)
         return
@@ -1054,7 +1071,7 @@ def test_segment_takes_any_user_id(vendors: Vendors, value: Any) -> None:
 def test_a_lone_surrogate_in_the_query_string_is_read() -> None:
     event = {"request": {"url": "https://shop.test/", "query_string": "q=\udcff&token=t"}}
 
-    view = ErrorView.build(event, Privacy(user_info=True, query_values=True, cookies=True), None)
+    view = ErrorView.build(event, Privacy(user_info=True, query=KeyValueRule("denylist")), None)
 
     assert view.query is not None
     assert "token=%5BFiltered%5D" in view.query

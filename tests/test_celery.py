@@ -22,6 +22,7 @@ from celery import Celery, signals
 from ldclient import Context
 
 import sentry_flags.celery as flags_celery
+from helpers import pii_options
 from receivers import SentryReceiver, wait_for
 from sentry_flags import FlagsIntegration, get_launchdarkly_context, set_launchdarkly_context
 
@@ -134,7 +135,7 @@ def test_an_error_in_the_task_carries_the_context_it_was_sent_with(
 def test_private_attributes_and_pii_stay_out_of_the_message(
     sentry_init: Callable[..., Any], worker: Recorder
 ) -> None:
-    sentry_init(integrations=[FlagsIntegration()], send_default_pii=False)
+    sentry_init(integrations=[FlagsIntegration()], **pii_options(False))
     context = (
         Context.builder("u-2")
         .name("Ann")
@@ -182,7 +183,7 @@ def test_the_launchdarkly_client_s_private_attributes_stay_out_of_the_message(
 def test_names_and_emails_travel_when_pii_is_allowed(
     sentry_init: Callable[..., Any], worker: Recorder
 ) -> None:
-    sentry_init(integrations=[FlagsIntegration()], send_default_pii=True)
+    sentry_init(integrations=[FlagsIntegration()], **pii_options(True))
     set_launchdarkly_context(Context.builder("u-3").name("Ann").set("email", "ann@example.com").build())
     run(record)
     assert worker.seen == [{"kind": "user", "key": "u-3", "name": "Ann", "email": "ann@example.com"}]

@@ -18,13 +18,18 @@ from ldclient import Context
 
 from helpers import (
     LD_KEY,
+    SENTRY_SDK_MAJOR,
     by_summary,
     ld_context_of,
     ld_hooks,
+    needs_data_collection,
+    needs_send_default_pii,
     only_event,
+    pii_options,
     raise_and_capture,
     raw_bodies,
     received,
+    start_transaction,
     wait_for_transactions,
 )
 from receivers import SentryReceiver
@@ -194,7 +199,7 @@ def test_lazy_provider_is_called_only_when_an_error_is_captured(
         return user(f"lazy-{len(calls)}", plan="team")
 
     set_launchdarkly_context(provider)
-    with sentry_sdk.start_transaction(name="no-error-here"):
+    with start_transaction("no-error-here"):
         sentry_sdk.add_breadcrumb(message="work without errors")
     assert wait_for_transactions(sentry_receiver)
     assert calls == []  # no error yet: never called, not even for the transaction
@@ -256,7 +261,7 @@ def test_plugin_applies_the_clients_private_attributes(
     make_ld_client: Callable[..., Any],
     flags: Any,
 ) -> None:
-    sentry_init(integrations=[FlagsIntegration()], send_default_pii=True)
+    sentry_init(integrations=[FlagsIntegration()], **pii_options(True))
     ld = make_ld_client(
         update_processor_class=flags, plugins=[SentryFlagsPlugin()], private_attributes=["email"]
     )
@@ -271,18 +276,46 @@ def test_plugin_applies_the_clients_private_attributes(
     assert PII["email"].encode() not in raw_bodies(sentry_receiver)
 
 
+def test_one_plugin_on_two_clients_redacts_each_clients_evaluations_its_own_way(
+    sentry_init: Callable[..., Any],
+    sentry_receiver: SentryReceiver,
+    make_ld_client: Callable[..., Any],
+    flags: Any,
+) -> None:
+    sentry_init(integrations=[FlagsIntegration()])
+    plugin = SentryFlagsPlugin()
+    private = make_ld_client(update_processor_class=flags, plugins=[plugin], private_attributes=["ssn"])
+    # Given the same plugin after: its settings must not become the first client's.
+    public = make_ld_client(update_processor_class=flags, plugins=[plugin])
+
+    private.variation(FLAG, user("on-private", ssn="078-05-1120", plan="pro"), False)
+    raise_and_capture("evaluated on the client that keeps ssn private")
+    public.variation(FLAG, user("on-public", ssn="219-09-9999", plan="pro"), False)
+    raise_and_capture("evaluated on the client that does not")
+
+    events = by_summary(received(sentry_receiver, 2))
+    assert ld_context_of(events["evaluated on the client that keeps ssn private"]) == {
+        "kind": "user", "key": "on-private", "plan": "pro", "_meta": {"redactedAttributes": ["ssn"]},
+    }  # fmt: skip
+    assert ld_context_of(events["evaluated on the client that does not"])["ssn"] == "219-09-9999"
+    assert b"078-05-1120" not in raw_bodies(sentry_receiver)
+    assert len(ld_hooks(private)) == len(ld_hooks(public)) == 1
+
+
 def test_transactions_never_carry_the_context(
     sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld: Any
 ) -> None:
     sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld)], traces_sample_rate=1.0)
     ld.variation(FLAG, user("tx-user"), False)
 
-    with sentry_sdk.start_transaction(name="checkout", op="task"):
+    with start_transaction("checkout"):
         raise_and_capture("inside the transaction")
 
     [transaction] = wait_for_transactions(sentry_receiver)
     assert transaction["transaction"] == "checkout"
     assert LD_KEY not in transaction.get("contexts", {})
+    assert LD_KEY not in json.dumps(transaction)
+    assert "tx-user" not in json.dumps(transaction)
     assert ld_context_of(only_event(sentry_receiver))["key"] == "tx-user"
 
 
@@ -341,7 +374,7 @@ def test_context_set_on_the_current_scope_is_still_our_slot(
 def test_attributes_private_on_the_context_are_removed(
     sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld: Any
 ) -> None:
-    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld)], send_default_pii=True)
+    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld)], **pii_options(True))
     context = (
         Context.builder("user-priv")
         .set("email", PII["email"])
@@ -374,7 +407,7 @@ def test_private_attributes_of_the_ld_client_config_are_removed(
     flags: Any,
 ) -> None:
     ld = make_ld_client(update_processor_class=flags, private_attributes=["email", "/address/street"])
-    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld)], send_default_pii=True)
+    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld)], **pii_options(True))
     context = user(
         "user-cfg",
         email=PII["email"],
@@ -419,7 +452,7 @@ def test_all_attributes_private_keeps_only_kind_key_and_anonymous(
     flags: Any,
 ) -> None:
     ld = make_ld_client(update_processor_class=flags, all_attributes_private=True)
-    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld)], send_default_pii=True)
+    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld)], **pii_options(True))
     org = Context.builder("org-1").kind("org").set("tier", "gold-tier-secret").build()
     anon = Context.builder("anon-1").kind("user").anonymous(True).name(FULL_NAME).set("plan", "pro").build()
     ld.variation(FLAG, Context.create_multi(anon, org), False)
@@ -441,7 +474,7 @@ def test_all_attributes_private_keeps_only_kind_key_and_anonymous(
 def test_pii_attributes_are_redacted_unless_send_default_pii(
     sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld: Any
 ) -> None:
-    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld)])  # send_default_pii unset
+    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld)], **pii_options(False))
     ld.variation(FLAG, person("pii-off"), False)
 
     raise_and_capture("boom")
@@ -460,7 +493,7 @@ def test_pii_attributes_are_redacted_unless_send_default_pii(
 def test_pii_attributes_are_sent_with_send_default_pii(
     sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld: Any
 ) -> None:
-    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld)], send_default_pii=True)
+    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld)], **pii_options(True))
     ld.variation(FLAG, person("pii-on"), False)
 
     raise_and_capture("boom")
@@ -472,7 +505,7 @@ def test_pii_attributes_are_sent_with_send_default_pii(
 def test_private_attributes_stay_private_with_send_default_pii(
     sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld: Any
 ) -> None:
-    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld)], send_default_pii=True)
+    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld)], **pii_options(True))
     builder = Context.builder("pii-private").name(FULL_NAME)
     for name, value in PII.items():
         builder.set(name, value)
@@ -490,22 +523,29 @@ def test_private_attributes_stay_private_with_send_default_pii(
     assert FULL_NAME.encode() not in body
 
 
-def _has_data_collection() -> bool:
-    import inspect
+def test_with_sentry_sdks_own_defaults_pii_follows_its_major(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld: Any
+) -> None:
+    # Nothing said about personal data: sentry-sdk 2.x collects none, 3.x collects user
+    # info (data_collection's user_info defaults to True), and launchdarklyContext follows.
+    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld)], sentry_defaults=True)
+    ld.variation(FLAG, person("pii-default"), False)
 
-    from sentry_sdk.consts import ClientConstructor
+    raise_and_capture("boom")
 
-    return "data_collection" in inspect.signature(ClientConstructor.__init__).parameters
+    ctx = ld_context_of(only_event(sentry_receiver))
+    if SENTRY_SDK_MAJOR >= 3:
+        assert ctx == {"kind": "user", "key": "pii-default", "name": FULL_NAME, "plan": "pro", **PII}
+    else:
+        assert sorted(ctx["_meta"]["redactedAttributes"]) == sorted(["name", *PII])
+        assert PII["email"].encode() not in raw_bodies(sentry_receiver)
 
 
-needs_data_collection = pytest.mark.skipif(
-    not _has_data_collection(), reason="this sentry-sdk has no data_collection option"
-)
-
-
-@needs_data_collection
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-@pytest.mark.parametrize("send_default_pii", [None, True])
+@pytest.mark.parametrize(
+    "send_default_pii", [None, pytest.param(True, marks=needs_send_default_pii)]
+)  # fmt: skip
+@needs_data_collection
 def test_data_collection_without_user_info_redacts_pii(
     sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld: Any, send_default_pii: Any
 ) -> None:

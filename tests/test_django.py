@@ -8,6 +8,7 @@ DjangoIntegration wraps the way it does in production.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import uuid
 from collections.abc import Iterator
@@ -20,10 +21,11 @@ import sentry_sdk
 pytest.importorskip("django")
 pytest.importorskip("ldclient")
 
+import django
 from ldclient import Context
 from sentry_sdk.integrations.django import DjangoIntegration
 
-from helpers import split_whitelist_flag, started_split_factory
+from helpers import pii_options, split_whitelist_flag, started_split_factory
 from receivers import SentryReceiver, SplitReceiver, wait_for
 from sentry_flags import FlagsIntegration
 
@@ -94,7 +96,7 @@ def one_event(receiver: SentryReceiver) -> dict[str, Any]:
 def test_an_authenticated_user_is_keyed_by_pk_with_name_and_email_only_with_pii(
     init: Callable[..., Any], sentry_receiver: SentryReceiver, pii: bool
 ) -> None:
-    init(send_default_pii=pii)
+    init(**pii_options(pii))
     user = make_user(email="ann@example.com", first_name="Ann", last_name="Lee")
     browser = client()
     browser.force_login(user)
@@ -395,23 +397,162 @@ def test_an_async_view_error_carries_the_user(
     assert ld_context_of(one_event(sentry_receiver)) == {"kind": "user", "key": str(user.pk)}
 
 
-def test_an_error_captured_on_the_event_loop_still_gets_the_user(
+def test_an_error_the_async_view_reports_after_loading_its_user_carries_it(
     init: Callable[..., Any], sentry_receiver: SentryReceiver
 ) -> None:
-    # Django refuses the session/user lookup on the loop's thread; the middleware builds the
-    # context on a helper thread instead.
-    init()
+    if django.VERSION < (5, 0):
+        pytest.skip("request.auser() is Django 5.0+")
+    init(before_send=watch.close)
     user = make_user()
-
     browser = async_client()
     browser.force_login(user)
 
     async def go() -> int:
-        response = await browser.get("/async/capture/c")
+        response = await browser.get("/async/capture-after-auser/c")
         return int(response.status_code)
 
-    assert asyncio.run(go()) == 200
+    with watch.capturing():
+        assert asyncio.run(go()) == 200
     assert ld_context_of(one_event(sentry_receiver)) == {"kind": "user", "key": str(user.pk)}
+    assert watch.queries == []
+
+
+# -- capture reads only what the request loaded: no database, no thread, no wait ---------------------
+
+
+class CaptureWatch:
+    """The database queries run, on any thread, while sentry-sdk captures an event.
+
+    A capture is watched from the event processors (a global one of ours here) to the app's
+    ``before_send`` (``watch.close``): our stage, which builds the context, runs in between.
+    Connections opened meanwhile (a helper thread's, Django's worker threads') are watched too.
+    """
+
+    def __init__(self) -> None:
+        self.active = False
+        self.open = threading.Event()
+        self.queries: list[str] = []
+        self.captures = 0
+        self._wrapped: list[Any] = []
+        sentry_sdk.scope.add_global_event_processor(self._opened)
+
+    def _opened(self, event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+        if self.active:
+            self.open.set()
+        return event
+
+    def close(self, event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+        if self.active:
+            self.open.clear()
+            self.captures += 1
+        return event
+
+    def _record(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if self.open.is_set():
+            self.queries.append(sql)
+        return execute(sql, params, many, context)
+
+    def _wrap(self, connection: Any, **kwargs: Any) -> None:
+        if self._record not in connection.execute_wrappers:
+            connection.execute_wrappers.append(self._record)
+            self._wrapped.append(connection)
+
+    @contextlib.contextmanager
+    def capturing(self) -> Iterator[None]:
+        from django.db import connections
+        from django.db.backends.signals import connection_created
+
+        self.queries.clear()
+        self.captures = 0
+        self.active = True
+        connection_created.connect(self._wrap)
+        for connection in connections.all():
+            self._wrap(connection)
+        try:
+            yield
+        finally:
+            connection_created.disconnect(self._wrap)
+            self.active = False
+            self.open.clear()
+            for connection in self._wrapped:
+                with contextlib.suppress(ValueError):
+                    connection.execute_wrappers.remove(self._record)
+            self._wrapped.clear()
+
+
+watch = CaptureWatch()
+
+
+def test_an_error_the_view_reports_before_loading_its_user_reads_no_database(
+    init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    init(before_send=watch.close, **pii_options(False))
+    browser = client()
+    browser.force_login(make_user())
+
+    with watch.capturing():
+        assert browser.get("/capture/r").status_code == 200
+
+    event = one_event(sentry_receiver)
+    assert watch.captures == 1
+    assert watch.queries == []  # neither the session nor the user was read to capture it
+    # Whoever it was cannot be told without reading them: no context, rather than a wrong one.
+    assert ld_context_of(event) is None
+
+
+def test_the_event_loop_keeps_serving_while_an_error_is_captured_on_it(
+    init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    init(before_send=watch.close, **pii_options(False))
+    user = make_user()
+    browser = async_client()
+    browser.force_login(user)
+    threads_before = {t.ident for t in threading.enumerate()}
+    served: list[str] = []
+
+    async def get(path: str) -> int:
+        response = await browser.get(path)
+        served.append(path)
+        return int(response.status_code)
+
+    async def go() -> list[int]:
+        # Reported on the loop's thread, before anything loaded the user; other requests
+        # share the loop meanwhile.
+        return list(await asyncio.gather(get("/async/capture/l"), *(get("/async/ok") for _ in range(5))))
+
+    with watch.capturing():
+        assert asyncio.run(go()) == [200] * 6
+    event = one_event(sentry_receiver)
+
+    assert len(served) == 6
+    assert watch.captures == 1
+    assert watch.queries == []
+    assert ld_context_of(event) is None  # documented: a session, its user never loaded
+    started = [t.name for t in threading.enumerate() if t.ident not in threads_before]
+    assert not [name for name in started if name.startswith("sentry-flags")]
+
+
+def test_a_view_exception_carries_the_user_loaded_before_the_capture(
+    init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    init(before_send=watch.close, **pii_options(False))
+    user = make_user()
+    sync_browser, async_browser = client(), async_client()
+    sync_browser.force_login(user)
+    async_browser.force_login(user)
+
+    async def go() -> int:
+        response = await async_browser.get("/async/boom/v")
+        return int(response.status_code)
+
+    with watch.capturing():
+        assert sync_browser.get("/boom/v").status_code == 500
+        assert asyncio.run(go()) == 500
+
+    events = wait_for(lambda: len(sentry_receiver.events) >= 2 and sentry_receiver.events)
+    assert [ld_context_of(e) for e in events] == [{"kind": "user", "key": str(user.pk)}] * 2
+    assert watch.captures == 2
+    assert watch.queries == []  # loaded by the middleware's process_exception, not by the capture
 
 
 def test_concurrent_async_requests_through_the_asgi_handler_keep_their_own_context(

@@ -20,6 +20,7 @@ import sentry_sdk
 from ldclient import Context
 
 from helpers import (
+    SPANS_CARRY_FLAGS,
     by_summary,
     capture_error,
     ld_context_of,
@@ -27,15 +28,19 @@ from helpers import (
     raise_and_capture,
     received,
     run_threads,
+    sentry_launchdarkly_hook,
+    start_child_span,
+    start_transaction,
     wait_for_transactions,
 )
 from receivers import SentryReceiver
 from sentry_flags import FlagsIntegration
-from sentry_flags._bounds import MAX_CONTEXT_BYTES, MAX_FLAGS_BYTES, json_size
+from sentry_flags._bounds import CONTEXT_BUDGET, relay_size, type_reserve, value_limit
 from sentry_flags._flags import COMPACT_AT, FLAGS_KEY, MAX_FLAGS
 from sentry_flags.testing import RecordingForwarder, flush_forwarders
 
 EVALUATIONS = "flagEvaluations"
+LD_KEY = "launchdarklyContext"
 SENTRY_EVENT_LIMIT = 1 << 20  # Sentry's ingest rejects an event over 1 MiB
 
 
@@ -248,7 +253,9 @@ def test_a_3_mb_attribute_is_cut_and_marked_and_the_event_arrives(
     found = ld_context_of(only_event(sentry_receiver))
     [request] = sentry_receiver.requests_to("/api/")
     assert len(request.body) < SENTRY_EVENT_LIMIT / 4
-    assert json_size(found) <= MAX_CONTEXT_BYTES
+    # Within what Sentry's ingestion keeps of a context (and the receiver's normalizer,
+    # strict, checks that it keeps all of it).
+    assert relay_size(found, 0) + type_reserve(LD_KEY) <= CONTEXT_BUDGET
     single = found["user"]
     assert single["key"] == "k" * 300  # kind and key are never cut
     assert "profile" not in single  # an object too large to cut: left out
@@ -277,14 +284,42 @@ def test_a_huge_flag_value_is_cut_and_marked(
     capture_error("with huge flag values")
 
     context = only_event(sentry_receiver)["contexts"][EVALUATIONS]
-    assert json_size(context) <= MAX_FLAGS_BYTES + 200
     meta = context["_meta"]
     assert meta["droppedFlags"] > 0  # the oldest entries went: the total is bounded
+    names = [e["flag"] for e in context["values"]]
     kept = {e["flag"]: e for e in context["values"]}
-    assert kept["mid-59"]["value"] == "m" * 1500
-    for name in meta.get("cutValues", []):
-        assert name in kept
+    # The newest survive: what Sentry's ingestion would have dropped is the oldest, by us.
+    assert names == [f"mid-{i}" for i in range(60 - len(names), 60)]
+    limit = value_limit(sentry_sdk.get_client().options.get("max_value_length"))
+    if limit >= 1500:
+        assert kept["mid-59"]["value"] == "m" * 1500
+        assert "cutValues" not in meta
+    else:  # sentry-sdk before 2.3x cuts at 1024 by default: we cut first, and say so
+        assert kept["mid-59"]["value"] == "m" * (limit - 3) + "..."
+        assert meta["cutValues"] == names
     assert len(kept) + meta["droppedFlags"] == 62
+
+
+def test_values_are_cut_to_the_clients_max_value_length_by_us_and_marked(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any, ld_test_data: Any
+) -> None:
+    # sentry-sdk cuts every longer string itself (1024 by default before 2.3x), with a mark
+    # of its own that Sentry shows as a trim: we cut first, by our rules, and say so.
+    td = ld_test_data
+    td.update(td.flag("long").variations("x" * 500, "").variation_for_all(0))
+    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld_client)], max_value_length=100)
+    ld_client.variation("long", user(bio="b" * 500, plan="pro"), None)
+    capture_error("with a short max_value_length")
+
+    event = only_event(sentry_receiver)
+    context = ld_context_of(event)
+    assert context["bio"] == "b" * 97 + "..."
+    assert context["plan"] == "pro"
+    assert context["_meta"]["cutAttributes"] == ["bio"]
+    [found] = evaluations(event)
+    assert found["value"] == "x" * 97 + "..."
+    assert event["contexts"][EVALUATIONS]["_meta"] == {"cutValues": ["long"]}
+    assert "contexts" not in (event.get("_meta") or {})  # nothing left for sentry-sdk to cut
 
 
 # -- coexistence and transactions -----------------------------------------------------------------
@@ -293,10 +328,8 @@ def test_a_huge_flag_value_is_cut_and_marked(
 def test_with_sentry_sdks_launchdarkly_integration_no_flag_appears_twice(
     sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any, typed_flags: Any
 ) -> None:
-    from sentry_sdk.integrations.launchdarkly import LaunchDarklyIntegration
-
     sentry_init(
-        integrations=[LaunchDarklyIntegration(ld_client), FlagsIntegration(launchdarkly_client=ld_client)]
+        integrations=[*sentry_launchdarkly_hook(ld_client), FlagsIntegration(launchdarkly_client=ld_client)]
     )
     ctx = user()
     ld_client.variation("bool-flag", ctx, False)
@@ -318,7 +351,7 @@ def test_flag_results_stay_off_transactions_but_mark_the_span_like_sentry_sdk(
     sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any, typed_flags: Any
 ) -> None:
     sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld_client)], traces_sample_rate=1.0)
-    with sentry_sdk.start_transaction(name="checkout", op="task"), sentry_sdk.start_span(op="pay"):
+    with start_transaction("checkout"), start_child_span("pay"):
         ld_client.variation("bool-flag", user(), False)
         ld_client.variation("str-flag", user(), "x")
         raise_and_capture("inside the transaction")
@@ -327,13 +360,36 @@ def test_flag_results_stay_off_transactions_but_mark_the_span_like_sentry_sdk(
     contexts = transaction.get("contexts", {})
     for key in (EVALUATIONS, "launchdarklyContext", "flags"):
         assert key not in contexts
-    if hasattr(sentry_sdk.tracing.Span, "set_flag"):  # sentry-sdk releases with span flags
+    assert EVALUATIONS not in json.dumps(transaction)
+    if SPANS_CARRY_FLAGS:  # sentry-sdk releases with span flags
         # As sentry-sdk's add_feature_flag: booleans only, on the span that was current.
         [span] = transaction["spans"]
         assert span["data"]["flag.evaluation.bool-flag"] is True
         assert "flag.evaluation.str-flag" not in span["data"]
     event = only_event(sentry_receiver)
     assert [e["flag"] for e in evaluations(event)] == ["bool-flag", "str-flag"]
+
+
+@pytest.mark.skipif(
+    not isinstance(getattr(sentry_sdk.scope.Scope, "streamed_span", None), property),
+    reason="span streaming alongside transactions: sentry-sdk 2.7x",
+)
+def test_with_span_streaming_on_2x_the_streamed_span_gets_the_flags_like_sentry_sdk(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any, typed_flags: Any
+) -> None:
+    sentry_init(
+        integrations=[FlagsIntegration(launchdarkly_client=ld_client)],
+        traces_sample_rate=1.0,
+        _experiments={"trace_lifecycle": "stream"},
+    )
+    with sentry_sdk.traces.start_span(name="checkout"), sentry_sdk.traces.start_span(name="pay"):
+        ld_client.variation("bool-flag", user(), False)
+        ld_client.variation("str-flag", user(), "x")
+
+    [transaction] = wait_for_transactions(sentry_receiver)
+    [span] = transaction["spans"]
+    assert span["data"]["flag.evaluation.bool-flag"] is True
+    assert "flag.evaluation.str-flag" not in span["data"]
 
 
 def test_without_the_integration_nothing_of_the_log_is_sent(

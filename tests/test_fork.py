@@ -360,8 +360,8 @@ def _run_app(mode: str, tmp_path: Path, expect: Callable[[Run], bool]) -> Run:
         ld.set_flags(ld_flag(FLAG))
         cfg = {
             "dsn": sentry.dsn,
-            "ld": ld.config_kwargs(),
-            "split": split.factory_kwargs(),
+            "ld": ld.config_kwargs,
+            "split": split.factory_kwargs,
             "segment_host": segment.host,
             "report_dir": str(tmp_path),
         }
@@ -652,6 +652,42 @@ def test_segment_consumers_restart_in_a_child_only_when_they_ran_at_fork_time(
         "raised in the child",
         "raised in the parent",
     ]
+
+
+@pytest.mark.usefixtures("own_isolation_scope")
+def test_segment_consumers_that_cannot_be_rebuilt_stay_stopped_and_say_so(
+    sentry_init: Callable[..., Any],
+    make_segment_client: Callable[..., Any],
+    segment_receiver: SegmentReceiver,
+) -> None:
+    from sentry_flags._segment import CONSUMERS
+
+    client = make_segment_client()
+    forwarder = SegmentForwarder(client)
+    init_forwarding(sentry_init, forwarder)
+    sentry_sdk.set_user({"id": "child-user"})
+
+    def child() -> Any:
+        for consumer in client.consumers:  # the child's copies, dead since the fork
+            del consumer.upload_size  # a release that keeps it under another name
+        capture_error("raised in the child")
+        sentry_sdk.flush(timeout=10)
+        stats = forwarder.stats
+        return {
+            "skipped": dict(stats.skipped),
+            "stepped_aside": dict(stats.stepped_aside),
+            "alive": [c.is_alive() for c in client.consumers],
+        }
+
+    assert _in_child(child) == {
+        "skipped": {"client_stopped": 1},
+        "stepped_aside": {CONSUMERS.path: 1},
+        "alive": [False],
+    }
+    capture_error("raised in the parent")  # the parent's consumers are its own, untouched
+    sentry_sdk.flush(timeout=10)
+    [message] = segment_receiver.wait_for_messages(1)
+    assert message["properties"]["exceptionValue"] == "raised in the parent"
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from helpers import capture_error, init_forwarding
+from helpers import capture_error, handle, init_forwarding
 from receivers import LaunchDarklyReceiver, assert_never, wait_for
 
 pytest.importorskip("ldclient")
@@ -293,14 +293,14 @@ def test_message_event_carries_its_message() -> None:
 
 def test_invalid_context_is_skipped() -> None:
     forwarder = LaunchDarklyForwarder(DuckClient())
-    forwarder.handle(view(ld_context=Context.create("key", "kind")), 0.0)
+    handle(forwarder, view(ld_context=Context.create("key", "kind")), 0.0)
     assert forwarder.stats == Stats(errors=1, skipped={"invalid_context": 1})
 
 
 def test_duck_typed_client_receives_the_call() -> None:
     client = DuckClient()
     forwarder = LaunchDarklyForwarder(client, "errs")
-    forwarder.handle(view(exception_type="ValueError"), 0.0)
+    handle(forwarder, view(exception_type="ValueError"), 0.0)
     forwarder.flush()  # no flush() on the client: nothing to do, no error
     [tracked] = client.tracked
     assert tracked["event_name"] == "errs"

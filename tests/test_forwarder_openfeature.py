@@ -8,6 +8,7 @@ LDClient, whose custom events reach the loopback LaunchDarkly receiver.
 from __future__ import annotations
 
 import re
+from importlib.metadata import version
 from typing import Any, Callable, Optional
 
 import pytest
@@ -24,7 +25,14 @@ from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvid
 from openfeature.track import TrackingEventDetails
 
 from conftest import LD_SDK_KEY
-from helpers import PERSONAL_ATTRIBUTES, capture_error, flush, init_forwarding, ld_test_settings
+from helpers import (
+    PERSONAL_ATTRIBUTES,
+    capture_error,
+    flush,
+    init_forwarding,
+    ld_openfeature_provider,
+    ld_test_settings,
+)
 from receivers import LaunchDarklyReceiver, SentryReceiver
 from sentry_flags import set_launchdarkly_context
 from sentry_flags.forwarders import OpenFeatureForwarder
@@ -247,9 +255,14 @@ def test_through_launchdarklys_provider_each_error_is_a_custom_event_on_the_cont
     ld_test_data: Any,
 ) -> None:
     ld_openfeature = pytest.importorskip("ld_openfeature")
+    if "track" not in vars(ld_openfeature.LaunchDarklyProvider):
+        pytest.skip(
+            f"launchdarkly-openfeature-server {version('launchdarkly-openfeature-server')} has no "
+            "OpenFeature tracking (its provider inherits the no-op track)"
+        )
     ld_test_data.update(ld_test_data.flag("new-checkout").boolean_flag().variation_for_all(True))
     config = Config(LD_SDK_KEY, **ld_test_settings(ld_receiver, update_processor_class=ld_test_data))
-    ld_provider = ld_openfeature.LaunchDarklyProvider(config, start_wait=5)
+    ld_provider = ld_openfeature_provider(config)
     api.set_provider(ld_provider, DOMAIN)
     try:
         client = api.get_client(DOMAIN)

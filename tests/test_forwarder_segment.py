@@ -26,7 +26,9 @@ from helpers import (
     capture_through_segment_module,
     error_view,
     flask_checkout,
+    handle,
     init_forwarding,
+    pii_options,
 )
 from receivers import SegmentReceiver, SentryReceiver, assert_never, wait_for
 
@@ -37,16 +39,16 @@ from segment.analytics import Client
 from segment.analytics.consumer import MAX_MSG_SIZE
 
 from sentry_flags import ErrorView
+from sentry_flags._segment import LibraryKept
 from sentry_flags.forwarders import SegmentForwarder
-from sentry_flags.forwarders.segment import (
+from sentry_flags.forwarders._segment_message import (
     LARGEST_MESSAGE,
-    MAX_MESSAGE_SIZE,
     SEGMENT_MAX_MSG_SIZE,
-    _LibraryKept,
     cut,
     encoded_size,
     message_size,
 )
+from sentry_flags.forwarders.segment import MAX_MESSAGE_SIZE
 from sentry_flags.testing import capture_forwarded
 
 pytestmark = pytest.mark.usefixtures("own_isolation_scope")
@@ -102,7 +104,7 @@ class DuckSegment:
 def segment_accepts(kwargs: dict[str, Any]) -> dict[str, Any]:
     """What Segment's own client makes of a ``track`` call (raises over its 32 KB limit)."""
     client = Client(SEGMENT_WRITE_KEY, send=False)
-    success, message = client.track(**{**kwargs, "context": _LibraryKept(kwargs["context"])})
+    success, message = client.track(**{**kwargs, "context": LibraryKept(kwargs["context"])})
     assert success is True
     return dict(message)
 
@@ -117,7 +119,7 @@ def test_error_captured_has_sentrys_shape(
     segment_receiver: SegmentReceiver,
 ) -> None:
     forwarder = SegmentForwarder(segment_client)
-    init_forwarding(sentry_init, forwarder, release="shop@1.2.3", send_default_pii=False)
+    init_forwarding(sentry_init, forwarder, release="shop@1.2.3", **pii_options(False))
     sentry_sdk.set_user({"id": 42})
     sentry_sdk.get_isolation_scope().set_transaction_name("/checkout/{cart}")
     with_request({
@@ -211,7 +213,7 @@ def test_error_without_user_id_is_skipped_and_counted(
     sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
 ) -> None:
     forwarder = SegmentForwarder(segment_client)
-    init_forwarding(sentry_init, forwarder, send_default_pii=True)
+    init_forwarding(sentry_init, forwarder, **pii_options(True))
 
     sentry_sdk.set_user({"email": SECRET_EMAIL})  # a user, but no id: nobody Segment knows
     capture_error("anonymous")
@@ -252,7 +254,7 @@ def test_huge_fields_stay_under_segments_limit_and_arrive(
     sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
 ) -> None:
     forwarder = SegmentForwarder(segment_client)
-    init_forwarding(sentry_init, forwarder, send_default_pii=True, release="r" * 5000)
+    init_forwarding(sentry_init, forwarder, **pii_options(True), release="r" * 5000)
     sentry_sdk.set_user({"id": "u-1"})
     sentry_sdk.get_isolation_scope().set_transaction_name("/é" * 10_000)
     with_request({
@@ -280,7 +282,7 @@ def test_no_personal_data_or_query_values_without_send_default_pii(
     sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
 ) -> None:
     forwarder = SegmentForwarder(segment_client)
-    flask_checkout(sentry_init, forwarder, CHECKOUT, headers=CHECKOUT_HEADERS, send_default_pii=False)
+    flask_checkout(sentry_init, forwarder, CHECKOUT, headers=CHECKOUT_HEADERS, pii=False)
 
     [message] = segment_receiver.wait_for_messages(1)
     assert message["userId"] == "u-1"
@@ -307,7 +309,7 @@ def test_query_values_and_ip_with_send_default_pii_but_never_secrets(
     sentry_init: Callable[..., Any], segment_client: Any, segment_receiver: SegmentReceiver
 ) -> None:
     forwarder = SegmentForwarder(segment_client)
-    flask_checkout(sentry_init, forwarder, CHECKOUT, headers=CHECKOUT_HEADERS, send_default_pii=True)
+    flask_checkout(sentry_init, forwarder, CHECKOUT, headers=CHECKOUT_HEADERS, pii=True)
 
     [message] = segment_receiver.wait_for_messages(1)
     page = message["properties"]["page"]
@@ -472,7 +474,7 @@ def test_duck_typed_client_and_its_answers() -> None:
     forwarder = SegmentForwarder(duck)
     forwarder.backoff_initial = 1.0
     for i, at in enumerate([0.0, 0.01, 0.02, 0.03, 1.5]):
-        forwarder.handle(view(event_id=f"{i:032x}"), at)
+        handle(forwarder, view(event_id=f"{i:032x}"), at)
 
     assert len(duck.tracked) == 5
     assert forwarder.stats.forwarded == 3  # None (module API) and True count as accepted
@@ -500,7 +502,7 @@ def test_backoff_doubles_to_the_cap_and_resets_on_success() -> None:
     ]
     for at, expected in timeline:
         before = forwarder.stats
-        forwarder.handle(view(), at)
+        handle(forwarder, view(), at)
         after = forwarder.stats
         changed = {
             "forwarded": after.forwarded - before.forwarded,
@@ -513,15 +515,15 @@ def test_backoff_doubles_to_the_cap_and_resets_on_success() -> None:
 def test_rate_limit_refills_with_capture_time() -> None:
     forwarder = SegmentForwarder(DuckSegment(), max_per_second=2)
     for at in [0.0, 0.0, 0.0, 0.4, 0.5, 0.5, 10.0, 10.0, 10.0]:
-        forwarder.handle(view(), at)
+        handle(forwarder, view(), at)
     assert forwarder.stats.forwarded == 5  # 2 at once, 1 refilled by 0.5 s, 2 after a pause
     assert forwarder.stats.rate_limited == 4
 
 
 def test_skipped_errors_do_not_use_up_the_rate_limit() -> None:
     forwarder = SegmentForwarder(DuckSegment(), max_per_second=1)
-    forwarder.handle(view(user={}), 0.0)
-    forwarder.handle(view(), 0.0)
+    handle(forwarder, view(user={}), 0.0)
+    handle(forwarder, view(), 0.0)
     assert forwarder.stats.forwarded == 1
     assert forwarder.stats.skipped == {"no_user_id": 1}
 
@@ -529,8 +531,8 @@ def test_skipped_errors_do_not_use_up_the_rate_limit() -> None:
 def test_user_ids_are_sent_as_str_and_huge_ones_skipped() -> None:
     duck = DuckSegment()
     forwarder = SegmentForwarder(duck)
-    forwarder.handle(view(user={"id": 42}), 0.0)
-    forwarder.handle(view(user={"id": "u" * 5000}), 0.0)  # cutting it would make it someone else's
+    handle(forwarder, view(user={"id": 42}), 0.0)
+    handle(forwarder, view(user={"id": "u" * 5000}), 0.0)  # cutting it would make it someone else's
     assert [t["user_id"] for t in duck.tracked] == ["42"]
     assert forwarder.stats.skipped == {"user_id_too_long": 1}
 
@@ -539,7 +541,7 @@ def test_ip_is_only_sent_when_it_is_an_address() -> None:
     duck = DuckSegment()
     forwarder = SegmentForwarder(duck)
     for ip in ["{{auto}}", "not an ip", "2001:db8::1", SECRET_IP]:
-        forwarder.handle(view(user={"id": "u-1", "ip_address": ip}), 0.0)
+        handle(forwarder, view(user={"id": "u-1", "ip_address": ip}), 0.0)
     assert [t["context"].get("ip") for t in duck.tracked] == [None, None, "2001:db8::1", SECRET_IP]
 
 
@@ -555,7 +557,7 @@ def test_every_key_of_sentrys_shape_is_there_with_empty_strings(with_request: bo
     bare = view(release=None, environment=None, transaction=None)
     if with_request:
         bare = view(release=None, environment=None, transaction=None, url="https://a.example/x", method="GET")
-    SegmentForwarder(duck).handle(bare, 0.0)
+    handle(SegmentForwarder(duck), bare, 0.0)
     [tracked] = duck.tracked
     properties, context = tracked["properties"], tracked["context"]
     assert SENTRY_PROPERTIES | {"exceptionType"} <= set(properties)
@@ -574,8 +576,8 @@ def test_every_key_of_sentrys_shape_is_there_with_empty_strings(with_request: bo
 def test_odd_event_ids_are_not_message_ids() -> None:
     duck = DuckSegment()
     forwarder = SegmentForwarder(duck)
-    forwarder.handle(view(event_id=""), 0.0)
-    forwarder.handle(view(event_id="x" * 500), 0.0)
+    handle(forwarder, view(event_id=""), 0.0)
+    handle(forwarder, view(event_id="x" * 500), 0.0)
     for tracked in duck.tracked:
         assert tracked["message_id"] is None  # Segment makes a uuid
         assert tracked["properties"]["eventId"] == ""  # always there, as in Sentry's shape

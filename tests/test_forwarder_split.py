@@ -27,8 +27,11 @@ from helpers import (
     assert_backs_off_after_one_refusal,
     capture_error,
     capture_errors_of_one_user,
+    destroy_split_factories,
     error_view,
     flask_checkout,
+    flask_transaction,
+    handle,
     init_forwarding,
     started_split_factory,
 )
@@ -41,15 +44,15 @@ from splitio.client import input_validator
 
 from sentry_flags import ErrorView
 from sentry_flags.forwarders import SplitForwarder, Stats
-from sentry_flags.forwarders.split import (
+from sentry_flags.forwarders._split_events import (
     BASE_EVENT_SIZE,
     MAX_LONG_TEXT,
     MAX_PROPERTIES,
     MAX_PROPERTIES_SIZE,
-    culprit_event_type,
     error_properties,
-    normalize_path,
 )
+from sentry_flags.forwarders._split_options import normalize_path
+from sentry_flags.forwarders.split import culprit_event_type
 from sentry_flags.testing import capture_forwarded
 
 pytestmark = pytest.mark.usefixtures("own_isolation_scope")
@@ -290,13 +293,13 @@ def test_no_personal_data_reaches_split_without_send_default_pii(
                     "query": "request.query_string"},
         capture_culprit=True,
     )  # fmt: skip
-    flask_checkout(
-        sentry_init, forwarder, f"/checkout?token={SECRET_TOKEN}&email={SECRET_EMAIL}", send_default_pii=False
-    )
+    flask_checkout(sentry_init, forwarder, f"/checkout?token={SECRET_TOKEN}&email={SECRET_EMAIL}", pii=False)
 
     events = split_receiver.wait_for_events(2)  # user: sentry_exception + the culprit event
     assert {e["trafficTypeName"] for e in events} == {"user"}
-    assert {e["eventTypeId"] for e in events} == {"sentry_exception", "sentry_exception:checkout"}
+    # The culprit is the transaction: "checkout" on sentry-sdk 2.x, "/checkout" on 3.x.
+    culprit = culprit_event_type("sentry_exception", flask_transaction("checkout", "/checkout"))
+    assert {e["eventTypeId"] for e in events} == {"sentry_exception", culprit}
     wire = b"".join(r.body for r in split_receiver.requests)
     for secret in (SECRET_EMAIL, SECRET_IP, SECRET_TOKEN, "jane"):
         assert secret.encode() not in wire
@@ -393,6 +396,37 @@ def test_destroyed_or_unready_client_is_not_called(
     assert told[1].endswith(": not ready (1)")
 
 
+@pytest.mark.filterwarnings("ignore:setDaemon:DeprecationWarning")  # splitio's own
+def test_a_localhost_mode_client_is_skipped_not_counted_as_forwarded(
+    sentry_init: Callable[..., Any], tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from splitio import get_factory
+
+    split_file = tmp_path / "splits.yaml"
+    split_file.write_text("- checkout:\n    treatment: 'on'\n")
+    factory = get_factory("localhost", config={"splitFile": str(split_file)})
+    try:
+        factory.block_until_ready(5)
+        client = factory.client()
+        assert client.track("u-1", "user", "sentry_exception") is None  # what it does: nothing
+        forwarder = SplitForwarder(client)
+        init_forwarding(sentry_init, forwarder)
+        sentry_sdk.set_user({"id": "u-1"})
+        caplog.set_level(logging.WARNING, logger="sentry_flags")
+
+        capture_error("boom")
+        capture_error("boom again")
+        sentry_sdk.flush()
+
+        stats = forwarder.stats
+        assert (stats.errors, stats.forwarded, stats.failed) == (2, 0, 0)
+        assert stats.skipped == {"localhost_mode": 2}
+        assert stats.calls == {}  # track was not called
+        assert [r for r in caplog.records if r.name == "sentry_flags"] == []  # by design: no warning
+    finally:
+        destroy_split_factories([factory])
+
+
 def test_capture_forwarded_records_split_calls(
     sentry_init: Callable[..., Any], split_client: Any, split_receiver: SplitReceiver
 ) -> None:
@@ -469,15 +503,15 @@ def test_async_client_refusal_timeout_and_closed_loop(
     refusing = SplitForwarder(
         AsyncFakeSplit(answer=False), identities={"user": "user.id"}, capture_culprit=False, loop=loop
     )
-    refusing.handle(view(), 10.0)
-    refusing.handle(view(), 10.5)
+    handle(refusing, view(), 10.0)
+    handle(refusing, view(), 10.5)
     assert refusing.stats.failed == 1
     assert refusing.stats.skipped == {"backoff": 1}
 
     slow_client = AsyncFakeSplit(delay=0.3)
     slow = SplitForwarder(slow_client, identities={"user": "user.id"}, capture_culprit=False, loop=loop)
     slow.async_timeout = 0.05
-    slow.handle(view(), 10.0)
+    handle(slow, view(), 10.0)
     assert slow.stats.failed == 1
     # Cancelled on the loop, not left running: it would have finished after 0.3s.
     assert_never(lambda: slow_client.tracked, duration=0.6)
@@ -486,7 +520,7 @@ def test_async_client_refusal_timeout_and_closed_loop(
     closed.close()
     gone = SplitForwarder(AsyncFakeSplit(), identities={"user": "user.id"}, capture_culprit=True, loop=closed)
     with no_warnings():
-        gone.handle(view(), 10.0)
+        handle(gone, view(), 10.0)
     # Both calls of the error failed, the second without trying: its first was refused.
     assert gone.stats == Stats(errors=1, failed=1, calls={"failed": 2})
     gone.flush()  # nothing to do, must not raise
@@ -592,13 +626,13 @@ def test_tag_values_are_made_split_safe() -> None:
 def test_backoff_doubles_to_the_cap_and_resets_on_success() -> None:
     client = FakeSplit(False, False, True, False)
     forwarder = SplitForwarder(client, identities={"user": "user.id"}, capture_culprit=False)
-    forwarder.handle(view(), 100.0)  # refused: pause 1s
-    forwarder.handle(view(), 100.9)  # skipped
-    forwarder.handle(view(), 101.0)  # refused again: pause 2s
-    forwarder.handle(view(), 102.9)  # skipped
-    forwarder.handle(view(), 103.0)  # accepted: reset
-    forwarder.handle(view(), 103.1)  # refused: pause 1s again
-    forwarder.handle(view(), 104.2)  # accepted
+    handle(forwarder, view(), 100.0)  # refused: pause 1s
+    handle(forwarder, view(), 100.9)  # skipped
+    handle(forwarder, view(), 101.0)  # refused again: pause 2s
+    handle(forwarder, view(), 102.9)  # skipped
+    handle(forwarder, view(), 103.0)  # accepted: reset
+    handle(forwarder, view(), 103.1)  # refused: pause 1s again
+    handle(forwarder, view(), 104.2)  # accepted
     assert len(client.tracked) == 5
     assert forwarder.stats.failed == 3
     assert forwarder.stats.forwarded == 2
@@ -607,7 +641,7 @@ def test_backoff_doubles_to_the_cap_and_resets_on_success() -> None:
     capped = SplitForwarder(FakeSplit(*[False] * 20), identities={"user": "user.id"})
     now = 0.0
     for _ in range(10):
-        capped.handle(view(), now)
+        handle(capped, view(), now)
         now = capped._resume_at
     assert capped._delay == capped.backoff_max
 
@@ -618,8 +652,8 @@ def test_a_raising_track_counts_as_failed_and_backs_off() -> None:
             raise RuntimeError("split is broken")
 
     forwarder = SplitForwarder(Broken(), identities={"user": "user.id"}, capture_culprit=False)
-    forwarder.handle(view(), 1.0)
-    forwarder.handle(view(), 1.5)
+    handle(forwarder, view(), 1.0)
+    handle(forwarder, view(), 1.5)
     assert forwarder.stats.failed == 1
     assert forwarder.stats.skipped == {"backoff": 1}
 

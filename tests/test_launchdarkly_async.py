@@ -32,10 +32,12 @@ from ldclient.integrations.test_datav2 import TestDataV2
 from helpers import (
     by_summary,
     capture_error,
+    handle,
     init_forwarding,
     ld_context_of,
     ld_test_settings,
     only_event,
+    pii_options,
     raw_bodies,
     received,
 )
@@ -242,7 +244,7 @@ def test_integration_applies_the_async_configs_private_attributes(
 ) -> None:
     async def scenario() -> None:
         async with AsyncLDClient(make_config(all_attributes_private=True)) as client:
-            sentry_init(integrations=[FlagsIntegration(launchdarkly_client=client)], send_default_pii=True)
+            sentry_init(integrations=[FlagsIntegration(launchdarkly_client=client)], **pii_options(True))
             await client.variation(SHARED, user("private-1", plan="secret-plan"), False)
             capture_error("boom")
 
@@ -263,7 +265,7 @@ def test_integration_applies_the_async_configs_private_attributes(
 def test_async_plugin_captures_with_the_clients_private_attributes(
     sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, make_config: MakeConfig
 ) -> None:
-    sentry_init(integrations=[FlagsIntegration()], send_default_pii=True)
+    sentry_init(integrations=[FlagsIntegration()], **pii_options(True))
 
     async def scenario() -> None:
         config = make_config(plugins=[SentryFlagsAsyncPlugin()], private_attributes={"email"})
@@ -284,6 +286,31 @@ def test_async_plugin_captures_with_the_clients_private_attributes(
     }
     assert evaluations_of(event) == {"theme-alice": "alice-theme"}
     assert b"plug@example.com" not in raw_bodies(sentry_receiver)
+
+
+def test_one_async_plugin_on_two_clients_redacts_each_clients_evaluations_its_own_way(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, make_config: MakeConfig
+) -> None:
+    sentry_init(integrations=[FlagsIntegration()])
+    plugin = SentryFlagsAsyncPlugin()
+
+    async def scenario() -> None:
+        # Nested, not parenthesized: Python 3.9 has no parenthesized context managers.
+        async with AsyncLDClient(make_config(plugins=[plugin], private_attributes={"ssn"})) as private:  # noqa: SIM117
+            async with AsyncLDClient(make_config(plugins=[plugin])) as public:  # started second
+                await private.variation(SHARED, user("on-private", ssn="078-05-1120"), False)
+                capture_error("evaluated on the client that keeps ssn private")
+                await public.variation(SHARED, user("on-public", ssn="219-09-9999"), False)
+                capture_error("evaluated on the client that does not")
+
+    run(scenario())
+
+    events = by_summary(received(sentry_receiver, 2))
+    assert ld_context_of(events["evaluated on the client that keeps ssn private"]) == {
+        "kind": "user", "key": "on-private", "_meta": {"redactedAttributes": ["ssn"]},
+    }  # fmt: skip
+    assert ld_context_of(events["evaluated on the client that does not"])["ssn"] == "219-09-9999"
+    assert b"078-05-1120" not in raw_bodies(sentry_receiver)
 
 
 def test_async_plugin_and_integration_on_the_same_client_share_one_hook(
@@ -484,6 +511,44 @@ def test_client_not_started_or_closed_is_skipped_and_counted(
     assert_never(lambda: custom_events(ld_receiver), duration=0.3)
 
 
+def test_without_its_lifecycle_flags_the_client_is_taken_as_running(
+    sentry_init: Callable[..., Any],
+    make_config: MakeConfig,
+    ld_receiver: LaunchDarklyReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from sentry_flags import _private
+    from sentry_flags._ldclient import CLOSED, STARTED
+
+    monkeypatch.setattr(_private, "_warned", set())  # another test's warning would hide ours
+
+    async def scenario() -> LaunchDarklyForwarder:
+        async with AsyncLDClient(make_config()) as client:
+            forwarder = LaunchDarklyForwarder(client, loop=asyncio.get_running_loop())
+            init_forwarding(sentry_init, forwarder, launchdarkly_client=client)
+            with monkeypatch.context() as mp:
+                mp.delattr(client, "_started")  # a release that keeps its lifecycle elsewhere
+                mp.delattr(client, "_closed")
+                set_launchdarkly_context(user("lifecycle-2"))
+                capture_error("while running")
+                capture_error("still running")
+                assert flush_forwarders()
+                await idle(client)
+            await asyncio.to_thread(wait_custom, ld_receiver, 2)
+        return forwarder
+
+    with caplog.at_level("WARNING", logger="sentry_flags"):
+        forwarder = run(scenario())
+    assert forwarder.stats.forwarded == 2
+    assert forwarder.stats.skipped == {}
+    assert forwarder.stats.stepped_aside[STARTED.path] >= 2
+    assert forwarder.stats.stepped_aside[CLOSED.path] >= 2
+    for name in (STARTED, CLOSED):
+        assert len([r for r in caplog.records if name.path in r.getMessage()]) == 1, name
+    assert {e["context"]["key"] for e in custom_events(ld_receiver)} == {"lifecycle-2"}
+
+
 def test_a_forked_child_of_a_running_loop_stops_forwarding(make_config: MakeConfig) -> None:
     # What a forked child sees: the loop says it is running (its state was copied), but the
     # thread running it was not. after_fork() is what Delivery calls in the child.
@@ -492,7 +557,7 @@ def test_a_forked_child_of_a_running_loop_stops_forwarding(make_config: MakeConf
             forwarder = LaunchDarklyForwarder(client, loop=asyncio.get_running_loop())
             forwarder.after_fork()
             view = ErrorView(event_id="e" * 32, timestamp=NOW, level="error", ld_context=user("child-1"))
-            forwarder.handle(view, 0.0)
+            handle(forwarder, view, 0.0)
             return forwarder.stats.calls, next(iter(forwarder.stats.skipped), None)
 
     assert run(scenario()) == ({}, "client_stopped")  # no call made

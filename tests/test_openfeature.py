@@ -26,13 +26,17 @@ from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvid
 
 from helpers import (
     PERSONAL_ATTRIBUTES,
+    SPANS_CARRY_FLAGS,
     by_summary,
     capture_error,
     ld_context_of,
     only_event,
+    pii_options,
     raise_and_capture,
     received,
     run_threads,
+    start_child_span,
+    start_transaction,
     wait_for_transactions,
 )
 from receivers import SentryReceiver
@@ -435,7 +439,7 @@ def test_private_and_personal_attributes_are_redacted(
 def test_personal_attributes_are_sent_with_send_default_pii_and_private_ones_never(
     sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, client: OpenFeatureClient
 ) -> None:
-    sentry_init(integrations=[FlagsIntegration()], send_default_pii=True)
+    sentry_init(integrations=[FlagsIntegration()], **pii_options(True))
     client.get_boolean_value("bool-flag", False, PERSONAL)
     capture_error("boom")
 
@@ -452,7 +456,7 @@ def test_personal_attributes_are_sent_with_send_default_pii_and_private_ones_nev
 def test_private_attributes_of_one_kind_of_a_multi_kind_context(
     sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, client: OpenFeatureClient
 ) -> None:
-    sentry_init(integrations=[FlagsIntegration()], send_default_pii=True)
+    sentry_init(integrations=[FlagsIntegration()], **pii_options(True))
     context = EvaluationContext(
         None,
         {
@@ -479,7 +483,7 @@ def test_the_ld_clients_private_attributes_apply_to_openfeature_contexts(
     ld_test_data: Any,
 ) -> None:
     ld = make_ld_client(update_processor_class=ld_test_data, private_attributes=["plan"])
-    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld)], send_default_pii=True)
+    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld)], **pii_options(True))
     client.get_boolean_value("bool-flag", False, EvaluationContext("u-1", {"plan": "pro", "seats": 2}))
     capture_error("boom")
 
@@ -626,9 +630,9 @@ def test_an_earlier_launchdarkly_evaluation_of_the_same_flag_does_not_hide_ours(
 
 
 def _transaction_with_flags(sentry_receiver: SentryReceiver, client: OpenFeatureClient) -> dict[str, Any]:
-    with sentry_sdk.isolation_scope(), sentry_sdk.start_transaction(name="checkout", op="task"):
+    with sentry_sdk.isolation_scope(), start_transaction("checkout"):
         context = EvaluationContext("u-1", {"email": "jane@example.com"})
-        with sentry_sdk.start_span(op="checkout.flags"):
+        with start_child_span("checkout.flags"):
             client.get_boolean_value("bool-flag", False, context)
             client.get_string_value("string-flag", "", context)
     [transaction] = wait_for_transactions(sentry_receiver)
@@ -647,7 +651,6 @@ def test_transactions_carry_no_flag_data_but_what_sentry_sdk_itself_puts_there(
     sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, client: OpenFeatureClient
 ) -> None:
     from sentry_sdk.integrations.openfeature import OpenFeatureHook
-    from sentry_sdk.tracing import Span
 
     sentry_init(integrations=[FlagsIntegration()], traces_sample_rate=1.0)
     ours = _transaction_with_flags(sentry_receiver, client)
@@ -660,6 +663,6 @@ def test_transactions_carry_no_flag_data_but_what_sentry_sdk_itself_puts_there(
     # What sentry-sdk's add_feature_flag does: booleans on the current span (sentry-sdk
     # releases with Span.set_flag; the oldest supported one has none).
     assert span_flags(ours) == span_flags(theirs)
-    if hasattr(Span, "set_flag"):
+    if SPANS_CARRY_FLAGS:
         assert span_flags(ours) == [{"flag.evaluation.bool-flag": True}]
     assert "jane" not in str(ours)

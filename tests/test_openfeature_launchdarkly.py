@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from importlib.metadata import version
 from typing import Any, Callable
 
 import pytest
@@ -23,7 +24,7 @@ from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext
 
 from conftest import LD_SDK_KEY
-from helpers import capture_error, ld_context_of, ld_test_settings, only_event
+from helpers import capture_error, ld_context_of, ld_openfeature_provider, ld_test_settings, only_event
 from receivers import LaunchDarklyReceiver, SentryReceiver
 from sentry_flags import FlagsIntegration
 from sentry_flags._openfeature import to_ld_context
@@ -59,7 +60,7 @@ def provider(ld_receiver: LaunchDarklyReceiver, ld_test_data: Any) -> Iterator[L
     td.update(td.flag("new-checkout").boolean_flag().variation_for_all(True))
     td.update(td.flag("theme").variations("light", "dark").variation_for_all(1))
     config = Config(LD_SDK_KEY, **ld_test_settings(ld_receiver, update_processor_class=td))
-    found = LaunchDarklyProvider(config, start_wait=5)
+    found = ld_openfeature_provider(config)
     api.set_provider(found, DOMAIN)
     yield found
     api.clear_providers()  # shuts the provider down, closing its LDClient while ld_receiver is up
@@ -185,6 +186,11 @@ def test_our_conversion_gives_what_launchdarklys_provider_evaluates(
 ) -> None:
     theirs = EvaluationContextConverter().to_ld_context(EvaluationContext(targeting_key, attributes))
     ours = to_ld_context(targeting_key, attributes)
+    if isinstance(theirs.get("when"), datetime):
+        pytest.skip(
+            f"launchdarkly-openfeature-server {version('launchdarkly-openfeature-server')} passes "
+            "datetime attributes through unconverted (later releases give RFC 3339 strings, as we do)"
+        )
 
     assert ours.valid == theirs.valid, (ours.error, theirs.error)
     if theirs.valid:

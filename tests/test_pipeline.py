@@ -17,10 +17,13 @@ from helpers import (
     flush,
     ld_context_of,
     only_event,
+    pii_options,
     raise_and_capture,
     received,
+    start_transaction,
     summaries,
     summary,
+    wait_for_transactions,
 )
 from receivers import SentryReceiver
 from sentry_flags import FlagsIntegration, set_launchdarkly_context
@@ -90,7 +93,7 @@ def test_user_before_send_sees_settings_context_and_in_app_applied(
         before_send=user,
         environment="sdk-env",
         release="sdk@1",
-        send_default_pii=False,
+        **pii_options(False),
     )
     set_launchdarkly_context(ldclient.Context.builder("pipe-user").set("email", "p@example.com").build())
 
@@ -228,12 +231,12 @@ def test_transactions_do_not_go_through_our_stage(
         traces_sample_rate=1.0,
     )
 
-    with sentry_sdk.start_transaction(name="ignored-tx", op="task"):
+    with start_transaction("ignored-tx"):
         pass
     flush()
     assert flush_forwarders()
 
-    assert [t["transaction"] for t in sentry_receiver.transactions] == ["ignored-tx"]
+    assert [t["transaction"] for t in wait_for_transactions(sentry_receiver)] == ["ignored-tx"]
     assert recorder.views == []
 
 

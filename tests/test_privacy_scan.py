@@ -52,7 +52,7 @@ import sentry_sdk  # noqa: E402
 from ldclient import Context  # noqa: E402
 from sentry_sdk.integrations.flask import FlaskIntegration  # noqa: E402
 
-from helpers import Receivers, started_split_factory  # noqa: E402
+from helpers import Receivers, needs_data_collection, pii_options, started_split_factory  # noqa: E402
 from receivers import (  # noqa: E402
     BaseReceiver,
     LaunchDarklyReceiver,
@@ -342,19 +342,7 @@ class Run:
         return self.sentry.events
 
 
-def _has_data_collection() -> bool:
-    import inspect
-
-    from sentry_sdk.consts import ClientConstructor
-
-    return "data_collection" in inspect.signature(ClientConstructor.__init__).parameters
-
-
-needs_data_collection = pytest.mark.skipif(
-    not _has_data_collection(), reason="this sentry-sdk has no data_collection option"
-)
-
-PII_OFF = {"send_default_pii": False}
+PII_OFF = pii_options(False)
 # The data_collection equivalent of send_default_pii=False.
 DATA_COLLECTION_OFF = {
     "data_collection": {
@@ -364,7 +352,7 @@ DATA_COLLECTION_OFF = {
         "http_headers": {"request": {"mode": "denylist"}},
     }
 }
-PII_ON = {"send_default_pii": True}
+PII_ON = pii_options(True)
 
 
 @pytest.fixture
@@ -425,9 +413,14 @@ def full_run(
     return run
 
 
+def view_name(transaction: str) -> str:
+    """The view of a transaction: Flask names it "checkout" on sentry-sdk 2.x, "/checkout" on 3.x."""
+    return transaction.lstrip("/")
+
+
 def _privacy_off_params() -> list[Any]:
     return [
-        pytest.param(PII_OFF, id="send_default_pii=False"),
+        pytest.param(PII_OFF, id="send_default_pii=False"),  # pii_options: its 3.x equivalent there
         pytest.param(DATA_COLLECTION_OFF, id="data_collection-off", marks=needs_data_collection),
     ]
 
@@ -464,7 +457,7 @@ def test_our_sentry_data_carries_no_personal_data_and_no_ld_private_attributes(
 ) -> None:
     run = full_run(**privacy)
     c = run.canaries
-    events = {e["transaction"]: e for e in run.sentry_events}
+    events = {view_name(e["transaction"]): e for e in run.sentry_events}
     assert set(events) == {"checkout", "orders", "profile"}, list(events)
 
     for event in events.values():
@@ -518,7 +511,7 @@ def test_with_pii_allowed_the_scan_finds_what_is_documented_and_still_no_secrets
     split_keys = {(e["trafficTypeName"], e["key"]) for e in run.split.events}
     assert ("email", c.email) in split_keys
     # Segment: the client IP (sentry-sdk takes X-Forwarded-For) and query values.
-    messages = {m["properties"]["transaction"]: m for m in run.segment.messages}
+    messages = {view_name(m["properties"]["transaction"]): m for m in run.segment.messages}
     assert messages["checkout"]["context"]["ip"] == c.forwarded_ip
     assert c.query_plain in messages["checkout"]["properties"]["page"]["search"]
     assert "token=%5BFiltered%5D" in messages["checkout"]["properties"]["page"]["search"]
@@ -532,7 +525,7 @@ def test_with_pii_allowed_the_scan_finds_what_is_documented_and_still_no_secrets
     for name, requests in vendors.items():
         assert leaks(requests, {**c.secrets(), **c.ld_private()}) == [], name
 
-    events = {e["transaction"]: e for e in run.sentry_events}
+    events = {view_name(e["transaction"]): e for e in run.sentry_events}
     assert events["orders"]["contexts"]["launchdarklyContext"] == {
         "kind": "user", "key": c.user_id, "name": c.full_name, "email": c.email,
     }  # fmt: skip
@@ -545,17 +538,19 @@ def test_with_pii_allowed_the_scan_finds_what_is_documented_and_still_no_secrets
 def test_a_context_in_a_local_variable_does_not_reach_sentry(
     sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
 ) -> None:
-    secret = _token("framevar")
-    sentry_init(integrations=[FlagsIntegration()], send_default_pii=False)
+    # The canary lives only in the Context (and in Canaries, whose repr hides it): sentry-sdk
+    # 3.x no longer scrubs frame variables, so a local named "secret" would reach Sentry.
+    c = Canaries.fresh()
+    sentry_init(integrations=[FlagsIntegration()], **pii_options(False))
     with sentry_sdk.isolation_scope():
         try:
-            context = Context.builder("u").set("ssn", secret).private("ssn").build()
+            context = Context.builder("u").set("ssn", c.ld_context_private).private("ssn").build()
             raise ValueError(f"innocuous {context.key}")
         except ValueError:
             sentry_sdk.capture_exception()
     sentry_sdk.flush(timeout=5)
     sentry_receiver.wait_for_events(1)
-    assert leaks(wire(sentry_receiver), {"ssn": secret}) == []
+    assert leaks(wire(sentry_receiver), {"ssn": c.ld_context_private}) == []
 
 
 def test_context_locals_show_redacted_and_the_apps_custom_repr_still_runs(
@@ -564,16 +559,16 @@ def test_context_locals_show_redacted_and_the_apps_custom_repr_still_runs(
     class Cart:
         pass
 
-    secret = _token("framevar")
+    c = Canaries.fresh()
     sentry_init(
         integrations=[FlagsIntegration()],
-        send_default_pii=False,
+        **pii_options(False),
         custom_repr=lambda value: "<the app's cart>" if isinstance(value, Cart) else None,
     )
     with sentry_sdk.isolation_scope():
         try:
             cart = Cart()
-            context = Context.builder("user-7").set("ssn", secret).private("ssn").build()
+            context = Context.builder("user-7").set("ssn", c.ld_context_private).private("ssn").build()
             raise ValueError(f"innocuous {context.key} {cart!r}")
         except ValueError:
             sentry_sdk.capture_exception()
@@ -584,7 +579,124 @@ def test_context_locals_show_redacted_and_the_apps_custom_repr_still_runs(
     shown = frame["vars"]["context"]
     assert "user-7" in shown
     assert "ssn" in shown  # named under _meta.redactedAttributes, its value gone
-    assert secret not in shown
+    assert c.ld_context_private not in shown
+    assert leaks(wire(sentry_receiver), {"ssn": c.ld_context_private}) == []
+
+
+def _raising_frame_vars(event: dict[str, Any]) -> dict[str, Any]:
+    frames = event["exception"]["values"][-1]["stacktrace"]["frames"]
+    return dict(frames[-1]["vars"])
+
+
+def test_an_evaluation_series_context_in_a_hook_does_not_reach_sentry(
+    sentry_init: Callable[..., Any],
+    sentry_receiver: SentryReceiver,
+    make_ld_client: Callable[..., Any],
+    ld_test_data: Any,
+) -> None:
+    from ldclient.hook import EvaluationSeriesContext, Hook, Metadata
+
+    from sentry_flags.launchdarkly import SentryFlagsPlugin
+
+    class AppHook(Hook):
+        """An app's own hook that reports its failure: ``series_context`` is a local."""
+
+        @property
+        def metadata(self) -> Metadata:
+            return Metadata(name="app")
+
+        def before_evaluation(self, series_context: EvaluationSeriesContext, data: Any) -> Any:
+            return data
+
+        def after_evaluation(self, series_context: EvaluationSeriesContext, data: Any, detail: Any) -> Any:
+            try:
+                raise RuntimeError("the app's hook failed")
+            except RuntimeError:
+                sentry_sdk.capture_exception()
+            return data
+
+    secret = _token("series")
+    # The plugin way, without launchdarkly_client=: the integration knows no client of its own.
+    sentry_init(integrations=[FlagsIntegration()], **pii_options(False))
+    ld = make_ld_client(
+        update_processor_class=ld_test_data, plugins=[SentryFlagsPlugin()], hooks=[AppHook()],
+        private_attributes=["ssn"],
+    )  # fmt: skip
+    with sentry_sdk.isolation_scope():
+        ld.variation(LD_FLAG, Context.builder("user-8").set("ssn", secret).build(), False)
+    sentry_sdk.flush(timeout=5)
+
+    [event] = sentry_receiver.wait_for_events(1)
+    shown = _raising_frame_vars(event)["series_context"]
+    assert shown.startswith("EvaluationSeriesContext(key='new-checkout', context=<Context {")
+    assert '"key": "user-8"' in shown
+    assert '"redactedAttributes": ["ssn"]' in shown
+    assert leaks(wire(sentry_receiver), {"ssn": secret}) == []
+
+
+@dataclass
+class _AppRequest:
+    """An app's dataclass holding the request's LD context: its repr shows the context."""
+
+    path: str
+    ld_context: Context
+    more: list[Any] = field(default_factory=list)
+
+
+def test_values_holding_a_context_show_it_redacted(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    pytest.importorskip("openfeature")
+    from ldclient import ContextBuilder
+    from ldclient.hook import EvaluationSeriesContext
+    from ldclient.impl.events.types import EventInputEvaluation  # what LD's event pipeline holds
+    from openfeature.evaluation_context import EvaluationContext
+    from openfeature.flag_evaluation import FlagType
+    from openfeature.hook import HookContext
+
+    from sentry_flags._context import ContextSlot
+    from sentry_flags.openfeature import Conversion, SentryFlagsHook
+
+    secret = _token("holder")
+    sentry_init(integrations=[FlagsIntegration()], **pii_options(False))
+    context = Context.builder("user-9").set("ssn", secret).private("ssn").build()
+    series = EvaluationSeriesContext("flag-a", context, False, "variation")
+    attributes = {"ssn": secret, "privateAttributes": ["ssn"], "plan": "pro"}
+    evaluation_context = EvaluationContext("user-9", attributes)
+
+    def capture(  # each argument is a local variable to show
+        context: Any, series: Any, event_input: Any, evaluation_context: Any, hook_context: Any,
+        request: Any, builder: Any, slot: Any, conversion: Any,
+    ) -> None:  # fmt: skip
+        try:
+            raise ValueError("innocuous")
+        except ValueError:
+            sentry_sdk.capture_exception()
+
+    with sentry_sdk.isolation_scope():
+        capture(
+            context,
+            series,
+            EventInputEvaluation(0, context, "flag-a", None, 1, True, None, False),
+            evaluation_context,
+            HookContext("flag-a", FlagType.BOOLEAN, False, evaluation_context),
+            _AppRequest("/checkout", context, more=[(series, {"input": series})]),
+            ContextBuilder("user-9").set("ssn", secret),
+            ContextSlot(context, None),
+            Conversion("user-9", attributes, SentryFlagsHook()),
+        )
+    sentry_sdk.flush(timeout=5)
+
+    [event] = sentry_receiver.wait_for_events(1)
+    shown = _raising_frame_vars(event)
+    assert leaks(wire(sentry_receiver), {"ssn": secret}) == []
+    # Redacted as a launchdarklyContext is (what else is private depends on the LD clients
+    # other tests left alive: the private attributes of every hooked client apply).
+    for name in ("context", "series", "event_input", "request", "evaluation_context"):
+        assert '{"_meta": {"redactedAttributes": ["ssn"' in shown[name], name
+        assert '"key": "user-9", "kind": "user"' in shown[name], name
+    assert shown["request"].startswith("_AppRequest(path='/checkout', ld_context=<Context {")
+    assert shown["slot"] == {}  # a dict with no items, whatever it holds
 
 
 def test_scanner_sees_every_encoding() -> None:

@@ -24,7 +24,7 @@ from openfeature import api
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvider
 
-from helpers import capture_error, only_event, started_split_factory
+from helpers import capture_error, only_event, pii_options, started_split_factory
 from receivers import SentryReceiver
 from sentry_flags import FlagsIntegration
 from sentry_flags.openfeature import SentryFlagsHook
@@ -57,7 +57,7 @@ def test_the_readme_example_event_is_what_arrives(
     api.set_provider(InMemoryProvider({"checkout-theme": theme}), "readme")
     openfeature = api.get_client("readme")
     openfeature.add_hooks([SentryFlagsHook()])
-    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld)], send_default_pii=False)
+    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld)], **pii_options(False))
     try:
         user = (
             Context.builder("user-42").kind("user").set("plan", "pro").set("email", "ann@example.com")

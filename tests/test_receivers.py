@@ -5,13 +5,10 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
-import re
-import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -285,30 +282,11 @@ def test_segment_track_arrives(segment_client: Any, segment_receiver: Any) -> No
 
 
 # --------------------------------------------------------------------------
-# The old import path, kept for one release
+# One import path: no release ever had another
 
 
-def test_the_old_module_warns_and_gives_the_same_objects(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sentry_flags.testing.receivers as receivers
+def test_the_receivers_have_one_home() -> None:
+    import importlib.util
 
-    monkeypatch.delitem(sys.modules, "sentry_flags.receivers", raising=False)
-    with pytest.warns(DeprecationWarning, match=r"sentry_flags\.testing\.receivers") as warned:
-        import sentry_flags.receivers as old
-
-    assert warned[0].filename == __file__  # it names the importer, not importlib
-    assert old.__all__ == receivers.__all__
-    for name in receivers.__all__:
-        assert getattr(old, name) is getattr(receivers, name), name
-
-
-def test_nothing_in_the_repo_imports_the_old_module() -> None:
-    root = Path(__file__).resolve().parent.parent
-    old = re.compile(r"\bsentry_flags\.receivers\b|from sentry_flags import receivers\b")
-    allowed = {Path(__file__).resolve(), root / "src" / "sentry_flags" / "receivers.py"}
-    found = [
-        str(path.relative_to(root))
-        for folder in ("src", "tests", "benchmarks", "examples")
-        for path in (root / folder).rglob("*.py")
-        if path.resolve() not in allowed and old.search(path.read_text(encoding="utf-8"))
-    ]
-    assert found == []
+    assert importlib.util.find_spec("sentry_flags.testing.receivers") is not None
+    assert importlib.util.find_spec("sentry_flags.receivers") is None

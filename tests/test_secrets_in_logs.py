@@ -46,6 +46,8 @@ from helpers import (  # noqa: E402
     SPLIT_TEST_CONFIG,
     destroy_split_factories,
     ld_test_settings,
+    pii_options,
+    segment_client_options,
     sentry_flags_logger_restored,
     started_split_factory,
 )
@@ -256,19 +258,24 @@ def full_run(
     factory = get_factory(
         keys.split_sdk_key,
         config={**SPLIT_TEST_CONFIG, "impressionListener": impression_listener()},
-        **split_receiver.factory_kwargs(),
+        **split_receiver.factory_kwargs,
     )
     segment = SegmentClient(
         keys.segment_write_key,
-        host=closed_port_url(),
-        sync_mode=False,
-        upload_interval=0.05,
-        max_retries=1,
-        timeout=2,
-        max_total_backoff_duration=1,
-        max_rate_limit_duration=1,
         # Not debug=True: it would add a stderr handler to the shared "segment" logger for
         # good; the capture sets that logger to DEBUG itself.
+        **segment_client_options(
+            SegmentClient,
+            {
+                "host": closed_port_url(),
+                "sync_mode": False,
+                "upload_interval": 0.05,
+                "max_retries": 1,
+                "timeout": 2,
+                "max_total_backoff_duration": 1,
+                "max_rate_limit_duration": 1,
+            },
+        ),
     )
     try:
         split_client = started_split_factory(factory).client()
@@ -279,7 +286,7 @@ def full_run(
             debug=True,
             integrations=[FlaskIntegration(), integration],
             environment="production",
-            send_default_pii=True,  # the most there is to log
+            **pii_options(True),  # the most there is to log
         )
         with sentry_sdk.isolation_scope():
             response = make_app(keys, ld, split_client).test_client().get("/checkout")

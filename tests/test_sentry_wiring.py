@@ -8,6 +8,7 @@ filters, settings and privacy rules.
 
 from __future__ import annotations
 
+import inspect
 import pickle
 import sys
 from typing import Any, Callable
@@ -18,11 +19,14 @@ from sentry_sdk.client import _Client
 from sentry_sdk.utils import event_from_exception
 
 from helpers import (
+    NO_PII_BASELINE,
+    PRIVACY_OPTIONS,
     capture_error,
     exception_value,
     flush,
     ld_context_of,
     message_of,
+    pii_options,
     raise_and_capture,
     received,
 )
@@ -41,8 +45,19 @@ def _own_scope(own_isolation_scope: None) -> None:
 
 
 def make_client(dsn: str, *integrations: Any, **options: Any) -> Any:
-    """A client as ``sentry_sdk.init`` builds one, but never made current."""
+    """A client as ``sentry_sdk.init`` builds one, but never made current; no personal data
+    unless ``options`` say otherwise (as the ``sentry_init`` fixture)."""
+    if not PRIVACY_OPTIONS & options.keys():
+        options.update(NO_PII_BASELINE)
     return _Client(dsn=dsn, integrations=list(integrations), default_integrations=False, **options)
+
+
+def event_of(exc_info: Any, client: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An event built from ``exc_info`` with ``client``'s options: 2.x takes them; 3.x reads
+    the current client's (the same options here for what these tests check)."""
+    if "client_options" in inspect.signature(event_from_exception).parameters:
+        return event_from_exception(exc_info, client_options=client.options)
+    return event_from_exception(exc_info)
 
 
 def person() -> Any:
@@ -81,14 +96,14 @@ def test_the_capturing_clients_privacy_applies_when_another_client_is_current(
 ) -> None:
     # The current client allows PII; the capturing one does not. The LD context's email is
     # redacted by the rules of the client that sends the event, whichever one is current.
-    sentry_init(integrations=[FlagsIntegration()], send_default_pii=True)
-    strict = make_client(sentry_receiver.dsn, FlagsIntegration(), send_default_pii=False)
+    sentry_init(integrations=[FlagsIntegration()], **pii_options(True))
+    strict = make_client(sentry_receiver.dsn, FlagsIntegration(), **pii_options(False))
     set_launchdarkly_context(person())
     try:
         try:
             raise ValueError("captured by the strict client")
         except ValueError:
-            event, hint = event_from_exception(sys.exc_info(), client_options=strict.options)
+            event, hint = event_of(sys.exc_info(), strict)
             strict.capture_event(event, hint, scope=sentry_sdk.get_isolation_scope())
         capture_error("captured by the current client")
         strict.flush(timeout=5)
@@ -135,6 +150,27 @@ def test_pickling_a_client_with_the_integration_gives_a_working_client(
         assert ld_context_of(event) == {
             "kind": "user", "key": "u-1", "plan": "pro", "_meta": {"redactedAttributes": ["email"]},
         }  # fmt: skip
+    finally:
+        sentry_sdk.get_current_scope().set_client(None)
+        copy.close(timeout=2)
+
+
+def test_an_integration_from_config_pickles_with_its_regexes(sentry_receiver: SentryReceiver) -> None:
+    integration = FlagsIntegration.from_config({"ignoreErrors": ["/^ValueError: noi[sz]e$/i", "plain"]})
+    assert "_slashed_regex" not in inspect.signature(FlagsIntegration).parameters
+    client = make_client(sentry_receiver.dsn, integration)
+    try:
+        copy = pickle.loads(pickle.dumps(client))
+    finally:
+        client.close(timeout=2)
+    try:
+        sentry_sdk.get_current_scope().set_client(copy)
+        assert raise_and_capture("NOISE") is None  # still the regex, flag and all
+        assert raise_and_capture("some plain text") is None
+        capture_error("kept")
+        copy.flush(timeout=5)
+        [event] = sentry_receiver.wait_for_events(1)
+        assert exception_value(event) == "kept"
     finally:
         sentry_sdk.get_current_scope().set_client(None)
         copy.close(timeout=2)

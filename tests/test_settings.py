@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 import uuid
@@ -21,6 +22,7 @@ from helpers import (
     raise_and_capture,
     received,
     sentry_flags_logger_restored,
+    start_transaction,
     wait_for_transactions,
 )
 from receivers import SentryReceiver, wait_for
@@ -89,11 +91,14 @@ def test_our_settings_are_the_clients_options_transactions_and_sessions_show_the
     )
     assert {key: client.options[key] for key in OUR_SETTINGS} == OUR_SETTINGS
 
-    with sentry_sdk.start_transaction(name="settings-tx", op="task"):
+    with start_transaction("settings-tx"):
         pass
     [transaction] = wait_for_transactions(sentry_receiver)
     assert settings_of(transaction) == OUR_SETTINGS
-    trace_header = next(e.headers for e in sentry_receiver.envelopes if e.items[0].type == "transaction")
+    # 3.x streams spans: its trace header is on the span envelope.
+    trace_header = next(
+        e.headers for e in sentry_receiver.envelopes if e.items[0].type in ("transaction", "span")
+    )
     assert trace_header["trace"]["environment"] == "flags-env"
     assert trace_header["trace"]["release"] == "flags@2.0"
 
@@ -156,41 +161,74 @@ def test_release_from_module_attribute(
         sys.modules.pop(name, None)
 
 
+def _failure(read: Callable[[], object]) -> str:
+    """How the reading failed, as the warning puts it (the text differs between Pythons)."""
+    try:
+        read()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    raise AssertionError("it was read")
+
+
 @pytest.mark.parametrize(
-    "source",
+    ("source", "why"),
     [
-        "env:CORE_TEST_RELEASE_UNSET",
-        "package:no-such-distribution-core-test",
-        "no_such_module_core_test.version",
-        "logging.no_such_attribute_core_test",
+        ("env:CORE_TEST_RELEASE_UNSET", lambda: "not set"),
+        ("env:CORE_TEST_RELEASE_EMPTY", lambda: "empty"),
+        (
+            "package:no-such-distribution-core-test",
+            lambda: _failure(lambda: metadata.version("no-such-distribution-core-test")),
+        ),
+        (
+            "no_such_module_core_test.version",
+            lambda: _failure(lambda: importlib.import_module("no_such_module_core_test")),
+        ),
+        (
+            "logging.no_such_attribute_core_test",
+            lambda: _failure(lambda: logging.no_such_attribute_core_test),  # type: ignore[attr-defined]
+        ),
     ],
+    ids=["env-unset", "env-empty", "package", "module", "attribute"],
 )
-def test_unresolvable_release_from_falls_back_to_release_and_logs_debug(
+def test_unreadable_release_from_falls_back_to_release_with_a_warning(
     sentry_init: Callable[..., Any],
     sentry_receiver: SentryReceiver,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     source: str,
+    why: Callable[[], str],
 ) -> None:
     monkeypatch.delenv("CORE_TEST_RELEASE_UNSET", raising=False)
-    caplog.set_level(logging.DEBUG, logger="sentry_flags")
+    monkeypatch.setenv("CORE_TEST_RELEASE_EMPTY", " ")
+    caplog.set_level(logging.WARNING, logger="sentry_flags")
     sentry_init(integrations=[FlagsIntegration(release_from=source, release="fallback@9")], release="sdk@1")
 
     raise_and_capture("boom")
 
     assert only_event(sentry_receiver)["release"] == "fallback@9"
-    assert any("release_from" in m for m in flags_debug_messages(caplog.records)), caplog.text
+    assert [r.getMessage() for r in caplog.records if r.name == "sentry_flags"] == [
+        f"release_from {source!r} could not be read when the Sentry client started ({why()}); "
+        "using release='fallback@9'"
+    ]
 
 
 def test_unresolvable_release_from_without_release_keeps_sentry_init_release(
-    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, monkeypatch: pytest.MonkeyPatch
+    sentry_init: Callable[..., Any],
+    sentry_receiver: SentryReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.delenv("CORE_TEST_RELEASE_UNSET", raising=False)
+    caplog.set_level(logging.WARNING, logger="sentry_flags")
     sentry_init(integrations=[FlagsIntegration(release_from="env:CORE_TEST_RELEASE_UNSET")], release="sdk@1")
 
     raise_and_capture("boom")
 
     assert only_event(sentry_receiver)["release"] == "sdk@1"
+    assert [r.getMessage() for r in caplog.records if r.name == "sentry_flags"] == [
+        "release_from 'env:CORE_TEST_RELEASE_UNSET' could not be read when the Sentry client started "
+        "(not set); using sentry-sdk's own release"
+    ]
 
 
 def test_release_from_is_read_when_each_client_starts(

@@ -21,7 +21,7 @@ from ldclient import Context
 from sentry_sdk.integrations.flask import FlaskIntegration
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from vendors import Vendors, flags_integration, vendors_from_env
+from vendors import Vendors, flags_integration, no_personal_data, vendors_from_env
 
 from sentry_flags.flask import FlagsExtension
 
@@ -46,7 +46,7 @@ def create_app(vendors: Optional[Vendors] = None, *, with_sentry_flags: bool = T
         dsn=os.environ.get("SENTRY_DSN"),
         environment=os.environ.get("SENTRY_ENVIRONMENT", "production"),
         integrations=integrations,
-        send_default_pii=False,
+        **no_personal_data(),
     )
     app = Flask(__name__)
     app.extensions["vendors"] = vendors

@@ -2,19 +2,22 @@
 
 sentry-sdk forks the isolation scope per request (Django/Flask/ASGI) and per thread, and
 copies its ``contexts`` on fork, so storing the context there gives per-request isolation
-for free. The value stored is a :class:`ContextSlot`: a ``dict`` subclass, so that if our
+for free. The value stored is a `ContextSlot`: a ``dict`` subclass, so that if our
 event processor never runs sentry-sdk serializes it as ``{}`` and never the raw Context.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import sentry_sdk
 
+from sentry_flags._ldclient import UNREADABLE, client_config
 from sentry_flags._sentry import isolation_contexts, scope_contexts
 
 if TYPE_CHECKING:
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("sentry_flags")
 
 CONTEXT_KEY = "launchdarklyContext"
+"""The Sentry custom context the LaunchDarkly context is attached under."""
 HINT_KEY = "sentry_flags_ld_context"
 
 # LaunchDarkly's built-in user attributes that carry personal data: redacted too when the
@@ -65,8 +69,14 @@ class Redaction:
 
     @classmethod
     def from_client(cls, ld_client: Any) -> Redaction:
-        """Read ``private_attributes``/``all_attributes_private`` from an LDClient's config."""
-        config = getattr(ld_client, "_config", None)
+        """Read ``private_attributes``/``all_attributes_private`` from an LDClient's config.
+
+        A client whose config cannot be read (see ``_ldclient``) gets every attribute
+        redacted: its private attributes must never leave the process.
+        """
+        config = client_config(ld_client)
+        if config is UNREADABLE:
+            return ALL_PRIVATE
         if config is None:
             return cls()
         try:
@@ -80,6 +90,28 @@ class Redaction:
 
 
 NO_REDACTION = Redaction()
+ALL_PRIVATE = Redaction(all_private=True)
+
+# The redaction of every LaunchDarkly client we hook, while it lives: a context among a
+# frame's local variables does not say which client evaluated it, so all of them apply.
+_client_redactions: weakref.WeakKeyDictionary[Any, Redaction] = weakref.WeakKeyDictionary()
+_client_redactions_lock = threading.Lock()
+
+
+def remember_client_redaction(client: Any, redaction: Redaction) -> None:
+    with _client_redactions_lock:
+        _client_redactions[client] = redaction
+
+
+def any_client_redaction(redaction: Redaction) -> Redaction:
+    """``redaction`` plus that of every live LaunchDarkly client we hooked."""
+    with _client_redactions_lock:
+        others = list(_client_redactions.values())
+    if not others:
+        return redaction
+    every = (redaction, *others)
+    refs = tuple(dict.fromkeys(ref for r in every for ref in r.refs))
+    return Redaction(any(r.all_private for r in every), refs)
 
 
 def redact(context: Context, redaction: Redaction, *, pii: bool) -> dict[str, Any]:
@@ -208,20 +240,20 @@ class ContextSlot(dict[str, Any]):
         return self
 
 
-def set_launchdarkly_context(
-    context: Union[Context, ContextProvider, None], *, _redaction: Optional[Redaction] = None
-) -> None:
+def set_launchdarkly_context(context: Union[Context, ContextProvider, None]) -> None:
     """Make ``context`` the LaunchDarkly context of the current request or task.
 
     Pass a zero-argument callable to defer building the context until an error is
-    captured. ``None`` clears it. Never raises.
+    captured. ``None`` clears it. Never raises. Its private attributes are those of the
+    context itself (``Context.builder(...).private(...)``) and of
+    ``FlagsIntegration(launchdarkly_client=...)``'s config.
     """
     try:
         contexts = isolation_contexts()
         if context is None:
             contexts.pop(CONTEXT_KEY, None)
         else:
-            contexts[CONTEXT_KEY] = ContextSlot(context, _redaction)
+            contexts[CONTEXT_KEY] = ContextSlot(context, None)
     except Exception:
         logger.debug("could not store the LaunchDarkly context", exc_info=True)
 

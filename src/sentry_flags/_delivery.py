@@ -75,7 +75,6 @@ class Delivery:
         self.max_per_second = max_per_second
         self._bucket = None if max_per_second is None else RateBound(max_per_second)
         self._slice_end = 0.0
-        self._lock = threading.Lock()
         self._reset()
         run_after_fork(self)
 

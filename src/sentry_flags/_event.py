@@ -2,6 +2,10 @@
 
 Built once per event, off the app's thread, after privacy rules are applied: forwarders
 never see the raw Sentry event, so none of them can leak what the app did not allow.
+The rules (``_privacy.py``) follow what sentry-sdk itself sends Sentry, never more: the
+user's personal fields, URL query values, the Referer and User-Agent headers each pass
+only where the client's ``data_collection`` (or ``send_default_pii``) lets Sentry have
+them. Cookies, other headers and request bodies are never part of the view.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sentry_flags._context import CONTEXT_KEY
-from sentry_flags._privacy import Privacy, is_sensitive_key
+from sentry_flags._privacy import KeyValueRule, Privacy
 from sentry_flags._shape import as_text, exceptions, frames, mapping, messages, text
 
 if TYPE_CHECKING:
@@ -25,7 +29,44 @@ PII_USER_KEYS = frozenset({"email", "ip_address", "username", "name", "geo"})
 
 @dataclass(frozen=True)
 class ErrorView:
-    """What forwarders may know about one Sentry error event."""
+    """What forwarders may know about one Sentry error event.
+
+    One immutable view per error, built once on the delivery thread after the privacy rules
+    (`Privacy`) and shared by every forwarder: a forwarder of your own reads it in
+    ``Forwarder.calls``. Fields the event does not have are `None` (or empty).
+
+    Attributes:
+        event_id: The Sentry event id.
+        timestamp: When the error happened (timezone-aware, UTC).
+        level: The event level (``"error"``, ``"fatal"``...).
+        environment: The Sentry environment.
+        release: The release.
+        transaction: The transaction name (a route, a task).
+        culprit: The event's ``culprit``, else the transaction, else ``module in function``
+            of the innermost in-app frame.
+        exception_type: The type of the raised exception (the last in a chain).
+        exception_value: Its value (the message).
+        exception_types: Every exception type of the chain, the innermost cause first.
+        message: The message of an error without an exception (``capture_message``, a log
+            record).
+        logger: The logger name.
+        server_name: The server name.
+        user: The event's ``user``; ``email``, ``ip_address``, ``username``, ``name`` and
+            ``geo`` only when the app allows user info.
+        tags: The event's tags.
+        contexts: The event's contexts, as attached (``launchdarklyContext``, ``flags``,
+            ``flagEvaluations``...).
+        url: The request URL, without credentials and fragment, and without query values
+            unless the app allows them (sensitive keys always ``[Filtered]``).
+        method: The request method.
+        query: The request's query string, by the same rule as ``url``'s query.
+        referer: The ``Referer`` header, as ``url`` is cleaned, when the app's header rule
+            lets it pass.
+        user_agent: The ``User-Agent`` header, when the app's header rule lets it pass.
+        ld_context: The LaunchDarkly ``Context`` object itself, not redacted: for
+            LaunchDarkly's own SDK, whose private-attribute rules then apply. Not compared,
+            not shown in ``repr``.
+    """
 
     event_id: str
     timestamp: datetime
@@ -52,6 +93,7 @@ class ErrorView:
 
     @property
     def user_id(self) -> Optional[str]:
+        """``user["id"]`` as a `str` (``42`` -> ``"42"``); `None` when missing or empty."""
         uid = self.user.get("id")
         return None if uid is None or uid == "" else as_text(uid)
 
@@ -96,6 +138,13 @@ class ErrorView:
     def build(
         cls, event: Mapping[str, Any], privacy: Privacy, ld_context: Optional[Context] = None
     ) -> ErrorView:
+        """The view of a Sentry ``event``, with ``privacy`` applied.
+
+        Args:
+            event: The Sentry event, as ``before_send`` gets it.
+            privacy: What the app lets leave (`Privacy.from_options`).
+            ld_context: The LaunchDarkly ``Context`` recorded for the event. Default `None`.
+        """
         values = exceptions(event)
         last = values[-1] if values else {}
         request = mapping(event.get("request"))
@@ -122,8 +171,8 @@ class ErrorView:
             url=clean_url(text(request.get("url")), privacy),
             method=text(request.get("method")),
             query=_query(request.get("query_string"), privacy),
-            referer=clean_url(headers.get("referer"), privacy),
-            user_agent=headers.get("user-agent"),
+            referer=clean_url(_header(headers, "referer", privacy), privacy),
+            user_agent=_header(headers, "user-agent", privacy),
             ld_context=ld_context,
         )
 
@@ -178,17 +227,25 @@ def _tags(value: Any) -> dict[str, Any]:
     return {}
 
 
-def _headers(value: Any) -> dict[str, str]:
+def _header(headers: Mapping[str, tuple[str, str]], name: str, privacy: Privacy) -> Optional[str]:
+    found = headers.get(name)
+    if found is None or not privacy.headers.keeps(found[0]):
+        return None
+    return found[1]
+
+
+def _headers(value: Any) -> dict[str, tuple[str, str]]:
+    """Header name, lowercased -> (name as sent, value)."""
     if type(value) is dict or isinstance(value, Mapping):
         pairs: Any = value.items()
     else:
         pairs = value if isinstance(value, list) else ()
-    out: dict[str, str] = {}
+    out: dict[str, tuple[str, str]] = {}
     for pair in pairs:
         if isinstance(pair, (list, tuple)) and len(pair) == 2:
             k, v = pair
             if isinstance(k, str) and isinstance(v, str):
-                out[k.lower()] = v
+                out[k.lower()] = (k, v)
     return out
 
 
@@ -196,29 +253,31 @@ def _is_index(part: str) -> bool:
     return part.isascii() and part.isdecimal()  # "²" is a digit int() refuses
 
 
-def _filter_query(query: str) -> str:
+def _filter_query(query: str, rule: KeyValueRule) -> str:
+    """As sentry-sdk filters a query string: every key stays, a value the rule does not keep
+    becomes ``[Filtered]``."""
     pairs = parse_qsl(query, keep_blank_values=True)
     # surrogatepass: sentry-sdk keeps lone surrogates, which strict UTF-8 cannot encode.
-    filtered = [(k, FILTERED if is_sensitive_key(k) else v) for k, v in pairs]
+    filtered = [(k, v if rule.keeps(k) else FILTERED) for k, v in pairs]
     return urlencode(filtered, errors="surrogatepass")
 
 
 def _query(value: Any, privacy: Privacy) -> Optional[str]:
-    if not privacy.query_values:
+    if not privacy.query.passes_any:
         return None
     if isinstance(value, str) and value:
-        return _filter_query(value)
+        return _filter_query(value, privacy.query)
     return None
 
 
 def clean_url(url: Optional[str], privacy: Privacy) -> Optional[str]:
-    """Drop credentials and fragments always; query values unless the app allows them."""
+    """Drop credentials and fragments always; the query as the app's query rule allows."""
     if not url:
         return None
     try:
         parts = urlsplit(url)
         netloc = parts.netloc.rpartition("@")[2]
-        query = _filter_query(parts.query) if privacy.query_values and parts.query else ""
+        query = _filter_query(parts.query, privacy.query) if privacy.query.passes_any and parts.query else ""
         return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
     except ValueError:
         return None

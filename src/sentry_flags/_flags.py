@@ -12,7 +12,10 @@ captured, and only then:
   ``{"flag", "value", "variation" | "variant", "reason", "source"}``.
 
 Both keep the latest :data:`MAX_FLAGS` flags, the latest evaluation of a flag winning and
-moving to the end, as Sentry's own buffer does.
+moving to the end, as Sentry's own buffer does; then as many of the newest as Sentry's
+ingestion keeps whole (``_bounds``): the oldest go first, counted in ``_meta.droppedFlags``.
+``flags`` has only names Sentry's schema accepts (``SENTRY_FLAG_NAME``); the others are in
+``flagEvaluations`` alone.
 
 The log is an immutable linked list, newest first. sentry-sdk copies a scope's contexts
 shallowly when it forks the scope (per request, per thread), so a forked scope shares its
@@ -21,12 +24,24 @@ parent's nodes and links its own on top: neither ever sees the other's later eva
 
 from __future__ import annotations
 
-import contextlib
+import logging
+import re
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from sentry_flags._bounds import MAX_FLAGS_BYTES, cut_value, json_size, size_bound
+from sentry_flags._bounds import (
+    CONTEXT_BUDGET,
+    FLAGS_BUDGET,
+    MAX_VALUE_BYTES,
+    TOO_LARGE,
+    relay_size,
+    sized_cut,
+    type_reserve,
+)
+from sentry_flags._fork import ForkSafeLock
 from sentry_flags._sentry import isolation_contexts, set_span_flag
+
+logger = logging.getLogger("sentry_flags")
 
 __all__ = ["FLAGS_KEY", "MAX_FLAGS", "FlagLog", "flag_contexts", "record_flag"]
 
@@ -112,6 +127,30 @@ def _compacted(log: FlagLog) -> Optional[FlagLog]:
     return rebuilt
 
 
+class Failures:
+    """How many recordings a hook or listener could not make.
+
+    Each failure is logged at debug with its traceback; the evaluation that called the hook
+    goes on as if it had not been recorded.
+    """
+
+    __slots__ = ("_count", "_lock")
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = ForkSafeLock()
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def failed(self, what: str) -> None:
+        """Count one failure; call it from the ``except`` block that caught it."""
+        with self._lock:
+            self._count += 1
+        logger.debug("sentry-flags %s failed; the evaluation was not recorded", what, exc_info=True)
+
+
 def record_flag(
     source: str,
     flag: str,
@@ -120,15 +159,20 @@ def record_flag(
     variation: Optional[int] = None,
     variant: Optional[str] = None,
     reason: Any = None,
-) -> None:
+) -> bool:
     """Record that the current request or task was served ``value`` for ``flag``.
 
     Cheap and never raises: it runs inside every flag evaluation. Values are kept as they
     are; cutting them to size waits until an error is captured. ``reason`` is a reason
-    string, or LaunchDarkly's reason dict (``{"kind": ..., "errorKind": ...}``).
+    string, or LaunchDarkly's reason dict (``{"kind": ..., "errorKind": ...}``). False when
+    it could not be recorded (logged at debug, with its traceback).
     """
-    with contextlib.suppress(Exception):  # never into the evaluation that called us
+    try:
         link_flag(isolation_contexts(), source, flag, value, variation, variant, reason)
+    except Exception:  # never into the evaluation that called us
+        logger.debug("could not record the %s flag %r", source, flag, exc_info=True)
+        return False
+    return True
 
 
 def link_flag(  # noqa: PLR0917 - the hooks' hot path: no keyword-argument overhead
@@ -140,7 +184,7 @@ def link_flag(  # noqa: PLR0917 - the hooks' hot path: no keyword-argument overh
     variant: Optional[str],
     reason: Any,
 ) -> None:
-    """:func:`record_flag` on the ``contexts`` of an isolation scope the caller has."""
+    """`record_flag` on the ``contexts`` of an isolation scope the caller has."""
     older = contexts.get(FLAGS_KEY)
     if older is not None and older.__class__ is not FlagLog:
         older = None
@@ -191,65 +235,143 @@ def boolean_of(node: FlagLog) -> Optional[bool]:
     return None
 
 
-def flag_contexts(log: FlagLog, sentry_flags: Any) -> tuple[dict[str, Any], Optional[dict[str, Any]]]:
-    """``(flagEvaluations, flags)`` for an error event, within the size limits.
+def flag_contexts(
+    log: FlagLog, sentry_flags: Any, limit: int = MAX_VALUE_BYTES
+) -> tuple[dict[str, Any], Optional[dict[str, Any]]]:
+    """``(flagEvaluations, flags)`` for an error event, each as Sentry's ingestion keeps it.
 
     ``sentry_flags`` is the ``flags`` context sentry-sdk already put on the event (flags
     from ``add_feature_flag``: sentry-sdk's own flag integrations, the app): ours are merged
-    into it, a flag recorded by both appearing once, with our result.
+    into it, a flag recorded by both appearing once, with our result. ``limit``: of one
+    value (``_bounds.value_limit``). Values over it are cut first; then the oldest flags go
+    until Relay keeps each context whole (``_bounds``).
     """
     nodes = log.latest()
+    return _evaluations(nodes, limit), _sentry_flags(nodes, sentry_flags)
+
+
+def _evaluations(nodes: list[FlagLog], limit: int) -> dict[str, Any]:
     values: list[dict[str, Any]] = []
-    cut_values: list[str] = []
+    sizes: list[int] = []
+    cut: list[bool] = []
+    unfit = 0
     for node in nodes:
         found = entry(node)
-        value, was_cut = cut_value(found["value"])
-        if was_cut:
-            cut_values.append(node.flag)
-            if value is None:
-                del found["value"]
-            else:
-                found["value"] = value
+        was_cut = False
+        size = 3 + relay_size(found["flag"], FIELD_DEPTH) + relay_size(found["source"], FIELD_DEPTH)
+        for field in SIZED_FIELDS:
+            if field in found:
+                value, field_cut, field_size = sized_cut(found[field], limit, FIELD_DEPTH)
+                size += field_size
+                if field_cut:
+                    was_cut = True
+                    if value is None:
+                        del found[field]
+                    else:
+                        found[field] = value
+        if size >= TOO_LARGE:
+            unfit += 1  # a flag name Relay would change (a lone surrogate): left out
+            continue
         values.append(found)
-    dropped = _drop_oldest(values, MAX_FLAGS_BYTES)
+        sizes.append(size)
+        cut.append(was_cut)
+    dropped = unfit + _drop_oldest(values, sizes, cut, EVALUATIONS_ROOM)
     evaluations: dict[str, Any] = {"values": values}
-    if cut_values or dropped:
+    cut_names = [v["flag"] for v, was_cut in zip(values, cut[len(cut) - len(values) :]) if was_cut]
+    if cut_names or dropped:
         meta: dict[str, Any] = {}
-        if cut_values:
-            meta["cutValues"] = [f for f in cut_values if any(v["flag"] == f for v in values)]
+        if cut_names:
+            meta["cutValues"] = cut_names
         if dropped:
             meta["droppedFlags"] = dropped
         evaluations["_meta"] = meta
+    return evaluations
+
+
+def _sentry_flags(nodes: list[FlagLog], sentry_flags: Any) -> Optional[dict[str, Any]]:
     booleans: dict[str, bool] = {}
     for node in nodes:
         result = boolean_of(node)
-        if result is not None:
+        if result is not None and SENTRY_FLAG_NAME.fullmatch(node.flag):
             booleans.pop(node.flag, None)  # the latest of a name wins, at the end
             booleans[node.flag] = result
     if not booleans:
-        return evaluations, None
+        return None
     existing = sentry_flags.get("values") if isinstance(sentry_flags, dict) else None
-    merged = [
-        v for v in (existing if isinstance(existing, list) else [])
-        if not (isinstance(v, dict) and v.get("flag") in booleans)
-    ]  # fmt: skip
-    merged += [{"flag": flag, "result": result} for flag, result in booleans.items()]
-    merged = merged[-MAX_FLAGS:]
-    _drop_oldest(merged, MAX_FLAGS_BYTES)
+    merged: list[dict[str, Any]] = []
+    sizes = []
+    for item in existing if isinstance(existing, list) else ():
+        size = _sentry_size(item)
+        if size < TOO_LARGE and item["flag"] not in booleans:
+            merged.append(item)
+            sizes.append(size)
+    for flag, result in booleans.items():
+        merged.append({"flag": flag, "result": result})
+        sizes.append(len(flag) + 22)  # relay_size of it, keys counted: the name is ASCII
+    del merged[:-MAX_FLAGS], sizes[:-MAX_FLAGS]
     flags = dict(sentry_flags) if isinstance(sentry_flags, dict) else {}
+    flags.pop("_meta", None)
     flags["values"] = merged
-    return evaluations, flags
+    room = FLAGS_ROOM - sum(relay_size(v, 1) for k, v in flags.items() if k != "values")
+    dropped = _drop_oldest(merged, sizes, [False] * len(merged), room)
+    if dropped:
+        flags["_meta"] = {"droppedFlags": dropped}
+    return flags
 
 
-def _drop_oldest(values: list[Any], limit: int) -> int:
-    """Leave out the oldest entries until ``values`` fits ``limit``; how many went."""
-    if sum(size_bound(v) + 1 for v in values) < limit:
-        return 0  # the common case, known without encoding anything
-    sizes = [json_size(v) + 1 for v in values]
-    total = sum(sizes) + 1
+# Where a flagEvaluations entry's fields sit: the context, its "values", the entry, the field.
+FIELD_DEPTH = 3
+SIZED_FIELDS = ("value", "variation", "variant", "reason")  # all but flag and source: cut if over
+# What Relay may count of each context, less the "type" it adds, the context and its list.
+EVALUATIONS_ROOM = CONTEXT_BUDGET - type_reserve(FLAGS_KEY) - 6
+FLAGS_ROOM = FLAGS_BUDGET - type_reserve(SENTRY_FLAGS_KEY) - 6
+# A flag name Sentry's flags context keeps: longer ones it cuts, other characters it rejects.
+SENTRY_FLAG_NAME = re.compile(r"[a-zA-Z0-9_.:-]{0,200}")
+
+
+def _sentry_size(item: Any) -> int:
+    """:func:`relay_size` of an entry of Sentry's ``flags`` (one the app added), or
+    ``TOO_LARGE`` when Relay would not keep it as it is."""
+    if not isinstance(item, dict):
+        return TOO_LARGE
+    flag = item.get("flag")
+    if not isinstance(flag, str) or not SENTRY_FLAG_NAME.fullmatch(flag) or item.get("result", 0) is None:
+        return TOO_LARGE
+    result = item.get("result")
+    if isinstance(result, str) and (len(result) > 200 or "\n" in result):
+        return TOO_LARGE
+    return relay_size(item, 2)
+
+
+def _drop_oldest(values: list[Any], sizes: list[int], cut: list[bool], room: int) -> int:
+    """Leave out the oldest ``values`` until Relay's count of them and their ``_meta``
+    (``cutValues``: the names of those ``cut``; ``droppedFlags``) fits ``room``; how many
+    went. ``sizes``: Relay's count of each."""
+    cut_bytes = sum(relay_size(v["flag"], FIELD_DEPTH) for v, c in zip(values, cut) if c)
+    cut_count = sum(cut)
+    total = sum(sizes) + _meta_size(cut_count, cut_bytes, 0)
+    if total <= room:
+        return 0  # the common case
     dropped = 0
-    while values and total > limit:
-        total -= sizes[dropped]
+    while dropped < len(values) and total > room:
+        total -= sizes[dropped] + _meta_size(cut_count, cut_bytes, dropped)
+        if cut[dropped]:
+            cut_count -= 1
+            cut_bytes -= relay_size(values[dropped]["flag"], FIELD_DEPTH)
         dropped += 1
+        total += _meta_size(cut_count, cut_bytes, dropped)
     del values[:dropped]
     return dropped
+
+
+def _meta_size(cut_count: int, cut_bytes: int, dropped: int) -> int:
+    """Relay's count of ``_meta`` with ``cutValues`` (``cut_bytes`` of names) and
+    ``droppedFlags``."""
+    if not cut_count and not dropped:
+        return 0
+    size = 3
+    if cut_count:
+        size += 3 + cut_bytes
+    if dropped:
+        size += relay_size(dropped, 2)
+    return size

@@ -22,10 +22,11 @@ from sentry_sdk.integrations.logging import ignore_logger
 from sentry_sdk.scope import add_global_event_processor
 
 from sentry_flags import _sentry
+from sentry_flags._bounds import value_limit
 from sentry_flags._context import NO_REDACTION, Redaction
 from sentry_flags._delivery import DEFAULT_MAX_PER_SECOND, DEFAULT_QUEUE_SIZE, Delivery
 from sentry_flags._filters import ApplySettings, Filters, IncludePaths, Processor
-from sentry_flags._patterns import compile_patterns
+from sentry_flags._patterns import compile_patterns, slashed_regexes
 from sentry_flags._privacy import Privacy
 from sentry_flags._release import ReleaseSource
 from sentry_flags._stage import RedactingRepr, Stage, process_event
@@ -47,6 +48,7 @@ CONFIG_KEYS = {
     "logger": "logger",
     "debugMode": "debug",
 }
+PATTERN_KEYS = ("ignoreErrors", "allowUrls", "denyUrls", "includePaths")
 
 
 def _optional_str(option: str, value: Any) -> Optional[str]:
@@ -58,7 +60,71 @@ def _optional_str(option: str, value: Any) -> Optional[str]:
 
 
 class FlagsIntegration(Integration):
-    """Flag context on every error, RudderStack-style settings, and vendor forwarding."""
+    """Flag context on every error, RudderStack-style settings, and vendor forwarding.
+
+    Add it to ``sentry_sdk.init(integrations=[...])``:
+
+        sentry_sdk.init(
+            dsn="...",
+            integrations=[
+                FlagsIntegration(
+                    launchdarkly_client=ld,               # the context and flags of every evaluation
+                    ignore_errors=["ResizeObserver loop"],
+                    forwarders=[LaunchDarklyForwarder(ld)],
+                )
+            ],
+        )
+
+    Every error event then carries the LaunchDarkly context of its request or task
+    (``launchdarklyContext``, redacted) and the flags that request was served (``flags``,
+    ``flagEvaluations``), after the filters and settings below; with ``forwarders``, each
+    error is also sent to the vendors on a background thread. Transactions, check-ins and
+    logs are left alone. Every option is keyword-only and checked here. Guide:
+    docs/how-it-works.md.
+
+    Args:
+        launchdarkly_client: An ``ldclient.LDClient`` or an ``AsyncLDClient``. A hook on it
+            records the context and result of every evaluation for the current request or
+            task, and its ``private_attributes`` / ``all_attributes_private`` redact
+            ``launchdarklyContext``. Default `None`: contexts come from
+            ``SentryFlagsPlugin``, the framework glue or `set_launchdarkly_context`.
+        ignore_errors: Drop errors whose ``"Type: value"``, value or message matches an
+            entry: a `str` (case-sensitive substring) or an ``re.Pattern`` (searched).
+            Default `None`: none dropped.
+        allow_urls: Keep only errors whose request URL, or the file or module of the frame
+            that raised, matches an entry (an error with neither is kept). Entries as for
+            ``ignore_errors``. Default `None`: all kept.
+        deny_urls: Drop errors whose request URL, or the file or module of the frame that
+            raised, matches an entry. Default `None`: none dropped.
+        include_paths: Mark frames whose path or module matches an entry in-app, and the
+            others not. Default `None`: sentry-sdk's own in-app marking.
+        environment: The Sentry environment; wins over ``sentry_sdk.init``'s, and is
+            written into the client's options, so transactions and sessions carry it too.
+            Default `None`: sentry-sdk's.
+        release: The release; wins over ``sentry_sdk.init``'s, like ``environment``.
+            Default `None`: sentry-sdk's.
+        release_from: Where to read the release when a client starts:
+            ``"env:APP_VERSION"``, ``"package:myapp"`` (an installed distribution's
+            version) or ``"myapp.VERSION"`` (a module attribute). When it cannot be read,
+            ``release`` is used and a warning names why. Default `None`.
+        server_name: The server name; wins over ``sentry_sdk.init``'s. Default `None`.
+        logger: The logger name set on error events that have none. Default `None`.
+        debug: Log every decision (dropped by which filter, context attached, forwarded
+            where) on the ``sentry_flags`` logger. Default `False`.
+        forwarders: The forwarders each error is sent to (``SplitForwarder``,
+            ``LaunchDarklyForwarder``, ``SegmentForwarder``, ``OpenFeatureForwarder``, or
+            your own), each at most once. Default `None`: no forwarding.
+        queue_size: How many errors may wait for the forwarders' background thread; more
+            are dropped and counted as ``dropped``. Default ``1000``.
+        max_forwarded_per_second: Errors forwarded a second per process (a token bucket
+            that allows bursts of at least as many); the rest still go to Sentry and are
+            counted as ``rate_limited``. `None` forwards every error. Default ``200``.
+
+    Raises:
+        TypeError: An option has the wrong type (a message names it and what was expected).
+        ValueError: An option has a wrong value (an invalid pattern, ``release_from``
+            scheme, ``queue_size``, rate, or the same forwarder twice).
+    """
 
     identifier = "sentry_flags"
 
@@ -79,7 +145,6 @@ class FlagsIntegration(Integration):
         forwarders: Optional[Iterable[Forwarder]] = None,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         max_forwarded_per_second: Optional[float] = DEFAULT_MAX_PER_SECOND,
-        _slashed_regex: bool = False,
     ) -> None:
         ignore_errors, allow_urls, deny_urls, include_paths = (
             _listed(v) for v in (ignore_errors, allow_urls, deny_urls, include_paths)
@@ -90,7 +155,7 @@ class FlagsIntegration(Integration):
             "include_paths": include_paths, "environment": environment, "release": release,
             "release_from": release_from, "server_name": server_name, "logger": logger,
             "debug": debug, "queue_size": queue_size,
-            "max_forwarded_per_second": max_forwarded_per_second, "_slashed_regex": _slashed_regex,
+            "max_forwarded_per_second": max_forwarded_per_second,
         }  # fmt: skip
         if not isinstance(debug, bool):
             raise TypeError(f"debug must be a bool, got {debug!r}")
@@ -101,7 +166,7 @@ class FlagsIntegration(Integration):
         self.logger = _optional_str("logger", logger)
         self.release_from = None if release_from is None else ReleaseSource.parse(release_from)
         patterns = {
-            name: compile_patterns(name, value, slashed_regex=_slashed_regex)
+            name: compile_patterns(name, value)
             for name, value in (
                 ("ignore_errors", ignore_errors),
                 ("allow_urls", allow_urls),
@@ -160,10 +225,25 @@ class FlagsIntegration(Integration):
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], **kwargs: Any) -> FlagsIntegration:
-        """Build from RudderStack-style keys (``ignoreErrors``, ``denyUrls``, ``debugMode``...).
+        """Build from the keys of RudderStack's Sentry destination, e.g. loaded from JSON.
 
-        Strings written ``/pattern/`` or ``/pattern/i`` are regexes. ``kwargs`` pass the
-        options JSON cannot hold (``launchdarkly_client``, ``forwarders``).
+        Strings written ``/pattern/`` or ``/pattern/flags`` (``i m s x``; JavaScript's ``g``
+        and ``u`` are accepted and ignored) are regular expressions.
+
+        Args:
+            config: Any of ``ignoreErrors``, ``allowUrls``, ``denyUrls``, ``includePaths``,
+                ``environment``, ``release``, ``releaseFrom``, ``serverName``, ``logger``,
+                ``debugMode``.
+            **kwargs: The options JSON cannot hold (``launchdarkly_client``,
+                ``forwarders``, ``queue_size``, ``max_forwarded_per_second``).
+
+        Returns:
+            The integration.
+
+        Raises:
+            TypeError: ``config`` is not a mapping, or a value has the wrong type.
+            ValueError: An unknown key, an option given both ways, or a wrong value; the
+                message names the key as written (``denyUrls[0] ...``).
         """
         if not isinstance(config, Mapping):
             raise TypeError(f"config must be a mapping, got {type(config).__name__}")
@@ -174,8 +254,12 @@ class FlagsIntegration(Integration):
         clash = sorted(set(options) & set(kwargs))
         if clash:
             raise ValueError(f"option(s) {', '.join(clash)} given both in config and as keywords")
+        for key in PATTERN_KEYS:
+            if key in config:
+                # As regexes here, named as written ("denyUrls[0]"); the constructor takes them.
+                options[CONFIG_KEYS[key]] = slashed_regexes(key, config[key])
         try:
-            return cls(**options, **kwargs, _slashed_regex=True)
+            return cls(**options, **kwargs)
         except (TypeError, ValueError) as exc:
             # Name the key the user wrote ("denyUrls[0] ..."), not our keyword.
             message = str(exc)
@@ -205,7 +289,7 @@ class FlagsIntegration(Integration):
             current = options.get("before_send")
             if isinstance(current, Stage) and current.integration is self:
                 return current
-            release = self.release_from.resolve() if self.release_from else None
+            release = self.release_from.resolve(self.release) if self.release_from else None
             release = release or self.release
             for key, value in (
                 ("environment", self.environment),
@@ -216,7 +300,8 @@ class FlagsIntegration(Integration):
                     options[key] = value
             settings = ApplySettings(self.environment, release, self.server_name, self.logger)
             pipeline = (*self._filters, settings)
-            stage = Stage(self, current, Privacy.from_options(options), pipeline)
+            limit = value_limit(options.get("max_value_length"))
+            stage = Stage(self, current, Privacy.from_options(options), pipeline, limit)
             options["before_send"] = stage
             options["custom_repr"] = RedactingRepr(options.get("custom_repr"), self, stage.privacy)
             if self.debug:
@@ -225,9 +310,23 @@ class FlagsIntegration(Integration):
             return stage
 
     def flush(self, timeout: float) -> bool:
+        """Deliver the queued errors to the forwarders, then flush the vendor clients.
+
+        ``sentry_sdk.flush()`` calls it; so does `sentry_flags.testing.flush_forwarders`.
+
+        Args:
+            timeout: Seconds to wait at most.
+
+        Returns:
+            `False` when that did not finish in time.
+        """
         return self.delivery.flush(timeout) if self.delivery is not None else True
 
     def close(self, timeout: float) -> None:
+        """Deliver what is queued, within ``timeout`` seconds, and stop the background thread.
+
+        ``sentry_sdk.get_client().close()`` calls it. Vendor clients are never closed here.
+        """
         if self.delivery is not None:
             self.delivery.close(timeout)
 
@@ -254,7 +353,8 @@ def _hook_launchdarkly(client: Any) -> Redaction:
             "launchdarkly_client must be an ldclient.LDClient or an "
             f"ldclient.async_client.AsyncLDClient, got {type(client).__name__}"
         )
-    return install_hook(client).redaction
+    install_hook(client)
+    return Redaction.from_client(client)
 
 
 def _check_forwarders(forwarders: Any) -> tuple[Forwarder, ...]:

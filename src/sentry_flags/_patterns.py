@@ -11,8 +11,13 @@ PatternLike = Union[str, "re.Pattern[str]"]
 
 # JavaScript's flags, as RudderStack's settings carry them: "g" (global) and "u" (unicode)
 # change nothing for a search in Python; "x" is Python's verbose mode. Other letters after
-# the last slash ("/static/js") make the string a URL path, i.e. a substring.
+# the last slash ("/static/js") make the string a URL path, i.e. a substring, unless the
+# body is written in regex syntax ("/^Timeout/q"): that is a regex with a wrong flag,
+# rejected rather than quietly matched as text.
 _SLASHED = re.compile(r"^/(?P<body>.*)/(?P<flags>[gimsux]*)$", re.DOTALL)
+_SLASHED_LETTERS = re.compile(r"^/(?P<body>.*)/(?P<flags>[A-Za-z]+)$", re.DOTALL)
+_REGEX_SYNTAX = re.compile(r"[\^$*+?()\[\]{}|\\]")  # not ".", common in paths
+FLAGS_TEXT = "i, m, s, x, or JavaScript's g and u"
 _FLAG_BITS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE, "g": 0, "u": 0}
 # A global inline flag group such as "(?i)": moved into an alternation it would apply to
 # every branch (Python < 3.11) or fail to compile (3.11+). Over-matching here (an escaped
@@ -94,9 +99,11 @@ EMPTY = Matcher(())
 def compile_patterns(option: str, value: Any, *, slashed_regex: bool = False) -> Matcher:
     """Validate and compile ``value`` (an iterable of str / re.Pattern) for ``option``.
 
-    ``slashed_regex`` turns ``"/body/flags"`` strings into regexes, as RudderStack's
-    JSON settings write them.
+    ``slashed_regex`` first reads ``"/body/flags"`` strings as regexes (see
+    `slashed_regexes`).
     """
+    if slashed_regex:
+        value = slashed_regexes(option, value)
     if value is None:
         return EMPTY
     if isinstance(value, (str, bytes, re.Pattern, Mapping)) or not isinstance(value, Iterable):
@@ -111,11 +118,7 @@ def compile_patterns(option: str, value: Any, *, slashed_regex: bool = False) ->
         elif isinstance(item, str):
             if not item:
                 raise ValueError(f"{option}[{i}] must not be an empty string")
-            slashed = _SLASHED.match(item) if slashed_regex else None
-            if slashed is not None:
-                regexes.append(_compile_slashed(option, i, slashed))
-            else:
-                subs.append(item)
+            subs.append(item)
         else:
             raise TypeError(f"{option}[{i}] must be a str or re.Pattern, got {type(item).__name__}")
     scanners: list[re.Pattern[str]] = []
@@ -125,6 +128,24 @@ def compile_patterns(option: str, value: Any, *, slashed_regex: bool = False) ->
         scanners.append(re.compile("|".join(re.escape(s) for s in subs)))
     scanners.extend(merge_regexes(regexes))
     return Matcher(tuple(scanners))
+
+
+def slashed_regexes(option: str, value: Any) -> Any:
+    """``value`` with each ``"/body/flags"`` string compiled to a regex, as RudderStack's JSON
+    settings write them; other items (and a ``value`` that is not a list) as they are, for
+    `compile_patterns` to take or reject. Errors name ``option[index]``."""
+    if isinstance(value, (str, bytes, re.Pattern, Mapping)) or not isinstance(value, Iterable):
+        return value
+    found: list[Any] = []
+    for i, item in enumerate(value):
+        slashed = _SLASHED.match(item) if isinstance(item, str) else None
+        if slashed is not None:
+            found.append(_compile_slashed(option, i, slashed))
+            continue
+        if isinstance(item, str):
+            _reject_unknown_flags(option, i, item)
+        found.append(item)
+    return found
 
 
 def mergeable(rx: re.Pattern[str]) -> bool:
@@ -157,6 +178,19 @@ def merge_regexes(regexes: Iterable[re.Pattern[str]]) -> list[re.Pattern[str]]:
         except (re.error, RecursionError, OverflowError):
             merged.extend(group)
     return merged + alone
+
+
+def _reject_unknown_flags(option: str, index: int, item: str) -> None:
+    letters = _SLASHED_LETTERS.match(item)
+    if letters is not None and _REGEX_SYNTAX.search(letters.group("body")):
+        unknown = sorted({ch for ch in letters.group("flags") if ch not in _FLAG_BITS})
+        named = ", ".join(map(repr, unknown)) + (
+            " is not a regex flag" if len(unknown) == 1 else " are not regex flags"
+        )
+        raise ValueError(
+            f"{option}[{index}] {item!r} is written as a regex, but {named} (expected {FLAGS_TEXT}); "
+            "drop the slashes to match it as text"
+        )
 
 
 def _compile_slashed(option: str, index: int, match: re.Match[str]) -> re.Pattern[str]:

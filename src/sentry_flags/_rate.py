@@ -12,7 +12,7 @@ class RateBound:
     """A token bucket: ``rate`` events a second on average, bursts of up to ``burst``.
 
     ``burst`` defaults to ``max(rate, MIN_BURST)``. Time is whatever clock the caller passes
-    to :meth:`take` (monotonic, or the errors' capture times). A ``now`` earlier than one
+    to `take` (monotonic, or the errors' capture times). A ``now`` earlier than one
     already seen, as capture times from different threads can arrive, refills nothing and
     does not move the bucket's time back. Checked on the app's thread for every captured
     error, so it is a few float operations and takes no lock: callers racing on it may let

@@ -40,8 +40,14 @@ class ReleaseSource:
             f"release_from {value!r} has an unknown scheme: expected one of {', '.join(SCHEMES)}"
         )
 
-    def resolve(self) -> Optional[str]:
-        """The release, or None (logged at debug) when it cannot be read."""
+    @property
+    def text(self) -> str:
+        """The ``release_from`` value as written."""
+        return self.name if self.scheme == "attr" else f"{self.scheme}:{self.name}"
+
+    def resolve(self, fallback: Optional[str] = None) -> Optional[str]:
+        """The release, or None when it cannot be read: a warning then says why, and that
+        ``fallback`` (the ``release`` option), or else sentry-sdk's own, is the release."""
         try:
             found: object
             if self.scheme == "env":
@@ -52,9 +58,16 @@ class ReleaseSource:
                 module_name, _, attr = self.name.rpartition(".")
                 found = getattr(importlib.import_module(module_name), attr)
         except Exception as exc:
-            logger.debug("release_from %s:%s not resolved (%s)", self.scheme, self.name, exc)
+            self._unread(f"{type(exc).__name__}: {exc}", fallback)
             return None
         if found is None or str(found).strip() == "":
-            logger.debug("release_from %s:%s is empty", self.scheme, self.name)
+            self._unread("not set" if found is None else "empty", fallback)
             return None
         return str(found).strip()
+
+    def _unread(self, why: str, fallback: Optional[str]) -> None:
+        instead = f"release={fallback!r}" if fallback is not None else "sentry-sdk's own release"
+        logger.warning(
+            "release_from %r could not be read when the Sentry client started (%s); using %s",
+            self.text, why, instead,
+        )  # fmt: skip

@@ -1,39 +1,98 @@
-"""The one place that reaches into sentry-sdk internals; everything else uses its public API.
+"""The one module that holds sentry-sdk's private names; everything else uses its public API.
 
-sentry-sdk has no public per-client hook: an integration's ``setup_once`` runs once per
-process, while apps and test suites build many clients. Every client is built in
-``_Client._init_impl`` (by ``__init__``, and by ``__setstate__`` when a pickled client is
-rebuilt), so that is where each one is bound, once. What is patched, and why:
+Each private name below says why no public API serves and what steps aside when a release
+no longer has it. A missing name never raises: the feature it serves steps aside, a
+warning naming it is logged once per process, and an error that can then not be forwarded
+is counted as skipped with the reason ``sentry_sdk_unsupported``.
 
-- ``_Client._init_impl``: bind ``FlagsIntegration`` to the client just built (compose its
-  ``before_send``, apply its settings). No public hook runs per client.
-- ``_Client.flush``: deliver our queued errors to the vendors first, within part of the
-  caller's budget. ``flush`` is what apps call before exiting; there is no flush hook.
-- ``_Client.close``: stop our worker after sentry-sdk's own close (which flushed us).
+- ``sentry_sdk.client._Client._init_impl``: every client is built there (by ``__init__``,
+  and by ``__setstate__`` when a pickled client is rebuilt), and it is where
+  ``FlagsIntegration`` binds to each one (composes its ``before_send``, applies its
+  settings and privacy rules). No public hook runs per client: ``setup_once`` (and
+  ``setup_once_with_options``) run once per process, while apps and test suites build many
+  clients. Without it nothing is attached to events and nothing is forwarded; each error
+  event is counted as skipped.
+- ``_Client.flush`` / ``_Client.close``: deliver our queued errors to the vendors within
+  part of the caller's flush budget, and stop our worker after Sentry's own close. There is
+  no flush hook. Without them the vendors are drained only at interpreter exit.
+- ``Scope._contexts``: the per-scope values we keep (the LaunchDarkly context slot, the
+  flag log) live in the scope's contexts so that they fork with the scope; the flag hooks
+  read and write them on every evaluation and there is no public getter. Without it
+  nothing is recorded: no ``launchdarklyContext`` or flag contexts on events.
+- ``sentry_sdk.integrations.wsgi._wsgi_middleware_applied`` and
+  ``sentry_sdk.integrations.asgi._asgi_middleware_applied``: whether sentry-sdk already
+  gave the running request its own isolation scope; no public API says so. Without them
+  our middleware forks one itself for every request (then an error sentry-sdk captures
+  outside that fork does not see what was set inside it).
+- ``sentry_sdk.data_collection._SENSITIVE_DENYLIST``: the key terms whose values
+  sentry-sdk always filters under ``data_collection`` (2.7x, 3.x); read so that our
+  filtering follows sentry-sdk's own. Without it a copy of the list as of sentry-sdk 3.0.0b2
+  is used.
 
-What is read: ``Scope._contexts`` (no public getter; the per-scope values we keep live
-there so they fork with the scope) and ``Span.set_flag`` (what ``add_feature_flag`` uses
-to put ``flag.evaluation.<key>`` on the current span).
+Public API used where it exists: the current span is ``Scope.get_current_scope().span``
+(what ``sentry_sdk.get_current_span()`` returns, without its two extra calls on the path
+every boolean flag evaluation takes) and, on 2.7x with span streaming, ``.streamed_span``;
+whether a client traces at all, ``sentry_sdk.tracing_utils.has_tracing_enabled``.
 
-Tested on the oldest supported sentry-sdk (2.26.1, tox env ``sentry-oldest``) and the newest
-2.x (tox env ``sentry-latest``; 2.75.0 when this was written).
+Tested on sentry-sdk 2.26.1 (tox env ``sentry-oldest``), the newest 2.x (2.76.0; the main
+suite and tox env ``sentry-latest``) and the newest 3.x pre-release (3.0.0b2; tox env
+``sentry-next``).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import sentry_sdk
-from sentry_sdk.client import _Client
-from sentry_sdk.scope import Scope
+from sentry_sdk.scope import Scope, add_global_event_processor
+
+from sentry_flags._shape import is_error_event
 
 logger = logging.getLogger("sentry_flags")
 
 FLUSH_SHARE = 2.0  # seconds of a Sentry flush we may spend draining the vendors
+UNSUPPORTED = "sentry_sdk_unsupported"  # skip reason of an error we could not handle
+
+# sentry-sdk's sensitive-key terms (data_collection._SENSITIVE_DENYLIST) as of 3.0.0b2: used
+# when a release that has data_collection no longer has the list.
+FALLBACK_SENSITIVE_TERMS = (
+    "auth", "token", "secret", "password", "passwd", "pwd", "key", "jwt", "bearer", "sso",
+    "saml", "csrf", "xsrf", "credentials", "session", "sid", "identity",
+)  # fmt: skip
 
 _installed = False
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+missing: dict[str, str] = {}  # private name -> what stepped aside; read by the tests
+
+
+def step_aside(name: str, consequence: str) -> None:
+    """Record that ``name`` is missing on this sentry-sdk; warn once per name per process."""
+    if name in _warned:  # the hot paths call this on every use once a name is gone
+        return
+    missing[name] = consequence
+    with _warned_lock:
+        if name in _warned:
+            return
+        _warned.add(name)
+    logger.warning(
+        "sentry-sdk %s has no %s; %s (sentry-flags is tested on sentry-sdk 2.26.1 to 3.x)",
+        getattr(sentry_sdk, "VERSION", "?"), name, consequence,
+    )  # fmt: skip
+
+
+# -- the client: bind, flush, close -----------------------------------------------------------
+
+
+def _client_class() -> Any:
+    try:
+        from sentry_sdk.client import _Client
+    except ImportError:
+        return None
+    return _Client
 
 
 def install(integration_type: type[Any]) -> None:
@@ -47,19 +106,45 @@ def install(integration_type: type[Any]) -> None:
     if _installed:
         return
     _installed = True
-
-    original_init_impl = _Client._init_impl
-    original_flush = _Client.flush
-    original_close = _Client.close
+    client_type = _client_class()
+    original_init_impl = getattr(client_type, "_init_impl", None)
+    if not callable(original_init_impl):
+        step_aside(
+            "sentry_sdk.client._Client._init_impl",
+            "sentry-flags cannot bind to Sentry clients: no launchdarklyContext or flags are "
+            f"attached and no error is forwarded (each is counted as skipped: {UNSUPPORTED})",
+        )
+        add_global_event_processor(_count_unbound(integration_type))
+        note_client(
+            {"traces_sample_rate": 1.0, "trace_lifecycle": "stream"}
+        )  # clients unseen: look at every span
+        return
 
     def _init_impl(self: Any) -> None:
         original_init_impl(self)
         try:
+            note_client(self.options)
             integration = self.get_integration(integration_type)
             if integration is not None:
                 integration.bind(self)
-        except Exception:
-            logger.debug("could not bind sentry-flags to a new Sentry client", exc_info=True)
+        except Exception as exc:
+            _bind_failed(exc)
+
+    client_type._init_impl = _init_impl
+    _patch_flush_close(client_type, integration_type)
+    note_client(sentry_sdk.get_client().options)  # one built before this patch
+
+
+def _patch_flush_close(client_type: Any, integration_type: type[Any]) -> None:
+    original_flush = getattr(client_type, "flush", None)
+    original_close = getattr(client_type, "close", None)
+    if not callable(original_flush) or not callable(original_close):
+        step_aside(
+            "sentry_sdk.client._Client.flush/close",
+            "sentry_sdk.flush() and close() do not deliver sentry-flags' queued errors to the "
+            "vendors; they are delivered in the background and at interpreter exit",
+        )
+        return
 
     def flush(self: Any, timeout: Optional[float] = None, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -84,9 +169,52 @@ def install(integration_type: type[Any]) -> None:
             logger.debug("sentry-flags close failed", exc_info=True)
         return result
 
-    _Client._init_impl = _init_impl  # type: ignore[method-assign]
-    _Client.flush = flush  # type: ignore[method-assign]
-    _Client.close = close  # type: ignore[method-assign]
+    client_type.flush = flush
+    client_type.close = close
+
+
+def _count_unbound(integration_type: type[Any]) -> Callable[[Any, Any], Any]:
+    """A global event processor counting each error sentry-flags could not handle."""
+
+    def count(event: Any, hint: Any) -> Any:
+        try:
+            if isinstance(event, dict) and is_error_event(event):
+                integration = sentry_sdk.get_client().get_integration(integration_type)
+                delivery = getattr(integration, "delivery", None)
+                if delivery is not None:
+                    delivery.skip(UNSUPPORTED)
+        except Exception:
+            logger.debug("could not count an error sentry-flags cannot handle", exc_info=True)
+        return event
+
+    return count
+
+
+# -- scope contexts ------------------------------------------------------------------------------
+
+_isolation_scope = sentry_sdk.get_isolation_scope
+_CONTEXTS_GONE = (
+    "no launchdarklyContext or flag contexts are recorded (set_launchdarkly_context, the "
+    "LaunchDarkly, OpenFeature and Split hooks do nothing)"
+)
+
+
+_bind_warned = False
+
+
+def _bind_failed(exc: Exception) -> None:
+    # Such a client sends every event, but without our filters, settings, flag contexts and
+    # frame-variable redaction: the app must hear of it. Once: every later client would fail
+    # the same way.
+    global _bind_warned
+    if not _bind_warned:
+        _bind_warned = True
+        logger.warning(
+            "sentry-flags could not set up a Sentry client (%s: %s): its events are sent without "
+            "sentry-flags' filters, settings, flag contexts, frame-variable redaction and forwarding",
+            type(exc).__name__, exc,
+        )  # fmt: skip
+    logger.debug("could not bind sentry-flags to a new Sentry client", exc_info=True)
 
 
 def isolation_contexts() -> dict[str, Any]:
@@ -94,40 +222,161 @@ def isolation_contexts() -> dict[str, Any]:
 
     ``set_context`` would do for writing, but the hooks run on every flag evaluation and
     also need to read what is there; a scope fork copies this dict, so each request and
-    thread writes its own.
+    thread writes its own. Without ``Scope._contexts``, a dict nobody reads.
     """
-    contexts: dict[str, Any] = sentry_sdk.get_isolation_scope()._contexts
+    try:
+        contexts: dict[str, Any] = _isolation_scope()._contexts
+    except AttributeError:
+        step_aside("Scope._contexts", _CONTEXTS_GONE)
+        return {}
     return contexts
 
 
 def scope_contexts(scope: Any) -> dict[str, Any]:
+    """``scope``'s contexts, to read; empty when sentry-sdk no longer keeps them there."""
     contexts = getattr(scope, "_contexts", None)
-    return contexts if isinstance(contexts, dict) else {}
+    if isinstance(contexts, dict):
+        return contexts
+    step_aside("Scope._contexts", _CONTEXTS_GONE)
+    return {}
 
 
-def _span_types() -> tuple[type[Any], ...]:
-    from sentry_sdk.tracing import Span
-
-    streamed = getattr(getattr(sentry_sdk, "traces", None), "StreamedSpan", None)
-    return (Span,) if streamed is None else (Span, streamed)
+# -- requests isolated by sentry-sdk --------------------------------------------------------------
 
 
-_SPAN_TYPES = _span_types()
+def _request_markers() -> tuple[tuple[Any, ...], list[str]]:
+    found: list[Any] = []
+    gone: list[str] = []
+    try:
+        from sentry_sdk.integrations.wsgi import _wsgi_middleware_applied
+
+        found.append(_wsgi_middleware_applied)
+    except ImportError:
+        gone.append("sentry_sdk.integrations.wsgi._wsgi_middleware_applied")
+    try:
+        from sentry_sdk.integrations.asgi import _asgi_middleware_applied
+
+        found.append(_asgi_middleware_applied)
+    except ImportError:  # also when the asgi module cannot import at all
+        gone.append("sentry_sdk.integrations.asgi._asgi_middleware_applied")
+    return tuple(m for m in found if callable(getattr(m, "get", None))), gone
+
+
+_REQUEST_MARKERS, _MARKERS_GONE = _request_markers()
+
+
+def sentry_isolates_request() -> bool:
+    """Whether sentry-sdk already gave the running request its own isolation scope."""
+    if _MARKERS_GONE:
+        for name in _MARKERS_GONE:
+            step_aside(
+                name,
+                "the sentry-flags middleware gives every request its own isolation scope; an "
+                "error sentry-sdk captures outside it does not carry the request's flag context",
+            )
+    for marker in _REQUEST_MARKERS:  # noqa: SIM110 - per request: no generator
+        if marker.get(False):
+            return True
+    return False
+
+
+# -- data collection ----------------------------------------------------------------------------
+
+
+def has_data_collection() -> bool:
+    """Whether the running sentry-sdk has the ``data_collection`` option (2.7x and 3.x)."""
+    try:
+        import sentry_sdk.data_collection  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def sensitive_terms() -> tuple[str, ...]:
+    """The key terms whose values sentry-sdk's ``data_collection`` always filters."""
+    try:
+        from sentry_sdk import data_collection
+    except ImportError:
+        return FALLBACK_SENSITIVE_TERMS  # before 2.7x: our own copy serves as well
+    terms = getattr(data_collection, "_SENSITIVE_DENYLIST", None)
+    if isinstance(terms, (list, tuple)) and terms and all(isinstance(t, str) for t in terms):
+        return tuple(t.lower() for t in terms)
+    step_aside(
+        "sentry_sdk.data_collection._SENSITIVE_DENYLIST",
+        "sentry-flags filters the values of keys with the terms sentry-sdk 3.0.0b2 filtered, and its own",
+    )
+    return FALLBACK_SENSITIVE_TERMS
+
+
+# -- the current span -----------------------------------------------------------------------------
+
 _current_scope = Scope.get_current_scope
+# 2.7x keeps a span-streaming span apart from ``Scope.span``, as ``Scope.streamed_span``; 3.x
+# has only streamed spans, as ``Scope.span``.
+_HAS_STREAMED_SPAN = isinstance(getattr(Scope, "streamed_span", None), property)
+# What the clients built so far can send, noted as each is built: until one has tracing on,
+# no span is ever sent and the hot path reads nothing; until one streams spans (2.7x), it
+# reads one property, not two. Once seen, for the life of the process: the safe side.
+_tracing_seen = False
+_streaming_seen = False
+
+
+def note_client(options: Any) -> None:
+    """Note what a newly built client can send (tracing, 2.7x span streaming)."""
+    global _tracing_seen, _streaming_seen
+    if _tracing_seen and (_streaming_seen or not _HAS_STREAMED_SPAN):
+        return
+    try:
+        from sentry_sdk import tracing_utils
+
+        if tracing_utils.has_tracing_enabled(options):
+            _tracing_seen = True
+            if _HAS_STREAMED_SPAN and tracing_utils.has_span_streaming_enabled(options):  # type: ignore[attr-defined,unused-ignore]
+                _streaming_seen = True
+    except Exception:  # an unknown release: look at every span, as if tracing were on
+        logger.debug("could not tell whether a Sentry client traces", exc_info=True)
+        _look_at_every_span()
+
+
+def _look_at_every_span() -> None:
+    global _tracing_seen, _streaming_seen
+    _tracing_seen = _streaming_seen = True
 
 
 def set_span_flag(flag: str, result: bool) -> None:
     """``add_feature_flag``'s span half: ``flag.evaluation.<key>`` on the current span.
 
-    Runs on every boolean evaluation, so the common case (no span) is one attribute read:
-    both span kinds live in the current scope's ``_span``.
+    Runs on every boolean evaluation. With no client tracing, nothing is read (no span would
+    be sent); otherwise the common case (no span) is one read of the public ``Scope.span``.
     """
-    span = _current_scope()._span
-    if span is None:
+    if not _tracing_seen:
         return
-    if isinstance(span, _SPAN_TYPES[0]):
-        set_flag = getattr(span, "set_flag", None)  # sentry-sdk 2.2x+: capped at 10 per span
-        if set_flag is not None:
-            set_flag(f"flag.evaluation.{flag}", result)
-    elif len(_SPAN_TYPES) > 1 and isinstance(span, _SPAN_TYPES[1]):
-        span.set_attribute(f"flag.evaluation.{flag}", result)
+    scope = _current_scope()
+    span: Any = scope.span
+    if span is None:
+        if not _streaming_seen:
+            return
+        span = scope.streamed_span  # type: ignore[attr-defined,unused-ignore]
+        if span is None:
+            return
+    key = f"flag.evaluation.{flag}"
+    set_flag = getattr(span, "set_flag", None)  # 2.x transactions and spans: capped at 10 a span
+    if set_flag is not None:
+        set_flag(key, result)
+        return
+    # Streamed spans (2.x span streaming, 3.x) take attributes; a 2.x span of a release before
+    # set_flag (2.26.1) takes neither, and gets no flag, as add_feature_flag gives it none.
+    set_attribute = getattr(span, "set_attribute", None)
+    if set_attribute is not None:
+        set_attribute(key, result)
+
+
+# Every private name of sentry-sdk used here, as the module docstring explains them
+# (tests/test_private_names.py checks this list against the source, both ways).
+PRIVATE_NAMES = (
+    "sentry_sdk.client._Client._init_impl",
+    "sentry_sdk.scope.Scope._contexts",
+    "sentry_sdk.integrations.wsgi._wsgi_middleware_applied",
+    "sentry_sdk.integrations.asgi._asgi_middleware_applied",
+    "sentry_sdk.data_collection._SENSITIVE_DENYLIST",
+)

@@ -181,5 +181,14 @@ def event_urls(event: Mapping[str, Any], values: Optional[list[Mapping[str, Any]
     return urls
 
 
+# What Sentry's event schema calls an error ("error": with an exception, "default": a message);
+# sentry-sdk leaves ``type`` out of both. Everything else that reaches before_send is not an
+# error: sentry-sdk 2.x and 3.x call it for cron check-ins ("check_in"), 3.x for any event
+# handed to capture_event (a "transaction" or "feedback" an integration or the app built).
+ERROR_TYPES = ("error", "default")
+
+
 def is_error_event(event: Mapping[str, Any]) -> bool:
-    return event.get("type") not in ("transaction", "check_in")
+    """Whether ``event`` is an error or message event: only those are ours to touch."""
+    kind = event.get("type")
+    return kind is None or (isinstance(kind, str) and kind in ERROR_TYPES)

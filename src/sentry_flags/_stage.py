@@ -10,15 +10,16 @@ filters -> launchdarklyContext and flags -> settings -> the user's before_send -
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
+import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from sentry_flags._bounds import bound_context
-from sentry_flags._context import CONTEXT_KEY, HINT_KEY, ContextSlot, redact
+from sentry_flags._bounds import MAX_VALUE_BYTES, bound_context
+from sentry_flags._context import CONTEXT_KEY, HINT_KEY, ContextSlot, any_client_redaction, redact
 from sentry_flags._filters import Processor
 from sentry_flags._flags import FLAGS_KEY, SENTRY_FLAGS_KEY, FlagLog, flag_contexts
+from sentry_flags._locals import redacted_repr
 from sentry_flags._privacy import Privacy
 from sentry_flags._shape import Event, is_error_event
 
@@ -33,8 +34,26 @@ SLOT_HINT = "sentry_flags_context_slot"
 FLAGS_HINT = "sentry_flags_flag_log"
 
 # Errors the vendor SDKs log become Sentry events through sentry-sdk's logging integration;
-# forwarding those to the failing vendor would feed the failure back into itself.
-VENDOR_LOGGERS = ("splitio", "ldclient", "segment", "analytics", "backoff", "openfeature", "sentry_flags")
+# forwarding those to the failing vendor would feed the failure back into itself. These are
+# the exact names the SDKs log to (read in their source: launchdarkly-server-sdk 9.12-9.20
+# and the launchdarkly-eventsource it uses, launchdarkly-openfeature-server,
+# segment-analytics-python 2.x and analytics-python 1.4, openfeature-sdk), so that an app's
+# own logger ("analytics.reports") is never taken for one.
+VENDOR_LOGGERS = frozenset({
+    "ldclient.util", "ldclient.flag",
+    "launchdarkly-eventsource.null", "launchdarkly-eventsource-async.null",
+    "launchdarkly-openfeature-server",
+    "segment",
+    "openfeature",
+    "sentry_flags",
+})  # fmt: skip
+# splitio-client logs to each of its modules' own logger (getLogger(__name__)).
+SPLIT_PACKAGE = "splitio"
+# analytics-python 1.4 (its "analytics" and its copy of "segment.analytics") retries uploads
+# with the backoff library, which logs to "backoff" on the Segment consumer's thread; an
+# app's own backoff logs there on the app's threads.
+BACKOFF_LOGGER = "backoff"
+SEGMENT_CONSUMERS = frozenset({"analytics.consumer", "segment.analytics.consumer"})
 
 
 def process_event(event: Event, hint: dict[str, Any]) -> Optional[Event]:
@@ -62,7 +81,15 @@ def process_event(event: Event, hint: dict[str, Any]) -> Optional[Event]:
 class Stage:
     """One client's before_send, composed around the user's own."""
 
-    __slots__ = ("_last_context", "_last_flags", "integration", "pipeline", "privacy", "user_before_send")
+    __slots__ = (
+        "_last_context",
+        "_last_flags",
+        "integration",
+        "pipeline",
+        "privacy",
+        "user_before_send",
+        "value_limit",
+    )
 
     def __init__(
         self,
@@ -70,11 +97,13 @@ class Stage:
         user_before_send: Optional[BeforeSend],
         privacy: Privacy,
         pipeline: tuple[Processor, ...],
+        value_limit: int = MAX_VALUE_BYTES,
     ) -> None:
         self.integration = integration
         self.user_before_send = user_before_send
         self.privacy = privacy
         self.pipeline = pipeline
+        self.value_limit = value_limit  # of one value we attach: _bounds.value_limit
         # The errors of one request or task (a retry loop, a batch job, a storm) share its
         # LD context and flag log: their redacted, bounded forms are made once, and copied
         # only for an app's before_send (see attach). Each is one tuple, replaced whole, so
@@ -88,6 +117,11 @@ class Stage:
         return (_same, (self.user_before_send,))
 
     def __call__(self, event: Event, hint: dict[str, Any]) -> Optional[Event]:
+        if not is_error_event(event):
+            # A check-in (sentry-sdk calls before_send for those too) or another non-error:
+            # not filtered, changed, forwarded or counted; the app's before_send still sees it.
+            user_before_send = self.user_before_send
+            return event if user_before_send is None else user_before_send(event, hint)
         integration = self.integration
         for processor in self.pipeline:
             try:
@@ -144,7 +178,9 @@ class Stage:
                 if last is not None and last[0] is context and last[1] is redaction:
                     bounded = last[2]
                 else:
-                    bounded = bound_context(redact(context, redaction, pii=self.privacy.user_info))
+                    bounded = bound_context(
+                        redact(context, redaction, pii=self.privacy.user_info), self.value_limit
+                    )
                     self._last_context = (context, redaction, bounded)
                 contexts[CONTEXT_KEY] = own(bounded)
                 hint[HINT_KEY] = context
@@ -156,7 +192,7 @@ class Stage:
             if existing is None and last_flags is not None and last_flags[0] is log:
                 evaluations, flags = last_flags[1], last_flags[2]
             else:
-                evaluations, flags = flag_contexts(log, existing)
+                evaluations, flags = flag_contexts(log, existing, self.value_limit)
                 if existing is None:
                     self._last_flags = (log, evaluations, flags)
             contexts[FLAGS_KEY] = own(evaluations)
@@ -187,16 +223,27 @@ def _same(value: Any) -> Any:
 
 
 def _from_vendor_sdk(event: Event) -> bool:
+    """Whether ``event`` is a record a vendor SDK logged (runs on the logging thread)."""
     name = event.get("logger")
-    return isinstance(name, str) and name.split(".", 1)[0] in VENDOR_LOGGERS
+    if not isinstance(name, str):
+        return False
+    if name in VENDOR_LOGGERS:
+        return True
+    if name.startswith(SPLIT_PACKAGE) and name.partition(".")[0] == SPLIT_PACKAGE:
+        return name in sys.modules  # a splitio module's own logger
+    if name == BACKOFF_LOGGER:
+        return type(threading.current_thread()).__module__ in SEGMENT_CONSUMERS
+    return False
 
 
 class RedactingRepr:
-    """sentry-sdk's ``custom_repr`` that shows an LD ``Context`` redacted.
+    """sentry-sdk's ``custom_repr``: LaunchDarkly contexts among local variables, redacted.
 
     A Context's own repr is its full JSON, private attributes included, and sentry-sdk sends
-    the repr of every local variable of the raising frames. Only non-primitive values reach
-    here, so the check costs nothing on the common path.
+    the repr of every local variable of the raising frames; so does the repr of anything that
+    holds a Context (see ``_locals``). A local does not say which LD client evaluated it, so
+    the private attributes of every client we hooked apply. Only non-primitive values reach
+    here, and only while an error is captured.
     """
 
     __slots__ = ("integration", "previous", "privacy")
@@ -212,8 +259,11 @@ class RedactingRepr:
         return (_same, (self.previous,))  # rebuilt by the next bind, as the stage is
 
     def __call__(self, value: Any) -> Any:
-        context_type = getattr(sys.modules.get("ldclient"), "Context", None)
-        if context_type is not None and isinstance(value, context_type):
-            redacted = redact(value, self.integration.redaction, pii=self.privacy.user_info)
-            return f"<Context {json.dumps(redacted, default=str, sort_keys=True)}>"
+        shown = redacted_repr(value, self._show)
+        if shown is not None:
+            return shown
         return self.previous(value) if self.previous is not None else None
+
+    def _show(self, context: Any) -> dict[str, Any]:
+        redaction = any_client_redaction(self.integration.redaction)
+        return redact(context, redaction, pii=self.privacy.user_info)

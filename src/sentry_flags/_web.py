@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import sentry_sdk
 
-from sentry_flags._privacy import Privacy
+from sentry_flags._privacy import allows_user_info
+from sentry_flags._sentry import sentry_isolates_request
 
 if TYPE_CHECKING:
     from ldclient import Context
@@ -27,8 +28,12 @@ def require_launchdarkly(module: str) -> None:
 
 
 def pii_allowed() -> bool:
-    """Whether the current Sentry client lets user data (names, emails) leave the app."""
-    return Privacy.from_options(sentry_sdk.get_client().options).user_info
+    """Whether the current Sentry client lets user data (names, emails) leave the app.
+
+    The same decision as everywhere else (`sentry_flags._privacy.allows_user_info`):
+    ``data_collection``'s ``user_info`` where sentry-sdk has it, ``send_default_pii`` where not.
+    """
+    return allows_user_info(sentry_sdk.get_client().options)
 
 
 class AnonymousKey:
@@ -74,36 +79,6 @@ def default_context(
         if email:
             builder.set("email", str(email))
     return builder.build()
-
-
-def _sentry_request_flags() -> tuple[Any, ...]:
-    # sentry-sdk's WSGI and ASGI middlewares mark the requests they forked an isolation
-    # scope for; a private name, so a release without it makes us fork ourselves.
-    flags: list[Any] = []
-    try:
-        from sentry_sdk.integrations.wsgi import _wsgi_middleware_applied
-
-        flags.append(_wsgi_middleware_applied)
-    except ImportError:  # pragma: no cover - depends on the sentry-sdk release
-        pass
-    try:
-        from sentry_sdk.integrations.asgi import _asgi_middleware_applied
-
-        flags.append(_asgi_middleware_applied)
-    except ImportError:  # pragma: no cover - depends on the sentry-sdk release
-        pass
-    return tuple(flags)
-
-
-_SENTRY_REQUEST_FLAGS = _sentry_request_flags()
-
-
-def sentry_isolates_request() -> bool:
-    """Whether sentry-sdk already gave the running request its own isolation scope."""
-    for flag in _SENTRY_REQUEST_FLAGS:  # noqa: SIM110 - per request: no generator
-        if flag.get(False):
-            return True
-    return False
 
 
 @contextlib.contextmanager

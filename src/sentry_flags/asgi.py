@@ -41,7 +41,19 @@ class FlagsMiddleware:
 
     Per request it only stores a closure over the ASGI scope; ``context_from_scope`` runs
     when an error event is captured (by then inner middleware, e.g. authentication, has
-    filled the scope in). A flag evaluation later in the request replaces it.
+    filled the scope in). A flag evaluation later in the request replaces it. Where
+    sentry-sdk's ASGI middleware is not running, each ``http``/``websocket`` request gets an
+    isolation scope of its own here. Guide: docs/frameworks.md, "ASGI".
+
+    Args:
+        app: The ASGI app to wrap (Starlette's ``add_middleware`` passes it).
+        context_from_scope: Keyword only. ``(scope) -> ldclient.Context | None``, the
+            context of a request. Default `None`: `context_for_user` (``scope["user"]``
+            when authenticated, else an anonymous context). A builder that raises, or
+            returns `None`, means no context on that error.
+
+    Raises:
+        TypeError: ``app`` or ``context_from_scope`` is not callable.
     """
 
     def __init__(self, app: ASGIApp, *, context_from_scope: Optional[ContextFromScope] = None) -> None:
@@ -65,7 +77,12 @@ class FlagsMiddleware:
             await self.app(scope, receive, send)
 
     def build(self, scope: Scope, anonymous_key: Optional[Callable[[], str]] = None) -> Optional[Context]:
-        """The context of the request ``scope``; None (no context) if building it fails."""
+        """The context of the request ``scope``; `None` (no context) if building it fails.
+
+        Args:
+            scope: The ASGI scope of the request.
+            anonymous_key: Gives the key of an anonymous visitor. Default `None`: random.
+        """
         try:
             if self.context_from_scope is not None:
                 return self.context_from_scope(scope)

@@ -32,7 +32,8 @@ from sentry_flags._context import (
 )
 from sentry_flags._fork import ForkSafeLock
 from sentry_flags._integration import FlagsIntegration
-from sentry_flags._privacy import Privacy
+from sentry_flags._privacy import allows_user_info
+from sentry_flags._sentry import scope_contexts
 
 try:
     from celery import signals
@@ -57,7 +58,20 @@ _previous: dict[str, tuple[Any, Any]] = {}  # task id -> (isolation scope, slot 
 
 
 def connect(*, attributes: bool = True) -> None:
-    """Connect the signal handlers (once; calling again only changes ``attributes``)."""
+    """Connect the signal handlers, in the code both the sender and the worker import.
+
+    Connects once; calling again only changes ``attributes``. Initialise Sentry (with
+    ``CeleryIntegration`` and `FlagsIntegration`) before the worker starts. Guide:
+    docs/frameworks.md, "Celery".
+
+    Args:
+        attributes: Keyword only. Send the context's attributes as ``launchdarklyContext``
+            shows them (redacted). Default `True`; `False` sends only kinds, keys and
+            ``anonymous``.
+
+    Raises:
+        TypeError: ``attributes`` is not a `bool`.
+    """
     global _connected
     if not isinstance(attributes, bool):  # "no" from an env var would mean True
         raise TypeError(f"attributes must be a bool, got {attributes!r}")
@@ -71,7 +85,7 @@ def connect(*, attributes: bool = True) -> None:
 
 
 def disconnect() -> None:
-    """Undo :func:`connect`."""
+    """Undo `connect`: disconnect the signal handlers."""
     global _connected
     with _state_lock:
         _connected = None
@@ -97,7 +111,7 @@ def _before_task_publish(headers: Optional[dict[str, Any]] = None, **kwargs: Any
 def _current_slot() -> Optional[ContextSlot]:
     # The current scope wins, as it does when Sentry merges scopes into an event.
     for scope in (sentry_sdk.get_current_scope(), sentry_sdk.get_isolation_scope()):
-        slot = getattr(scope, "_contexts", {}).get(CONTEXT_KEY)
+        slot = scope_contexts(scope).get(CONTEXT_KEY)
         if isinstance(slot, ContextSlot):
             return slot
     return None
@@ -113,7 +127,7 @@ def _payload(*, attributes: bool) -> Optional[dict[str, Any]]:
     client = sentry_sdk.get_client()
     integration = client.get_integration(FlagsIntegration)
     redaction = slot.redaction or (integration.redaction if integration is not None else NO_REDACTION)
-    data = _without_meta(redact(context, redaction, pii=Privacy.from_options(client.options).user_info))
+    data = _without_meta(redact(context, redaction, pii=allows_user_info(client.options)))
     if len(json.dumps(data, default=str)) > MAX_HEADER_BYTES:
         return _keys_only(context)
     return data
@@ -156,7 +170,7 @@ def _task_prerun(task_id: Optional[str] = None, task: Any = None, **kwargs: Any)
         context = _restore(_header(request))
         scope = sentry_sdk.get_isolation_scope()
         with _state_lock:
-            _previous[task_id] = (scope, getattr(scope, "_contexts", {}).get(CONTEXT_KEY, _MISSING))
+            _previous[task_id] = (scope, scope_contexts(scope).get(CONTEXT_KEY, _MISSING))
         # A task sent without a context gets none, not the last task's.
         set_launchdarkly_context(context)
     except Exception:

@@ -11,36 +11,38 @@
 
 By default a logged-in user is a ``user`` context keyed by ``str(user.pk)`` (name and
 email only when the Sentry client allows PII), anyone else an anonymous ``user`` context.
+The context is built when an error is captured, from what the request already loaded: no
+database read, no thread, nothing that blocks. An error captured before the request loaded
+its user, in a request with a session, carries no context (see ``default_request_context``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import sentry_sdk
 
 from sentry_flags._context import set_launchdarkly_context
+from sentry_flags._sentry import sentry_isolates_request
 from sentry_flags._web import (
     AnonymousKey,
     default_context,
     request_isolation,
     require_launchdarkly,
-    sentry_isolates_request,
 )
 
 try:
     from asgiref.sync import iscoroutinefunction, markcoroutinefunction
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
-    from django.db import connections
     from django.utils.crypto import salted_hmac
-    from django.utils.functional import LazyObject, empty
+    from django.utils.functional import LazyObject
     from django.utils.module_loading import import_string
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ImportError("sentry_flags.django needs Django: pip install 'sentry-flags[django]'") from exc
+
+from sentry_flags._django import NOT_LOADED, check_user_caches, loaded_user
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponseBase
@@ -53,7 +55,6 @@ logger = logging.getLogger("sentry_flags")
 SETTING = "SENTRY_FLAGS"
 SETTING_KEYS = frozenset({"CONTEXT"})
 SESSION_SALT = "sentry_flags.django.anonymous"
-USER_LOAD_TIMEOUT = 2.0  # seconds an error captured on an event loop may wait for its user
 
 ContextForRequest = Callable[["HttpRequest"], Optional["Context"]]
 
@@ -63,7 +64,18 @@ class FlagsMiddleware:
 
     Works in sync and async stacks. Per request it stores only a lazy provider: the
     context is built when an error is captured, and an LD flag evaluation later in the
-    request replaces it (the latest context wins).
+    request replaces it (the latest context wins). Add
+    ``"sentry_flags.django.FlagsMiddleware"`` to ``MIDDLEWARE`` after
+    ``AuthenticationMiddleware``; ``SENTRY_FLAGS = {"CONTEXT": "myapp.flags.context_for"}``
+    in the settings names a builder ``(request) -> Context | None`` of your own (default:
+    `default_request_context`). Guide: docs/frameworks.md, "Django".
+
+    Args:
+        get_response: The next middleware or view; Django passes it.
+
+    Raises:
+        django.core.exceptions.ImproperlyConfigured: ``SENTRY_FLAGS["CONTEXT"]`` does not
+            name a callable (raised when Django loads the middleware).
     """
 
     sync_capable = True
@@ -74,6 +86,7 @@ class FlagsMiddleware:
         self.context_for = _configured_builder()
         if self.context_for is None:
             require_launchdarkly("sentry_flags.django.FlagsMiddleware")
+            check_user_caches()
         self.async_mode = iscoroutinefunction(get_response)
         if self.async_mode:
             markcoroutinefunction(self)
@@ -94,6 +107,16 @@ class FlagsMiddleware:
             response: HttpResponseBase = await self.get_response(request)
             return response
 
+    def process_exception(self, request: HttpRequest, exception: BaseException) -> None:
+        """Load the request's user before Sentry captures the view's exception.
+
+        Django runs this on the request's thread (in async mode, on its sync thread, never on
+        the event loop) before it reports the exception, so capturing it reads nothing. Only
+        for the default context: a builder of yours gets the request as it is.
+        """
+        if self.context_for is None:
+            _load_user(request)
+
     def _remember(self, request: HttpRequest) -> None:
         builder = self.context_for
         if builder is not None:
@@ -108,58 +131,35 @@ def default_request_context(
 ) -> Optional[Context]:
     """The default context of ``request``: its user, or an anonymous visitor.
 
-    An anonymous visitor is keyed by a keyed hash of the session key when there is a
-    session (the same visitor across requests, without the session key itself ever
-    leaving the app: it is a credential), else by a random key kept for the request.
-    An error captured on an event loop's thread, before the request loaded its user,
-    loads it on a helper thread: Django refuses database access on the loop's thread.
+    Runs while an error is captured, so it reads only what the request already loaded and
+    never the session store or the user table. An anonymous visitor is keyed by a keyed hash
+    of the session key when there is a session (the same visitor across requests, without
+    the session key itself ever leaving the app: it is a credential), else by a random key
+    kept for the request. None when the request has a session but never loaded its user:
+    whoever it is cannot be told without a database read, and a logged-in user must not be
+    called anonymous. (For an exception raised by the view, `FlagsMiddleware` loads the
+    user in ``process_exception``, before Sentry captures it.)
     """
-    user = _loaded_user(request)
-    if user is _UNKNOWN:
-        user = _load_off_loop(request)
-    if user is _UNKNOWN:
-        return None  # better no context than calling a logged-in user anonymous
+    user = loaded_user(request)
+    if user is NOT_LOADED:
+        if _session_key(request):
+            return None
+        user = None  # no session, so nobody logged in
     if user is not None and getattr(user, "is_authenticated", False):
         return default_context(user.pk, name=_name_of(user), email=_email_of(user))
     key = _session_hash(request) or (anonymous_key or AnonymousKey())()
     return default_context(None, anonymous_key=key)
 
 
-_UNKNOWN = object()
-
-
-def _loaded_user(request: HttpRequest) -> Any:
+def _load_user(request: HttpRequest) -> None:
+    """Evaluate the request's lazy user, so that capturing its error needs no database read."""
     user = getattr(request, "user", None)
-    if not isinstance(user, LazyObject) or user._wrapped is not empty:
-        return user
-    for cached in ("_cached_user", "_acached_user"):  # set by Django's get_user / auser
-        if hasattr(request, cached):
-            return getattr(request, cached)
+    if not isinstance(user, LazyObject):
+        return
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return user  # sync code: evaluating the lazy user is fine here
-    return _UNKNOWN
-
-
-def _load_off_loop(request: HttpRequest) -> Any:
-    # Blocks the loop briefly, but only while an error is being captured.
-    found: list[Any] = []
-
-    def load() -> None:
-        try:
-            user = request.user
-            user.is_authenticated  # noqa: B018 - evaluates the lazy user
-            found.append(user._wrapped)
-        except Exception:  # an exception escaping a thread would become a Sentry event
-            logger.debug("could not load the request's user", exc_info=True)
-        finally:
-            connections.close_all()  # this thread's connections would outlive it otherwise
-
-    worker = threading.Thread(target=load, name="sentry-flags-user", daemon=True)
-    worker.start()
-    worker.join(USER_LOAD_TIMEOUT)
-    return found[0] if found else _UNKNOWN
+        user.is_authenticated  # noqa: B018 - evaluates the lazy user (free once loaded); Django keeps it
+    except Exception:  # a database that is down, say: the error then carries no context
+        logger.debug("could not load the request's user", exc_info=True)
 
 
 def _name_of(user: Any) -> Optional[str]:
@@ -177,10 +177,15 @@ def _email_of(user: Any) -> Optional[str]:
     return value if isinstance(value, str) and value else None
 
 
+def _session_key(request: HttpRequest) -> Optional[str]:
+    # The key of the session cookie, held in memory: reading it loads nothing.
+    session_key = getattr(getattr(request, "session", None), "session_key", None)
+    return session_key if isinstance(session_key, str) and session_key else None
+
+
 def _session_hash(request: HttpRequest) -> Optional[str]:
-    session = getattr(request, "session", None)
-    session_key = getattr(session, "session_key", None)
-    if not session_key:
+    session_key = _session_key(request)
+    if session_key is None:
         return None
     digest: str = salted_hmac(SESSION_SALT, session_key, algorithm="sha256").hexdigest()
     return digest[:32]

@@ -6,15 +6,35 @@
 
 Use it with sentry-sdk's ``FlaskIntegration``, which gives every request its own
 isolation scope.
+
+By default a user Flask-Login loaded is a ``user`` context keyed by ``get_id()`` (name and
+email only when the Sentry client allows PII), anyone else an anonymous ``user`` context.
+The context is built when an error is captured, from what the request already holds: the
+app's ``user_loader`` never runs for it. A user the request has not loaded is keyed by the
+id Flask-Login keeps in the session; where only the ``user_loader`` could tell who it is (a
+"remember me" cookie, a ``request_loader``), the error carries no context. For an unhandled
+exception the user is loaded first, before sentry-sdk captures it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+import sentry_sdk
+
 from sentry_flags._context import set_launchdarkly_context
-from sentry_flags._web import default_context
+from sentry_flags._flask_login import (
+    NOT_LOADED,
+    UNKNOWN,
+    check_loaded,
+    flask_login,
+    loaded_user,
+    session_user_id,
+)
+from sentry_flags._integration import FlagsIntegration
+from sentry_flags._web import AnonymousKey, default_context
 
 try:
     import flask
@@ -32,7 +52,30 @@ ContextFromRequest = Callable[["flask.Request"], Optional["Context"]]
 
 
 class FlagsExtension:
-    """Makes each request's LaunchDarkly context known to Sentry's error pipeline."""
+    """Makes each request's LaunchDarkly context known to Sentry's error pipeline.
+
+    Use it with sentry-sdk's ``FlaskIntegration``, which gives every request its own
+    isolation scope. Per request a ``before_request`` hook stores a closure; the context is
+    built only when an error is captured, still inside the request, from what the request
+    already holds (capturing never runs the app's Flask-Login ``user_loader``), so requests
+    without errors pay almost nothing. A flag evaluation later in the request replaces it
+    (latest wins). Guide: docs/frameworks.md, "Flask".
+
+    Args:
+        app: The Flask app to set up now. Default `None`: call `init_app` later (the
+            application-factory pattern).
+        context_from_request: Keyword only. ``(request) -> ldclient.Context | None``, the
+            context of a request. Default `None`: the user Flask-Login loaded for the
+            request, as a ``user`` context keyed by ``get_id()`` (name and email only when
+            the app allows PII); a user Flask-Login did not load yet, keyed by the user id
+            its session holds, without name or email; no context where only the
+            ``user_loader`` could tell who it is; anyone else an anonymous context with a
+            random key. A builder that raises, or returns `None`, means no context on that
+            error; it never reaches the app.
+
+    Raises:
+        TypeError: ``context_from_request`` is not callable, or ``app`` is not a Flask app.
+    """
 
     def __init__(
         self, app: Optional[flask.Flask] = None, *, context_from_request: Optional[ContextFromRequest] = None
@@ -47,45 +90,127 @@ class FlagsExtension:
             self.init_app(app)
 
     def init_app(self, app: flask.Flask) -> None:
+        """Set up ``app``: register the per-request hook (the application factory pattern).
+
+        Raises:
+            TypeError: ``app`` is not a Flask application.
+        """
         if not isinstance(getattr(app, "extensions", None), dict) or not callable(
             getattr(app, "before_request", None)
         ):
             raise TypeError(f"app must be a Flask application, got {type(app).__name__}")
-        app.extensions["sentry_flags"] = self
+        first = EXTENSION_KEY not in app.extensions
+        app.extensions[EXTENSION_KEY] = self
         app.before_request(self._before_request)
+        if first:
+            _load_user_before_capture(app)
 
     def _before_request(self) -> None:
-        # Latest wins: a flag evaluation later in the request replaces this.
-        request = flask.request._get_current_object()  # type: ignore[attr-defined]
-        set_launchdarkly_context(lambda: self._build(request))
-
-    def _build(self, request: flask.Request) -> Optional[Context]:
-        # Runs when an error is captured, still inside the request context.
-        try:
-            if self.context_from_request is not None:
-                return self.context_from_request(request)
-            user = _login_user()
-            if user is not None and getattr(user, "is_authenticated", False):
-                return default_context(
-                    user.get_id() if hasattr(user, "get_id") else getattr(user, "id", None),
-                    name=getattr(user, "name", None),
-                    email=getattr(user, "email", None),
-                )
-            return default_context(None)
-        except Exception:
-            logger.debug("could not build the LaunchDarkly context for a request", exc_info=True)
-            return None
+        request = _unproxied(flask.request)
+        builder = self.context_from_request
+        if builder is not None:
+            set_launchdarkly_context(lambda: builder(request))
+            return
+        # The objects themselves, not Flask's context-bound proxies: the provider may run
+        # after the request context is gone (an error sentry-sdk's WSGI middleware captures).
+        app, g, session = _unproxied(flask.current_app), _unproxied(flask.g), _unproxied(flask.session)
+        anonymous = AnonymousKey()
+        set_launchdarkly_context(lambda: _default_context(app, request, g, session, anonymous))
 
 
-def _login_user() -> Any:
-    """Flask-Login's user for this request, if Flask-Login is in use."""
-    if not flask.has_request_context():
+EXTENSION_KEY = "sentry_flags"
+
+
+def _default_context(
+    app: flask.Flask, request: flask.Request, g: Any, session: Any, anonymous: AnonymousKey
+) -> Optional[Context]:
+    """The default context: Flask-Login's user if the app uses Flask-Login, else anonymous.
+
+    Runs while an error is captured: reads only what the request already holds, never the
+    app's ``user_loader``.
+    """
+    manager = getattr(app, "login_manager", None)
+    if manager is None:  # no Flask-Login: nobody is logged in
+        return default_context(None, anonymous_key=anonymous())
+    user = loaded_user(g)
+    if user is NOT_LOADED:
+        return _unloaded_user_context(app, manager, request, session, anonymous)
+    if not getattr(user, "is_authenticated", False):
+        return default_context(None, anonymous_key=anonymous())
+    key = user.get_id() if callable(getattr(user, "get_id", None)) else getattr(user, "id", None)
+    if key is None or key == "":
+        return None  # logged in, but with no id to key a context by
+    name, email = _text(getattr(user, "name", None)), _text(getattr(user, "email", None))
+    return default_context(key, name=name, email=email)
+
+
+def _unloaded_user_context(
+    app: flask.Flask, manager: Any, request: flask.Request, session: Any, anonymous: AnonymousKey
+) -> Optional[Context]:
+    """Who the request's user is, as far as can be told without loading it.
+
+    Follows Flask-Login's own order (the session, the remember cookie, the request loader,
+    the header), stopping with None (no context) where only the ``user_loader`` could tell.
+    """
+    user_id = session_user_id(session)
+    if user_id is UNKNOWN:
         return None
+    protection = app.config.get("SESSION_PROTECTION", getattr(manager, "session_protection", None))
+    if user_id is not None:
+        if protection == "strong" and not getattr(session, "permanent", False):
+            return None  # Flask-Login would drop this session if it came from elsewhere
+        return default_context(user_id)  # without name or email: the user was not read
+    module = flask_login()
+    cookie = app.config.get("REMEMBER_COOKIE_NAME", getattr(module, "COOKIE_NAME", "remember_token"))
+    if cookie in request.cookies:
+        return None  # a "remember me" login, which the user_loader may turn into a user
+    if getattr(manager, "request_callback", None) is not None:
+        return None  # the app's request_loader may authenticate this request
+    header = app.config.get("AUTH_HEADER_NAME", getattr(module, "AUTH_HEADER_NAME", "Authorization"))
+    if header in request.headers:
+        return None  # a header_loader (deprecated in Flask-Login) may
+    return default_context(None, anonymous_key=anonymous())
+
+
+def _load_user_before_capture(app: flask.Flask) -> None:
+    """Make ``app`` load Flask-Login's user before sentry-sdk captures an unhandled exception.
+
+    sentry-sdk's ``FlaskIntegration`` captures from a ``got_request_exception`` receiver,
+    which Flask sends first thing in ``handle_exception``; blinker calls receivers in no
+    defined order, so a receiver of ours could not be sure to run first. Wrapping the app's
+    ``handle_exception`` (as Flask-RESTful does) runs on the request's thread, inside the
+    request, before the signal: loading the user there is the app's own ``current_user``
+    read, not one made while capturing.
+    """
+    handle_exception = app.handle_exception
+
+    @functools.wraps(handle_exception)
+    def load_user_then_handle(e: Exception) -> Any:
+        _load_login_user(app)
+        return handle_exception(e)
+
+    app.handle_exception = load_user_then_handle  # type: ignore[method-assign]
+
+
+def _load_login_user(app: flask.Flask) -> None:
     try:
-        from flask_login import current_user
-    except ImportError:
-        return None
-    try:
-        return current_user._get_current_object()
-    except Exception:
-        return None
+        extension = app.extensions.get(EXTENSION_KEY)
+        if not isinstance(extension, FlagsExtension) or extension.context_from_request is not None:
+            return  # a builder of yours gets the request as it is
+        if sentry_sdk.get_client().get_integration(FlagsIntegration) is None:
+            return  # nothing of ours captures this error
+        module = flask_login() if getattr(app, "login_manager", None) is not None else None
+        if module is None or not flask.has_request_context():
+            return
+        if module.current_user._get_current_object() is not None:
+            check_loaded(flask.g)
+    except Exception:  # a user_loader that fails (its database down, say): as if never loaded
+        logger.debug("could not load Flask-Login's user before capturing an error", exc_info=True)
+
+
+def _unproxied(proxy: Any) -> Any:
+    return proxy._get_current_object()  # werkzeug's LocalProxy: the object it stands for
+
+
+def _text(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) and value else None

@@ -1,7 +1,7 @@
 """Capture the LaunchDarkly context and the result of every flag evaluation.
 
-Use :class:`SentryFlagsPlugin` in ``ldclient.Config(plugins=[...])`` when the LD client is
-built after Sentry (:class:`SentryFlagsAsyncPlugin` in ``AsyncConfig(plugins=[...])`` for the
+Use `SentryFlagsPlugin` in ``ldclient.Config(plugins=[...])`` when the LD client is
+built after Sentry (`SentryFlagsAsyncPlugin` in ``AsyncConfig(plugins=[...])`` for the
 experimental ``ldclient.async_client.AsyncLDClient``), or pass the client, sync or async, to
 ``FlagsIntegration(launchdarkly_client=...)``. One hook records both who was evaluated
 (``launchdarklyContext``) and what they were served (Sentry's ``flags`` context for
@@ -11,13 +11,21 @@ booleans, ``flagEvaluations`` for every value): it replaces sentry-sdk's own
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from sentry_flags._context import CONTEXT_KEY, NO_REDACTION, ContextSlot, Redaction
-from sentry_flags._flags import link_flag
+from sentry_flags._context import (
+    CONTEXT_KEY,
+    NO_REDACTION,
+    ContextSlot,
+    Redaction,
+    remember_client_redaction,
+)
+from sentry_flags._flags import Failures, link_flag
+from sentry_flags._ldclient import UNREADABLE, client_config
 from sentry_flags._sentry import isolation_contexts
 
 try:
@@ -44,7 +52,9 @@ if TYPE_CHECKING:
 
     AnyLDClient = Union[LDClient, AsyncLDClient]
 
-__all__ = ["LaunchDarklyContextHook", "SentryFlagsAsyncPlugin", "SentryFlagsPlugin", "install_hook"]
+__all__ = ["SentryFlagsPlugin", "install_hook"]  # and SentryFlagsAsyncPlugin where it exists
+
+logger = logging.getLogger("sentry_flags")
 
 HOOK_NAME = "sentry-flags"
 ASYNC_CLIENT_MODULE = "ldclient.async_client"
@@ -80,8 +90,15 @@ class LaunchDarklyContextHook(Hook):
     redaction, size limits and Sentry's context shapes wait until an error is captured.
     """
 
-    def __init__(self, redaction: Redaction = NO_REDACTION) -> None:
+    def __init__(self, redaction: Redaction = NO_REDACTION, *, failures: Optional[Failures] = None) -> None:
         self.redaction = redaction
+        self._failures = failures if failures is not None else Failures()
+
+    @property
+    def failures(self) -> int:
+        """Evaluations this hook could not record, each logged at debug on the
+        ``sentry_flags`` logger with its traceback (the evaluation itself is unaffected)."""
+        return self._failures.count
 
     @property
     def metadata(self) -> Metadata:
@@ -110,45 +127,97 @@ class LaunchDarklyContextHook(Hook):
                 detail.variation_index, None, detail.reason,
             )  # fmt: skip
         except Exception:  # never into the app's evaluation
-            pass
+            self._failures.failed("LaunchDarkly hook")
         return data
 
 
 _hooked: weakref.WeakKeyDictionary[AnyLDClient, LaunchDarklyContextHook] = weakref.WeakKeyDictionary()
 _hooked_lock = threading.Lock()
 
+# What a plugin's hook redacts until the LD SDK tells the plugin which client it serves: no
+# evaluation runs before that, but if one did, nothing private could leave.
+UNBOUND = Redaction(all_private=True)
 
-def install_hook(client: AnyLDClient) -> LaunchDarklyContextHook:
+
+def install_hook(client: AnyLDClient) -> Optional[LaunchDarklyContextHook]:
     """Add our hook to ``client`` (an ``LDClient`` or ``AsyncLDClient``) once, however often
-    Sentry is initialised."""
+    Sentry is initialised; None when a sentry-flags plugin in its config gives it one."""
     with _hooked_lock:
         hook = _hooked.get(client)
-        if hook is None:
-            hook = _plugin_hook(client)
-            if hook is not None:
-                # The async client registers its plugins only in start(), often after
-                # Sentry is set up: the plugin's hook will run, adding ours would record
-                # every evaluation twice. Its privacy settings are known already.
-                hook.redaction = Redaction.from_client(client)
-            else:
-                hook = LaunchDarklyContextHook(Redaction.from_client(client))
-                client.add_hook(hook)
-                if isinstance(client, LDClient):  # AsyncLDClient has no postfork()
-                    _keep_after_postfork(client, hook)
-            _hooked[client] = hook
+        if hook is not None:
+            return hook
+        if _has_plugin(client):
+            # The plugin gives the client a hook of its own when the client registers it (the
+            # async client only in start(), often after Sentry is set up): adding ours too
+            # would record every evaluation twice.
+            return None
+        hook = LaunchDarklyContextHook(Redaction.from_client(client))
+        remember_client_redaction(client, hook.redaction)
+        client.add_hook(hook)
+        if isinstance(client, LDClient):  # AsyncLDClient has no postfork()
+            _keep_after_postfork(client, hook)
+        _hooked[client] = hook
         return hook
 
 
-def _plugin_hook(client: Any) -> Optional[LaunchDarklyContextHook]:
-    """The hook of a sentry-flags plugin in ``client``'s config, if it has one."""
-    plugins: Any = getattr(getattr(client, "_config", None), "plugins", None)
+def _has_plugin(client: Any) -> bool:
+    """Whether ``client``'s config holds a sentry-flags plugin."""
+    config = client_config(client)
+    plugins: Any = None if config is UNREADABLE else getattr(config, "plugins", None)
     if not isinstance(plugins, (list, tuple)):
-        return None
-    for plugin in plugins:
-        hook = getattr(plugin, "_hook", None) if isinstance(plugin, tuple(_plugin_types)) else None
-        if isinstance(hook, LaunchDarklyContextHook):
-            return hook
-    return None
+        return False
+    return any(isinstance(plugin, tuple(_plugin_types)) for plugin in plugins)
+
+
+class _PluginHooks:
+    """One hook per LD client a plugin is given to, each with that client's redaction.
+
+    A plugin instance may sit in several clients' configs. The LD SDK (9.12 to 9.20, sync
+    and async) starts each client by asking its plugins for hooks, ``get_hooks(metadata)``,
+    then calling ``register(client, metadata)`` with the same metadata object: that object
+    is what ties the hook handed out to the client it now belongs to.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # (the metadata get_hooks was given, its hook); the metadata is only held weakly.
+        self._unbound: list[tuple[weakref.ref[Any], LaunchDarklyContextHook]] = []
+        self.failures = Failures()  # of every hook handed out, whatever client it serves
+
+    def hooks(self, metadata: Any) -> list[Hook]:
+        hook = LaunchDarklyContextHook(UNBOUND, failures=self.failures)
+        with self._lock:
+            # A start-up that failed between get_hooks and register leaves an entry whose
+            # metadata is gone by now: dropped here, so the list stays as short as that.
+            self._unbound = [(ref, h) for ref, h in self._unbound if ref() is not None]
+            self._unbound.append((_weak(metadata), hook))
+        return [hook]
+
+    def register(self, client: Any, metadata: Any) -> None:
+        with self._lock:
+            found = [h for ref, h in self._unbound if ref() is metadata]
+            self._unbound = [(ref, h) for ref, h in self._unbound if ref() is not metadata]
+        if not found:
+            # An LD SDK that registers with another object than it asked for hooks with:
+            # the hooks handed out keep redacting everything but kind and key.
+            logger.warning(
+                "sentry-flags plugin: could not tell which hook belongs to this LaunchDarkly "
+                "client; its contexts are sent with every attribute redacted"
+            )
+            return
+        redaction = Redaction.from_client(client)
+        remember_client_redaction(client, redaction)
+        for hook in found:
+            hook.redaction = redaction
+        with _hooked_lock:
+            _hooked[client] = found[-1]
+
+
+def _weak(value: Any) -> weakref.ref[Any]:
+    try:
+        return weakref.ref(value)
+    except TypeError:  # not weak-referenceable: held for as long as the entry is
+        return lambda: value  # type: ignore[return-value]
 
 
 _plugin_types: list[type[Any]] = []  # the plugin classes this LD SDK lets us define
@@ -178,21 +247,24 @@ if Plugin is not None:
         """LD SDK plugin form of the capture hook (LD Python SDK 9.12+)."""
 
         def __init__(self) -> None:
-            self._hook = LaunchDarklyContextHook()
+            self._hooks = _PluginHooks()
 
         @property
         def metadata(self) -> PluginMetadata:
             return PluginMetadata(name=HOOK_NAME)
 
+        @property
+        def failures(self) -> int:
+            """Evaluations its hooks could not record, on every client it was given to (each
+            logged at debug with its traceback)."""
+            return self._hooks.failures.count
+
         def register(self, client: LDClient, metadata: EnvironmentMetadata) -> None:
-            # get_hooks() runs before register(), so the client's privacy settings
-            # reach the hook here.
-            self._hook.redaction = Redaction.from_client(client)
-            with _hooked_lock:
-                _hooked[client] = self._hook
+            # get_hooks() ran first: the client's privacy settings reach its hook here.
+            self._hooks.register(client, metadata)
 
         def get_hooks(self, metadata: EnvironmentMetadata) -> list[Hook]:
-            return [self._hook]
+            return self._hooks.hooks(metadata)
 
     _plugin_types.append(SentryFlagsPlugin)
 
@@ -209,19 +281,23 @@ if AsyncPlugin is not None:
         """
 
         def __init__(self) -> None:
-            self._hook = LaunchDarklyContextHook()
+            self._hooks = _PluginHooks()
 
         @property
         def metadata(self) -> PluginMetadata:
             return PluginMetadata(name=HOOK_NAME)
 
+        @property
+        def failures(self) -> int:
+            """As `SentryFlagsPlugin.failures`."""
+            return self._hooks.failures.count
+
         async def register(self, client: AsyncLDClient, metadata: EnvironmentMetadata) -> None:
             # As in SentryFlagsPlugin: get_hooks() ran first, the privacy settings come here.
-            self._hook.redaction = Redaction.from_client(client)
-            with _hooked_lock:
-                _hooked[client] = self._hook
+            self._hooks.register(client, metadata)
 
         def get_hooks(self, metadata: EnvironmentMetadata) -> list[Hook]:
-            return [self._hook]
+            return self._hooks.hooks(metadata)
 
     _plugin_types.append(SentryFlagsAsyncPlugin)
+    __all__ += ["SentryFlagsAsyncPlugin"]

@@ -27,7 +27,6 @@ mismatch after LaunchDarkly served a value).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 import threading
@@ -37,7 +36,7 @@ from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any, Optional
 
 from sentry_flags._context import CONTEXT_KEY, ContextSlot
-from sentry_flags._flags import FLAGS_KEY, FlagLog, link_flag
+from sentry_flags._flags import FLAGS_KEY, Failures, FlagLog, link_flag
 from sentry_flags._openfeature import has_key, snapshot, to_ld_context
 from sentry_flags._sentry import isolation_contexts
 
@@ -68,12 +67,21 @@ class SentryFlagsHook(Hook):
     Records in ``finally_after``, which OpenFeature runs once for every evaluation, failed
     ones included, with the details the app got. Never raises into the evaluation.
     ``skipped_contexts`` counts evaluation contexts that did not become ``launchdarklyContext``.
+    Register it with ``api.add_hooks([SentryFlagsHook()])`` (every client) or on one client;
+    it takes no arguments. Guide: docs/openfeature.md.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._skipped: Counter[str] = Counter()
         self._ldclient = find_spec("ldclient") is not None
+        self._failures = Failures()
+
+    @property
+    def failures(self) -> int:
+        """Evaluations this hook could not record, each logged at debug on the
+        ``sentry_flags`` logger with its traceback (the evaluation itself is unaffected)."""
+        return self._failures.count
 
     @property
     def skipped_contexts(self) -> dict[str, int]:
@@ -86,6 +94,8 @@ class SentryFlagsHook(Hook):
             return dict(self._skipped)
 
     def skip(self, reason: str) -> None:
+        """Count one context that did not become ``launchdarklyContext``, for ``reason``
+        (the hook's own bookkeeping, shown in `skipped_contexts`)."""
         with self._lock:
             self._skipped[reason] += 1
 
@@ -93,8 +103,10 @@ class SentryFlagsHook(Hook):
         # Only when our LaunchDarkly hook may be in use: the provider may evaluate through an
         # LDClient that records this very evaluation itself (see finally_after).
         if LD_HOOK_MODULE in sys.modules:
-            with contextlib.suppress(Exception):  # never into the evaluation
+            try:
                 hook_context.hook_data[LOG_BEFORE] = isolation_contexts().get(FLAGS_KEY)
+            except Exception:  # never into the evaluation
+                self._failures.failed("OpenFeature hook (before)")
         return None
 
     def finally_after(
@@ -117,7 +129,7 @@ class SentryFlagsHook(Hook):
                 _text(details.reason if error is None else error),
             )  # fmt: skip
         except Exception:  # never into the evaluation
-            pass
+            self._failures.failed("OpenFeature hook")
 
     def _record_context(
         self, contexts: dict[str, Any], targeting_key: Optional[str], attributes: Mapping[str, Any]

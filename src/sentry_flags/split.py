@@ -31,20 +31,25 @@ __all__ = [
 MAX_TREATMENTS = MAX_FLAGS  # the latest flags of every source together, as Sentry's buffer
 
 
-def record_treatment(feature: str, treatment: str, label: Optional[str] = None) -> None:
+def record_treatment(feature: str, treatment: str, label: Optional[str] = None) -> bool:
     """Record that ``feature`` served ``treatment`` in the current request or task.
 
-    Never raises. The latest treatment of a feature wins and moves it to the end.
+    Never raises. The latest treatment of a feature wins and moves it to the end. False when
+    it was not recorded: not a feature name and a treatment, or recording failed (logged at
+    debug with its traceback).
     """
     if isinstance(feature, str) and feature and isinstance(treatment, str):
-        record_flag("split", feature, treatment, reason=label if isinstance(label, str) and label else None)
+        return record_flag(
+            "split", feature, treatment, reason=label if isinstance(label, str) and label else None
+        )
+    return False
 
 
-def _record_impression(data: Any) -> None:
+def _record_impression(data: Any) -> bool:
     impression = data.get("impression") if isinstance(data, Mapping) else None
     if impression is None:
-        return
-    record_treatment(
+        return False
+    return record_treatment(
         getattr(impression, "feature_name", None),  # type: ignore[arg-type]
         getattr(impression, "treatment", None),  # type: ignore[arg-type]
         getattr(impression, "label", None),
@@ -56,16 +61,22 @@ class ImpressionListener:
 
     ``data`` is ``{"impression": Impression, "attributes": ..., "sdk-language-version": ...,
     "instance-id": ...}``; only the impression's feature, treatment and label are used.
+    Build it with `impression_listener`. Guide: docs/frameworks.md, "Split treatments".
     """
 
     def log_impression(self, data: Any) -> None:
+        """Record the impression's treatment for the current request or task; never raises."""
         _record_impression(data)
 
 
 class AsyncImpressionListener:
-    """The same for splitio's asyncio client, which awaits ``log_impression``."""
+    """The same for splitio's asyncio client, which awaits ``log_impression``.
+
+    Build it with `async_impression_listener`.
+    """
 
     async def log_impression(self, data: Any) -> None:
+        """Record the impression's treatment for the current request or task; never raises."""
         _record_impression(data)
 
 

@@ -13,4 +13,7 @@ urlpatterns = [
     path("async/ok", views.async_ok),
     path("async/boom/<str:name>", views.async_boom),
     path("async/capture/<str:name>", views.async_capture),
+    path("async/capture-after-auser/<str:name>", views.async_capture_after_auser),
+    path("capture/<str:name>", views.capture),
+    path("capture-after-user/<str:name>", views.capture_after_user),
 ]

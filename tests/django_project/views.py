@@ -53,6 +53,25 @@ async def async_capture(request: HttpRequest, name: str) -> HttpResponse:
     return HttpResponse("reported")
 
 
+def capture(request: HttpRequest, name: str) -> HttpResponse:
+    # Reported by the view itself, before anything loaded the request's user.
+    try:
+        raise RuntimeError(f"boom {name}")
+    except RuntimeError as exc:
+        sentry_sdk.capture_exception(exc)
+    return HttpResponse("reported")
+
+
+def capture_after_user(request: HttpRequest, name: str) -> HttpResponse:
+    request.user.is_authenticated  # noqa: B018 - the view used its user, as views that need it do
+    return capture(request, name)
+
+
+async def async_capture_after_auser(request: HttpRequest, name: str) -> HttpResponse:
+    await request.auser()  # the view loaded its user (Django 5.0+), as views that use it do
+    return await async_capture(request, name)
+
+
 def report_twice(request: HttpRequest) -> HttpResponse:
     sentry_sdk.capture_message("first")
     sentry_sdk.capture_message("second")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,6 +116,24 @@ def test_error_captured_arrives(
     }
     assert message["context"] == {"library": SEGMENT_LIBRARY}
     assert forwarder.stats.forwarded == 1
+    assert forwarder.stats.stepped_aside == {}  # the library write went as _segment expects
+
+
+def test_a_consumer_is_rebuilt_from_its_own_settings(make_client: Callable[..., Any]) -> None:
+    # What a forked child's restart does (sentry_flags._segment), on the legacy Consumer.
+    import queue
+
+    from sentry_flags._segment import rebuilt_consumer
+
+    [old] = make_client(send=False, upload_size=7, gzip=True).consumers  # never started
+    fresh: queue.Queue[Any] = queue.Queue(3)
+    new = rebuilt_consumer(old, fresh)
+
+    assert new is not None
+    assert type(new) is type(old)
+    assert new.queue is fresh
+    for setting in ("upload_size", "upload_interval", "gzip", "write_key", "host", "retries", "timeout"):
+        assert getattr(new, setting) == getattr(old, setting), setting
 
 
 def test_huge_error_arrives_and_flush_does_not_hang(
@@ -171,3 +190,26 @@ def test_module_level_api(
     # analytics.track() returns None, the client's (True, msg): both are accepted.
     assert forwarder.stats.forwarded == 1
     assert forwarder.stats.failed == 0
+
+
+def test_what_its_retries_log_is_not_forwarded_but_the_apps_backoff_is(
+    sentry_init: Callable[..., Any], make_client: Callable[..., Any], segment_receiver: SegmentReceiver
+) -> None:
+    from sentry_flags.testing import RecordingForwarder
+
+    recorder = RecordingForwarder()
+    init(sentry_init, recorder)
+    segment_receiver.set_mode("error")
+    client = make_client(max_retries=1)
+
+    client.track("u-1", "Checked out")
+    client.flush()  # the consumer retries with backoff, which gives up and logs it: "backoff"
+    logging.getLogger("backoff").error("the app's own retries gave up")  # on the app's thread
+    sentry_sdk.flush()
+    wait_for(
+        lambda: any(v.logger == "backoff" for v in recorder.views) and recorder.stats.skipped,
+        message="the app's backoff forwarded, the consumer's skipped",
+    )
+
+    assert [(v.logger, v.message) for v in recorder.views] == [("backoff", "the app's own retries gave up")]
+    assert recorder.stats.skipped["vendor_sdk_log"] >= 2  # backoff's and Segment's own "error uploading"

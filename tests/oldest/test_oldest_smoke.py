@@ -1,11 +1,13 @@
-"""End-to-end smoke test that must pass on every supported sentry-sdk 2.x.
+"""End-to-end smoke test that must pass on every supported sentry-sdk: 2.26.1 and up, and 3.x.
 
 It is the test the ``sentry-oldest`` tox env exists for: the real ``sentry_sdk.init`` with
 ``FlagsIntegration``, real transport, and a Sentry stand-in built only on the standard
 library's ``http.server`` (no pytest-httpserver, no helpers from ``tests/``), so nothing in
 here depends on a newer sentry-sdk than the one under test. Scopes are reached through the
-``Scope`` classmethods, which every 2.x release has; only ``sentry_flags`` itself may use
-newer APIs, and this test is how we find out when it does.
+``Scope`` classmethods, which every 2.x release and 3.x have; only ``sentry_flags`` itself
+may use newer APIs, and this test is how we find out when it does. On 3.x, which collects
+user info unless told otherwise, ``init`` says ``data_collection={"user_info": False}``: the
+same "no personal data" these tests expect from 2.x's defaults.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ except ImportError:  # pragma: no cover - depends on the environment
     brotli = None
 
 TIMEOUT = 5.0
+SENTRY_SDK_3 = sentry_sdk.VERSION.startswith("3.")
+# 2.x collects no personal data by default; 3.x must be told (it has no send_default_pii).
+NO_PII: dict[str, Any] = {"data_collection": {"user_info": False}} if SENTRY_SDK_3 else {}
 
 
 # --------------------------------------------------------------------------------------
@@ -173,6 +178,7 @@ def init(sentry: SentryStandIn) -> Iterator[Callable[..., Any]]:
             "shutdown_timeout": 2,
             "http_proxy": "",
             "https_proxy": "",
+            **NO_PII,
         }
         settings.update(options)
         sentry_sdk.init(**settings)
@@ -232,7 +238,7 @@ class RecordingForwarder(Forwarder):
 def test_versions_are_reported() -> None:
     # Shows up with -v / -ra, so a CI log says which sentry-sdk this ran against.
     print(f"sentry-sdk {sentry_sdk.VERSION}, sentry-flags {sentry_flags.__version__}")
-    assert sentry_sdk.VERSION.startswith("2.")
+    assert sentry_sdk.VERSION.startswith(("2.", "3."))
 
 
 def test_error_reaches_sentry_with_settings_and_filters(
@@ -304,7 +310,7 @@ def test_launchdarkly_context_is_attached_redacted_and_isolated(
     assert attached["key"] == "user-1"
     assert attached["kind"] == "user"
     assert attached["tier"] == "gold"
-    # send_default_pii is off: name and email go, and "plan" is private on the context.
+    # No personal data allowed: name and email go, and "plan" is private on the context.
     for gone in ("name", "email", "plan"):
         assert gone not in attached
     assert sorted(attached["_meta"]["redactedAttributes"]) == ["email", "name", "plan"]
@@ -366,7 +372,7 @@ def test_forwarders_get_the_event_and_flush_drains_them(
     assert sent["type"] == "ValueError"
     assert sent["value"] == "forward me"
     assert sent["environment"] == "prod"
-    assert sent["user"] == {"id": "42"}  # no PII without send_default_pii
+    assert sent["user"] == {"id": "42"}  # no personal data allowed: no email
     assert forwarder.stats.forwarded == 1
     assert skipped.sent == []
     assert skipped.stats.skipped == {"environment": 1}

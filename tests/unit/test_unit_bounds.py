@@ -6,12 +6,15 @@ import json
 from typing import Any
 
 from sentry_flags._bounds import (
-    MAX_CONTEXT_BYTES,
+    CONTEXT_BUDGET,
+    MAX_LISTED_BYTES,
     MAX_VALUE_BYTES,
     bound_context,
     cut_text,
     cut_value,
     json_size,
+    relay_size,
+    type_reserve,
 )
 
 
@@ -23,7 +26,7 @@ def test_json_size_is_what_sentry_sdk_encodes() -> None:
 def test_what_cannot_be_encoded_counts_as_too_large() -> None:
     loop: list[Any] = []
     loop.append(loop)
-    assert json_size(loop) > MAX_CONTEXT_BYTES
+    assert json_size(loop) > CONTEXT_BUDGET
     assert cut_value(loop) == (None, True)
     assert cut_value(10**5000) == (None, True)  # past Python's int-to-str digit limit
 
@@ -63,22 +66,60 @@ def test_cuts_join_redactions_under_meta_and_refs_are_escaped() -> None:
     assert bound_context(context)["_meta"] == {"cutAttributes": ["/~1x"]}
 
 
-def test_kind_key_and_anonymous_are_never_cut() -> None:
-    key = "k" * 50_000
-    found = bound_context({"kind": "user", "key": key, "anonymous": True, "n": "x" * 100})
+def test_kind_key_and_anonymous_are_never_left_out() -> None:
+    key = "k" * MAX_VALUE_BYTES  # as long as a value may be
+    others = {f"a{i}": "x" * 2000 for i in range(6)}
+    found = bound_context({"kind": "user", "key": key, "anonymous": True, **others})
     assert found["key"] == key
     assert found["anonymous"] is True
-    # n fits its own limit, but the key alone is over the total: everything else goes.
-    assert "n" not in found
-    assert found["_meta"] == {"cutAttributes": ["n"]}
+    assert found["kind"] == "user"
+    assert "cutAttributes" in found["_meta"]  # the attributes went for them
+    assert relay_size(found, 0) + type_reserve("launchdarklyContext") <= CONTEXT_BUDGET
+
+
+def test_a_key_longer_than_a_value_may_be_is_cut_like_one_and_listed() -> None:
+    # sentry-sdk (max_value_length) or Sentry's ingestion would cut it otherwise, unmarked
+    # by us; a lone surrogate Relay would replace.
+    found = bound_context({"kind": "user", "key": "k" * 50_000, "n": "x" * 100})
+    assert found["key"] == "k" * (MAX_VALUE_BYTES - 3) + "..."
+    assert found["n"] == "x" * 100
+    assert found["_meta"] == {"cutAttributes": ["key"]}
+    found = bound_context({"kind": "user", "key": "a\udcffb"}, 100)
+    assert found["key"] == "a?b"
+    assert found["_meta"] == {"cutAttributes": ["key"]}
 
 
 def test_many_small_attributes_go_largest_first_until_the_total_fits() -> None:
     context: dict[str, Any] = {"kind": "user", "key": "u"}
     context.update({f"a{i:03}": "v" * (100 + i) for i in range(300)})
     found = bound_context(context)
-    assert json_size(found) <= MAX_CONTEXT_BYTES
-    kept = [a for a in found if a.startswith("a")]
-    gone = found["_meta"]["cutAttributes"]
-    assert set(kept) | set(gone) == {f"a{i:03}" for i in range(300)}
-    assert min(int(a[1:]) for a in gone) > max(int(a[1:]) for a in kept)  # the largest went
+    assert relay_size(found, 0) <= CONTEXT_BUDGET
+    kept = {a for a in found if a.startswith("a")}
+    listed = found["_meta"]["cutAttributes"]
+    missing = {f"a{i:03}" for i in range(300)} - kept
+    assert set(listed) <= missing
+    # The list stops at MAX_LISTED_BYTES; the rest of what went is counted.
+    assert relay_size(listed, 3) <= MAX_LISTED_BYTES + 3
+    assert len(listed) + found["_meta"]["cutAttributesUnlisted"] == len(missing)
+    assert min(int(a[1:]) for a in missing) > max(int(a[1:]) for a in kept)  # the largest went
+    assert listed == sorted(listed, reverse=True)  # listed largest first
+
+
+def test_attributes_too_small_to_list_are_counted_not_listed() -> None:
+    # 20,000 small numbers: listing each name would cost more than the number it stands for.
+    context: dict[str, Any] = {"kind": "user", "key": "u"}
+    context.update({f"n{i}": i for i in range(20_000)})
+    found = bound_context(context)
+    assert relay_size(found, 0) <= CONTEXT_BUDGET
+    meta = found["_meta"]
+    kept = [a for a in found if a.startswith("n")]
+    assert kept
+    assert len(kept) + len(meta["cutAttributes"]) + meta["cutAttributesUnlisted"] == 20_000
+
+
+def test_an_attribute_relay_would_replace_with_the_context_name_is_cut() -> None:
+    # Relay gives a context without a string "type" its own: an attribute named so goes.
+    found = bound_context({"kind": "user", "key": "u", "type": {"a": 1}, "plan": "pro"})
+    assert "type" not in found
+    assert found["_meta"] == {"cutAttributes": ["type"]}
+    assert bound_context({"kind": "user", "key": "u", "type": "admin"})["type"] == "admin"

@@ -86,6 +86,14 @@ def test_rejected_values_name_the_option_and_index(value: object, error: type[Ex
         compile_patterns("x", value)
 
 
+@pytest.mark.parametrize("written", ["/^Timeout/q", "/Time(out)?/I", r"/\d+ errors/y"])
+def test_a_slashed_regex_with_a_flag_that_is_not_one_is_rejected(written: str) -> None:
+    with pytest.raises(ValueError, match=r"ignore_errors\[1\] .* is written as a regex, but .* not"):
+        compile_patterns("ignore_errors", ["ok", written], slashed_regex=True)
+    # Outside config mode a slashed string is text, whatever follows its last slash.
+    assert compile_patterns("ignore_errors", [written]).search(f"x {written} y")
+
+
 def test_invalid_slashed_regex_names_the_option() -> None:
     with pytest.raises(ValueError, match=r"deny_urls\[1\] is not a valid regex"):
         compile_patterns("deny_urls", ["ok", "/[/"], slashed_regex=True)

@@ -140,3 +140,7 @@ def test_is_error_event() -> None:
     assert is_error_event({"type": "default"})
     assert not is_error_event({"type": "transaction"})
     assert not is_error_event({"type": "check_in"})
+    assert is_error_event({"type": "error"})
+    # Positively: a type nobody knows yet is not an error.
+    assert not is_error_event({"type": "feedback"})
+    assert not is_error_event({"type": ["error"]})

@@ -16,15 +16,26 @@ def org_of(user: Any) -> str:
     return group.name if group is not None else "acme"
 
 
+def request_org(request: HttpRequest) -> str:
+    """The org of the request's user, looked up once per request and kept on it."""
+    org: Optional[str] = getattr(request, "shop_org", None)
+    if org is None:
+        org = org_of(request.user)
+        request.shop_org = org  # type: ignore[attr-defined]
+    return org
+
+
 def context_for(request: HttpRequest) -> Optional[Context]:
     """The context flags are evaluated for, and the one Sentry errors carry.
 
-    FlagsMiddleware calls it only when an error is captured. Visitors who are not logged
-    in get sentry-flags' default: an anonymous context keyed by a hash of their session.
+    FlagsMiddleware also calls it when an error is captured, where it must not query the
+    database: the views look the user and the org up first (``identify``). Visitors who are
+    not logged in get sentry-flags' default: an anonymous context keyed by a hash of their
+    session.
     """
     user = request.user
     if not user.is_authenticated:
         return default_request_context(request)
     member = Context.builder(str(user.pk)).kind("user").set("plan", "pro" if user.is_staff else "free")
-    org = Context.builder(org_of(user)).kind("org").build()
+    org = Context.builder(request_org(request)).kind("org").build()
     return Context.create_multi(member.build(), org)

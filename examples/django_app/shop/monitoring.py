@@ -15,7 +15,7 @@ import sentry_sdk
 from sentry_sdk.integrations.django import DjangoIntegration
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))  # examples/, for vendors.py
-from vendors import Vendors, flags_integration, vendors_from_env
+from vendors import Vendors, flags_integration, no_personal_data, vendors_from_env
 
 vendors: Optional[Vendors] = None
 
@@ -29,6 +29,6 @@ def start() -> Vendors:
             dsn=os.environ.get("SENTRY_DSN"),
             environment=os.environ.get("SENTRY_ENVIRONMENT", "production"),
             integrations=[DjangoIntegration(), flags_integration(vendors)],
-            send_default_pii=False,
+            **no_personal_data(),
         )
     return vendors

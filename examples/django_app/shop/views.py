@@ -6,14 +6,14 @@ import sentry_sdk
 from django.http import HttpRequest, HttpResponse
 
 from shop import monitoring
-from shop.flags import context_for, org_of
+from shop.flags import context_for, request_org
 
 
 def identify(request: HttpRequest) -> None:
     """Name the user on Sentry's scope: the Split and Segment forwarders key events by it."""
     if request.user.is_authenticated:
         sentry_sdk.set_user({"id": str(request.user.pk)})
-        sentry_sdk.set_tag("org", org_of(request.user))
+        sentry_sdk.set_tag("org", request_org(request))
 
 
 def checkout(request: HttpRequest) -> HttpResponse:

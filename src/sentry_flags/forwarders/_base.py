@@ -1,7 +1,8 @@
 """What every forwarder shares: environment filter, counters, rate limit, the vendor call.
 
 A forwarder knows its vendor and nothing else. It runs on the delivery worker thread,
-never on the app's, and must never raise: :meth:`Forwarder.handle` counts and logs.
+never on the app's, and must never raise: `Forwarder.prepare` and
+`Forwarder.deliver` count and log what goes wrong.
 """
 
 from __future__ import annotations
@@ -17,33 +18,49 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional
 
 from sentry_flags._event import ErrorView
+from sentry_flags._private import PrivateName, step_aside
 
 logger = logging.getLogger("sentry_flags")
 
 
 @dataclass(frozen=True)
 class Stats:
-    """A snapshot of a forwarder's counters.
+    """A snapshot of a forwarder's counters: `Forwarder.stats`.
 
     Counted per error: every error that reached the forwarder (``errors``) has exactly one
     outcome, so ``forwarded + failed + rate_limited + dropped + skipped_total == errors``
     (errors still queued have none yet; after a flush none is queued). ``calls`` counts the
     vendor SDK calls, which differ from errors where one error makes several calls (Split:
-    one per identity, and culprit events): ``forwarded``/``failed`` calls and calls left
-    out for a reason (``no_identity:org``). An error is forwarded when at least one of its
+    one per identity, and culprit events). An error is forwarded when at least one of its
     calls was accepted.
+
+    Attributes:
+        errors: Errors that reached the forwarder.
+        forwarded: Errors the vendor SDK accepted.
+        failed: Errors the vendor SDK refused or raised for, every call of them.
+        rate_limited: Errors over ``max_forwarded_per_second``, or the forwarder's own bound.
+        dropped: Errors dropped because the delivery queue was full.
+        skipped: Errors not sent, by reason (``environment``, ``no_user_id``,
+            ``no_context``, ``backoff``, ...).
+        calls: Vendor SDK calls: ``forwarded`` and ``failed`` ones, and calls left out of an
+            error that was still forwarded, by reason (``no_identity:org``).
+        stepped_aside: How often a feature stepped aside because a private name of the
+            vendor SDK is missing in the installed release, by that name (e.g.
+            ``"SplitClient._factory..."``); each is also logged once.
     """
 
     errors: int = 0
     forwarded: int = 0
-    failed: int = 0  # the vendor SDK refused or raised for every call of the error
-    rate_limited: int = 0  # over max_forwarded_per_second, or the forwarder's own bound
-    dropped: int = 0  # the delivery queue was full
+    failed: int = 0
+    rate_limited: int = 0
+    dropped: int = 0
     skipped: Mapping[str, int] = field(default_factory=dict)
     calls: Mapping[str, int] = field(default_factory=dict)
+    stepped_aside: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def skipped_total(self) -> int:
+        """Errors skipped, for every reason together."""
         return sum(self.skipped.values())
 
     @property
@@ -56,13 +73,14 @@ OUTCOMES = ("forwarded", "failed", "rate_limited", "dropped")
 
 
 class Counters:
-    """Thread-safe counters behind :class:`Stats`."""
+    """Thread-safe counters behind `Stats`."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._skipped: Counter[str] = Counter()
         self._calls: Counter[str] = Counter()
+        self._stepped: Counter[str] = Counter()
 
     def after_fork(self) -> None:
         # The lock may have been held by the parent's worker at fork time. The counts start
@@ -71,6 +89,7 @@ class Counters:
         self._counts = Counter()
         self._skipped = Counter()
         self._calls = Counter()
+        self._stepped = Counter()
 
     def outcome(self, name: str, n: int = 1) -> None:
         """``n`` errors reached the forwarder and ended as ``name`` (one of OUTCOMES)."""
@@ -97,6 +116,10 @@ class Counters:
         with self._lock:
             self._calls[name] += 1
 
+    def step_aside(self, path: str) -> None:
+        with self._lock:
+            self._stepped[path] += 1
+
     def snapshot(self) -> Stats:
         with self._lock:
             c = self._counts
@@ -108,11 +131,12 @@ class Counters:
                 dropped=c["dropped"],
                 skipped=dict(self._skipped),
                 calls=dict(self._calls),
+                stepped_aside=dict(self._stepped),
             )
 
 
 class Skipped(list[Any]):
-    """What :meth:`Forwarder.calls` returns for an error it does not forward: no calls,
+    """What `Forwarder.calls` returns for an error it does not forward: no calls,
     and why (a skip reason, or ``rate_limited``)."""
 
     __slots__ = ("reason",)
@@ -149,26 +173,46 @@ def require_method(option: str, client: Any, method: str, expected: str) -> None
 
 @dataclass(frozen=True)
 class VendorCall:
-    """One vendor SDK call, as data: what ``send`` will pass to the client's ``method``."""
+    """One vendor SDK call, as data: what `Forwarder.send` will pass to the client.
+
+    `Forwarder.calls` returns these; `sentry_flags.testing.capture_forwarded` records them
+    instead of sending.
+
+    Attributes:
+        method: The vendor client's method, e.g. ``"track"``.
+        kwargs: Its keyword arguments.
+    """
 
     method: str
     kwargs: Mapping[str, Any]
 
 
 class Forwarder(ABC):
-    """Base of the vendor forwarders.
+    """The base of every forwarder, the vendors' and yours.
 
-    Subclasses implement :meth:`calls` (pure: the vendor calls one error becomes, or
-    :meth:`skip` with the reason it becomes none) and :meth:`send` (the SDK call itself).
-    Keeping them apart is what lets :mod:`sentry_flags.testing` record exactly what would be
-    sent. The base gives every error exactly one outcome in :attr:`stats`.
+    Subclasses set `vendor` and implement `calls` (pure: the vendor calls one error becomes,
+    or `skip` with the reason it becomes none) and `send` (the SDK call itself). Keeping
+    them apart is what lets `sentry_flags.testing.capture_forwarded` record exactly what
+    would be sent. Both run on the delivery thread, never on the app's; the base applies
+    ``environments``, gives every error exactly one outcome in `stats`, and never lets an
+    exception out. A guide with an example: docs/forwarders.md, "Writing your own forwarder".
+
+    Args:
+        environments: The Sentry environments to forward (a set of names). Default `None`:
+            every environment; errors from others are counted as ``skipped["environment"]``.
+
+    Raises:
+        TypeError: ``environments`` is not a collection of non-empty names.
+        ValueError: ``environments`` is empty (pass `None` to forward every environment).
     """
 
     vendor: ClassVar[str]
-    display_name: ClassVar[str] = ""  # how the vendor is named in warnings
-    # Skips that are the forwarder working as designed (the app chose the environments; an
-    # error Sentry's vendor integration would not forward either): no warning for these.
+    """The vendor's name in `ForwardedCall.vendor` and the logs, e.g. ``"split"``."""
+    display_name: ClassVar[str] = ""
+    """How the vendor is named in warnings (default: `vendor`)."""
     expected_skips: ClassVar[frozenset[str]] = frozenset({"environment", "vendor_sdk_log"})
+    """Skips that are the forwarder working as designed (the app chose the environments; an
+    error Sentry's vendor integration would not forward either): no warning for these."""
 
     def __init__(self, *, environments: Optional[Iterable[str]] = None) -> None:
         self.environments = parse_environments(environments)
@@ -176,17 +220,13 @@ class Forwarder(ABC):
 
     @property
     def stats(self) -> Stats:
+        """A snapshot of the counters: every error this forwarder saw, and its outcome."""
         return self._counters.snapshot()
 
     @property
     def name(self) -> str:
+        """How warnings name the vendor: `display_name`, else `vendor`."""
         return self.display_name or self.vendor
-
-    def handle(self, view: ErrorView, captured_at: float) -> None:
-        """Forward one error; called on the delivery worker. Never raises."""
-        calls = self.prepare(view, captured_at)
-        if calls is not None:
-            self.deliver(view, calls, captured_at)
 
     def prepare(self, view: ErrorView, captured_at: float) -> Optional[list[VendorCall]]:
         """The calls to make for ``view``, or None when its outcome is already counted.
@@ -216,7 +256,7 @@ class Forwarder(ABC):
         return calls
 
     def deliver(self, view: ErrorView, calls: list[VendorCall], captured_at: float) -> None:
-        """Make ``calls`` (what :meth:`prepare` returned) and count the error's outcome."""
+        """Make ``calls`` (what `prepare` returned) and count the error's outcome."""
         counters = self._counters
         accepted = False
         for call in calls:
@@ -241,17 +281,23 @@ class Forwarder(ABC):
 
     @staticmethod
     def skip(reason: str) -> Skipped:
-        """What :meth:`calls` returns to skip the error: ``return self.skip("no_user_id")``."""
+        """What `calls` returns to skip the error: ``return self.skip("no_user_id")``."""
         return Skipped(reason)
 
     @staticmethod
     def rate_limit() -> Skipped:
-        """What :meth:`calls` returns for an error over the forwarder's own rate bound."""
+        """What `calls` returns for an error over the forwarder's own rate bound."""
         return Skipped(RATE_LIMITED)
 
     def skip_call(self, reason: str) -> None:
-        """Count one vendor call :meth:`calls` leaves out of an error it still forwards."""
+        """Count one vendor call `calls` leaves out of an error it still forwards."""
         self._counters.call(reason)
+
+    def step_aside(self, name: PrivateName, exc: Optional[BaseException] = None) -> None:
+        """The vendor SDK lacks the private name ``name``: count it in `stats` and
+        process-wide (one warning per name); the feature that needed it does without."""
+        self._counters.step_aside(name.path)
+        step_aside(name, exc)
 
     @abstractmethod
     def calls(self, view: ErrorView, captured_at: float) -> list[VendorCall]:
@@ -274,6 +320,7 @@ class Forwarder(ABC):
         self._counters.outcome(name, n)
 
     def count_skipped(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` errors skipped for ``reason`` before the forwarder saw them."""
         self._counters.skip(reason, n)
 
 

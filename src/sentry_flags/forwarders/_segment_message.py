@@ -151,11 +151,6 @@ def _ip(value: Any) -> Optional[str]:
         return None
 
 
-def _present(fields: Mapping[str, Any]) -> dict[str, Any]:
-    # Unknown fields are left out rather than sent as null or "".
-    return {k: v for k, v in fields.items() if v is not None and v != ""}
-
-
 def encoded_size(value: str) -> int:
     """Bytes ``value`` takes inside Segment's JSON (ASCII-escaped), without the quotes."""
     return json_size(value) - 2

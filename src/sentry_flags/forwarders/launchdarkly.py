@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 from sentry_flags._context import private_as_redacted
 from sentry_flags._event import ErrorView
+from sentry_flags._ldclient import CLOSED, STARTED, async_closed, async_started
 from sentry_flags.forwarders._base import Forwarder, VendorCall, require_method
 
 __all__ = ["DEFAULT_EVENT_KEY", "MAX_VALUE_LENGTH", "LaunchDarklyForwarder"]
@@ -38,16 +39,35 @@ ELLIPSIS = "..."
 class LaunchDarklyForwarder(Forwarder):
     """Sends ``ld_client.track(event_key, context, data=...)`` for every captured error.
 
-    ``ld_client`` is an ``ldclient.LDClient`` (or anything with the same ``track``); it is
-    never closed here. Errors without a LaunchDarkly context are skipped and counted as
-    ``skipped["no_context"]``: LaunchDarkly cannot attribute them to anyone.
+    The context is the request's or task's own LaunchDarkly context, so LaunchDarkly counts
+    errors per variation (for a metric on ``event_key``). ``data`` summarizes the error
+    (``eventId``, ``exceptionType``, ``exceptionValue``, ``culprit``, ``release``,
+    ``environment``, ``level``, ``transaction``). Errors without a LaunchDarkly context are
+    skipped and counted as ``skipped["no_context"]``: LaunchDarkly cannot attribute them to
+    anyone; an invalid context as ``skipped["invalid_context"]``.
 
-    For the experimental ``AsyncLDClient`` pass the event loop it runs on as ``loop``: each
-    ``track`` (and ``flush``) is scheduled on that loop, never awaited. Errors are then also
-    skipped as ``loop_closed``, ``loop_stopped`` (a loop not running cannot send, and would
-    only pile the calls up), ``client_not_started`` (before ``await client.start()`` the SDK
-    drops events), ``client_closed``, and ``client_stopped`` (a forked child of a process whose
-    loop was running).
+    With the experimental ``AsyncLDClient`` each ``track`` (and ``flush``) is scheduled on
+    ``loop``, never awaited. Errors are then also skipped as ``loop_closed``,
+    ``loop_stopped`` (a loop not running cannot send, and would only pile the calls up),
+    ``client_not_started`` (before ``await client.start()`` the SDK drops events),
+    ``client_closed``, and ``client_stopped`` (a forked child of a process whose loop was
+    running). Guide: docs/forwarders-launchdarkly.md.
+
+    Args:
+        ld_client: An ``ldclient.LDClient``, an ``AsyncLDClient``, or anything with the same
+            ``track(event_name, context, data=...)``. Never closed here: close it yourself
+            at exit.
+        event_key: The custom event key; use it as the event key of your LaunchDarkly
+            metric. Default ``"sentry-errors"``.
+        environments: The Sentry environments to forward (a set of names). Default `None`:
+            every environment.
+        loop: Keyword only. For an ``AsyncLDClient``, the asyncio loop it runs on: required
+            then, refused for any other client. Default `None`.
+
+    Raises:
+        TypeError: ``ld_client`` has no ``track``; ``loop`` is missing for an
+            ``AsyncLDClient`` or given for another client; ``event_key`` is not a `str`.
+        ValueError: ``event_key`` is empty.
     """
 
     vendor = "launchdarkly"
@@ -170,9 +190,15 @@ class LaunchDarklyForwarder(Forwarder):
         if not loop.is_running():
             return "loop_stopped"
         # Read across threads, without a lock: the SDK's own plain booleans, set once each.
-        if getattr(self.client, "_closed", False) is True:
+        closed = async_closed(self.client)
+        if closed is None:
+            self.step_aside(CLOSED)
+        elif closed:
             return "client_closed"
-        if getattr(self.client, "_started", True) is False:
+        started = async_started(self.client)
+        if started is None:
+            self.step_aside(STARTED)
+        elif not started:
             return "client_not_started"
         return None
 

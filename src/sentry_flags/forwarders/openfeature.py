@@ -36,11 +36,25 @@ DEFAULT_EVENT_NAME = DEFAULT_EVENT_KEY  # the same metric as LaunchDarklyForward
 class OpenFeatureForwarder(Forwarder):
     """Sends ``client.track(event_name, evaluation_context, details)`` for every captured error.
 
-    ``client`` is an OpenFeature client (``openfeature.api.get_client()``) or anything with
-    the same ``track``. ``details.attributes`` is the error summary LaunchDarklyForwarder sends
-    as ``data``; ``details.value`` is None. Errors without a ``launchdarklyContext`` are
-    skipped as ``skipped["no_context"]``, ones whose context has no key as
-    ``skipped["invalid_context"]``: a provider cannot attribute them to anyone.
+    The evaluation context is rebuilt from the error's ``launchdarklyContext`` as the Sentry
+    event carried it (redacted, after your ``before_send``). ``details.attributes`` is the
+    error summary `LaunchDarklyForwarder` sends as ``data``; ``details.value`` is `None`.
+    Errors without a ``launchdarklyContext`` are skipped as ``skipped["no_context"]``, ones
+    whose context has no key as ``skipped["invalid_context"]``: a provider cannot attribute
+    them to anyone. OpenFeature's ``track`` returns nothing, so ``forwarded`` means "accepted
+    by the OpenFeature client". Guide: docs/openfeature.md, "OpenFeatureForwarder".
+
+    Args:
+        client: An OpenFeature client (``openfeature.api.get_client()``) or anything with the
+            same ``track``.
+        event_name: The tracking event name. Default ``"sentry-errors"``, the key
+            `LaunchDarklyForwarder` uses.
+        environments: The Sentry environments to forward (a set of names). Default `None`:
+            every environment.
+
+    Raises:
+        TypeError: ``client`` has no ``track``, or ``event_name`` is not a `str`.
+        ValueError: ``event_name`` is empty.
     """
 
     vendor = "openfeature"

@@ -8,10 +8,10 @@ Works with ``segment.analytics.Client`` (segment-analytics-python 2.x), the lega
 ``analytics.Client`` (analytics-python 1.4), either package's module-level API, or anything
 with the same ``track``; no Segment import is needed here.
 
-The message itself is built in ``_segment_message``. This module stays over 300 lines
-because the forwarder has to read and mend the Segment client's own state (stopped
-consumers, a forked child's dead threads, a flush that would block forever), which only
-makes sense next to the calls that rely on it.
+The message itself is built in ``_segment_message``; what this relies on in Segment's SDKs
+beyond their documented API (the library name, restarting consumers) is in ``_segment``.
+The forwarder still reads the client's public state (stopped consumers, a forked child's
+dead threads, a flush that would block forever) next to the calls that rely on it.
 """
 
 from __future__ import annotations
@@ -29,30 +29,19 @@ from typing import Any, Optional
 
 from sentry_flags._event import ErrorView
 from sentry_flags._rate import RateBound
+from sentry_flags._segment import CONSUMERS, LIBRARY, LibraryKept, library_lost, rebuilt_consumer
 from sentry_flags.forwarders._base import BackoffForwarder, Forwarder, VendorCall, require_method
 from sentry_flags.forwarders._segment_message import (
     LARGEST_MESSAGE,
     MAX_EVENT_NAME,
     MAX_MESSAGE_SIZE,
     MAX_USER_ID,
-    SEGMENT_MAX_MSG_SIZE,
-    cut,
     encoded_size,
     error_message,
     message_size,
 )
 
-__all__ = [
-    "DEFAULT_EVENT_NAME",
-    "DEFAULT_MAX_PER_SECOND",
-    "MAX_MESSAGE_SIZE",
-    "SEGMENT_MAX_MSG_SIZE",
-    "SegmentForwarder",
-    "cut",
-    "encoded_size",
-    "error_message",
-    "message_size",
-]
+__all__ = ["DEFAULT_EVENT_NAME", "DEFAULT_MAX_PER_SECOND", "MAX_MESSAGE_SIZE", "SegmentForwarder"]
 
 logger = logging.getLogger("sentry_flags")
 
@@ -69,16 +58,34 @@ class SegmentForwarder(BackoffForwarder):
     ``message_id`` is the Sentry event id, so Segment de-duplicates a retried delivery, and
     ``timestamp`` is when the error happened. At most ``max_per_second`` errors a second
     (token bucket on capture time) are sent; the rest are counted as ``rate_limited``.
-    ``segment_client`` is never shut down here. Other skips, in ``stats.skipped``:
-    ``environment``, ``user_id_too_long``, ``backoff`` (Segment refused a call a moment
-    ago), ``no_write_key`` (module API before ``write_key`` is set), ``client_stopped``.
+    Other skips, in ``stats.skipped``: ``environment``, ``user_id_too_long``, ``backoff``
+    (Segment refused a call a moment ago), ``no_write_key`` (module API before
+    ``write_key`` is set), ``client_stopped``. Guide: docs/forwarders-segment.md.
+
+    Args:
+        segment_client: A ``segment.analytics.Client`` (segment-analytics-python 2.x), an
+            ``analytics.Client`` (analytics-python 1.4), either package's module-level API,
+            or anything with the same ``track``. Never shut down here: call its
+            ``shutdown()`` yourself at exit, after ``sentry_sdk.flush()``.
+        max_per_second: At most this many errors a second go to Segment, as Sentry's own
+            forwarder; the rest are counted as ``rate_limited``. A number, at least 1.
+            Default ``200``.
+        environments: The Sentry environments to forward (a set of names). Default `None`:
+            every environment.
+        event_name: The Segment event name, at most 200 characters. Default
+            ``"Error Captured"``.
+
+    Raises:
+        TypeError: ``segment_client`` has no ``track``, or an option has the wrong type.
+        ValueError: ``max_per_second`` is not a finite number of at least 1, or
+            ``event_name`` is empty or too long.
     """
 
     vendor = "segment"
     display_name = "Segment"
     expected_skips = Forwarder.expected_skips | {"no_user_id", "user_id_too_long"}
-    # At most this long per flush() waiting for Segment's consumer to post what it queued.
     flush_timeout = 2.0
+    """Seconds a flush waits at most for Segment's consumer to post what it queued."""
 
     def __init__(
         self,
@@ -129,12 +136,14 @@ class SegmentForwarder(BackoffForwarder):
 
     def send(self, call: VendorCall) -> bool:
         kwargs = dict(call.kwargs)
-        kwargs["context"] = _LibraryKept(kwargs["context"])
+        kwargs["context"] = LibraryKept(kwargs["context"])
         try:
             result = self.client.track(**kwargs)
         except BaseException:
             self.refused()
             raise
+        if library_lost(result, self._library):
+            self.step_aside(LIBRARY)
         # segment's track returns (success, msg): success is False when its queue is full.
         # The module-level API of analytics-python returns None: taken as accepted.
         if result is False or (isinstance(result, tuple) and result and result[0] is False):
@@ -187,26 +196,30 @@ class SegmentForwarder(BackoffForwarder):
         if not self._fork_pending:
             return False
         self._fork_pending = False
-        restarted = _restart_consumers(_module_client(self.client))
+        restarted = self._restart_consumers(_module_client(self.client))
         logger.debug(
             "forked process %d: Segment's consumer threads %s",
             os.getpid(), "restarted" if restarted else "left stopped",
         )  # fmt: skip
         return restarted
 
-
-class _LibraryKept(dict[str, Any]):
-    """A ``context`` whose ``library`` Segment's client cannot replace.
-
-    Both Segment clients overwrite ``context.library`` with their own name on every call;
-    Sentry's forwarder names itself there, and destinations read it. Every other key is set
-    as usual, and the client copies the dict into a plain one before it is queued.
-    """
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        if key == "library" and "library" in self:
-            return
-        super().__setitem__(key, value)
+    def _restart_consumers(self, client: Any) -> bool:
+        """Start a forked child's consumers again, on the client's (renewed) queue."""
+        if not _restartable(client):
+            return False
+        try:
+            replacements = [rebuilt_consumer(old, client.queue) for old in client.consumers]
+        except Exception as exc:  # a constructor that wants other arguments
+            self.step_aside(CONSUMERS, exc)
+            return False
+        started = [new for new in replacements if new is not None]
+        if len(started) != len(replacements):
+            self.step_aside(CONSUMERS)
+            return False
+        client.consumers = started
+        for new in started:
+            new.start()
+        return True
 
 
 # -- validation --------------------------------------------------------------------------
@@ -301,25 +314,6 @@ def _renew_queue(client: Any) -> bool:
     if not _restartable(client):
         return False
     client.queue = queue.Queue(client.queue.maxsize)
-    return True
-
-
-def _restart_consumers(client: Any) -> bool:
-    """Start a forked child's consumers again, on the client's (renewed) queue."""
-    if not _restartable(client):
-        return False
-    replacements = []
-    for old in client.consumers:
-        # The same consumer (settings, rate-limit state) as a new, unstarted thread: works
-        # for segment-analytics-python 2.x and analytics-python 1.4 alike.
-        new = object.__new__(type(old))
-        new.__dict__.update(vars(old))
-        threading.Thread.__init__(new, name=old.name, daemon=True)
-        new.queue = client.queue
-        replacements.append(new)
-    client.consumers = replacements
-    for new in replacements:
-        new.start()
     return True
 
 

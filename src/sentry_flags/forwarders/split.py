@@ -17,31 +17,17 @@ from types import MappingProxyType
 from typing import Any, Optional
 
 from sentry_flags._event import ErrorView
+from sentry_flags._splitio import EVENTS_TASK, events_task, in_localhost_mode, is_splitio_client
 from sentry_flags.forwarders._base import BackoffForwarder, Forwarder, VendorCall, require_method
-from sentry_flags.forwarders._split_events import (  # noqa: F401 - importable here, as before
-    BASE_EVENT_SIZE,
+from sentry_flags.forwarders._split_events import (
     MAX_KEY_LENGTH,
-    MAX_LONG_TEXT,
-    MAX_PROPERTIES,
-    MAX_PROPERTIES_SIZE,
     culprit_event_type,
     error_properties,
     track_key,
 )
-from sentry_flags.forwarders._split_options import (
-    check_event_type,
-    check_identities,
-    check_value,
-    normalize_path,
-)
+from sentry_flags.forwarders._split_options import check_event_type, check_identities, check_value
 
-__all__ = [
-    "DEFAULT_EVENT_TYPE",
-    "DEFAULT_IDENTITIES",
-    "SplitForwarder",
-    "culprit_event_type",
-    "normalize_path",
-]
+__all__ = ["DEFAULT_EVENT_TYPE", "DEFAULT_IDENTITIES", "SplitForwarder", "culprit_event_type"]
 
 logger = logging.getLogger("sentry_flags")
 
@@ -64,14 +50,46 @@ class SplitForwarder(BackoffForwarder):
     identity had a usable key), ``backoff``, ``not_ready``, ``client_destroyed``,
     ``client_stopped`` (a forked child of a running factory), ``environment``. Calls left
     out of an error that is forwarded, in ``stats.calls``: ``no_identity:<traffic type>``,
-    ``key_too_long:<traffic type>``, ``no_culprit``.
+    ``key_too_long:<traffic type>``, ``no_culprit``. A client of a factory in splitio's
+    ``localhost`` mode sends no events at all (its ``track`` only returns None): its errors
+    are skipped as ``localhost_mode``. Guide: docs/forwarders-split.md.
+
+    Args:
+        split_client: ``factory.client()`` of a splitio factory, its asyncio client, or
+            anything with the same ``track``. Never destroyed here: destroy the factory
+            yourself at exit.
+        identities: Keyword only. Split traffic type -> dotted path into the Sentry event
+            (after the privacy rules) where that traffic type's key is: ``"user.id"``,
+            ``"tags.org"``, ``"contexts.launchdarklyContext.org.key"``. One event per traffic
+            type whose path has a value. Default ``{"user": "user.id", "org": "user.orgId"}``.
+        environments: Keyword only. The Sentry environments to forward (a set of names).
+            Default `None`: every environment.
+        capture_culprit: Keyword only. Also send, per identity, an event whose type names
+            the culprit. Default `False`, as "Capture Culprit" is an opt-in checkbox in
+            Split's own integration (on, a metric over all event types counts each error
+            twice).
+        event_type: Keyword only. The Split event type (letters, digits, ``-_.:``, at most
+            80 characters; 63 with ``capture_culprit``). Default ``"sentry_exception"``.
+        value: Keyword only. The number sent as each event's ``value`` (``1`` to sum
+            errors). Default `None`: none.
+        include_tags: Keyword only. Add the event's Sentry tags as ``tags.<name>``
+            properties, as far as Split's limits allow. Default `True`.
+        loop: Keyword only. For splitio's asyncio client, the event loop it runs on:
+            required then, refused otherwise. Default `None`.
+
+    Raises:
+        TypeError: ``split_client`` has no ``track``, ``loop`` is missing or not wanted, or
+            an option has the wrong type.
+        ValueError: ``identities`` is empty or has an invalid traffic type or path, or
+            ``event_type`` is not a valid Split event type.
     """
 
     vendor = "split"
     display_name = "Split"
-    expected_skips = Forwarder.expected_skips | {"no_identity"}
+    expected_skips = Forwarder.expected_skips | {"no_identity", "localhost_mode"}
 
     async_timeout = ASYNC_TIMEOUT
+    """Seconds the delivery thread waits for an asyncio client's ``track`` on its loop."""
 
     def __init__(
         self,
@@ -105,6 +123,7 @@ class SplitForwarder(BackoffForwarder):
         self.value = check_value(value)
         super().__init__(environments=environments)
         self.client = split_client
+        self._localhost = in_localhost_mode(split_client)
         self.loop = loop
         self.capture_culprit = capture_culprit
         self.include_tags = include_tags
@@ -112,6 +131,8 @@ class SplitForwarder(BackoffForwarder):
     # -- Forwarder ------------------------------------------------------------------------
 
     def calls(self, view: ErrorView, captured_at: float) -> list[VendorCall]:
+        if self._localhost:
+            return self.skip("localhost_mode")
         if self.paused(captured_at):
             return self.skip("backoff")
         # Asking is cheap; track is not: a destroyed client logs an error per call, and
@@ -181,12 +202,18 @@ class SplitForwarder(BackoffForwarder):
         """Ask splitio to post its queued events now; returns without waiting.
 
         splitio has no public flush short of ``factory.destroy()``, which we never call on
-        the app's factory. Its events task does have one (the SDK calls it when its queue
-        is full); reached through private attributes, so a missing one is a no-op.
+        the app's factory; its events task has one (see ``sentry_flags._splitio``).
         """
-        task_flush = _events_flush(self.client)
-        if task_flush is None:
+        if not is_splitio_client(self.client) or getattr(self.client, "destroyed", False) is True:
             return
+        try:
+            task = events_task(self.client)
+            task_flush = None if task is None else task.flush
+        except AttributeError as exc:
+            self.step_aside(EVENTS_TASK, exc)
+            return
+        if task_flush is None:
+            return  # redis, localhost: nothing queued in this process
         if self.loop is not None:
             # The asyncio task's queue belongs to its loop's thread.
             if not self.loop.is_closed():
@@ -205,9 +232,23 @@ class SplitForwarder(BackoffForwarder):
         in the child), which is not running at fork time and is left alone here.
         """
         super().after_fork()
-        self._stopped_by_fork = self.loop is None and _lost_its_threads(self.client)
+        self._stopped_by_fork = self.loop is None and self._lost_its_threads()
 
     # -- internals ------------------------------------------------------------------------
+
+    def _lost_its_threads(self) -> bool:
+        """In a forked child: True for an in-memory splitio factory that was running at fork
+        time. None of its threads exist here, and splitio starts them again only for a
+        ``preforkedInitialization`` factory (not ready until ``resume()``)."""
+        if not is_splitio_client(self.client):
+            return False
+        try:
+            task = events_task(self.client)
+        except AttributeError as exc:
+            self.step_aside(EVENTS_TASK, exc)
+            return False
+        # No events task: redis or localhost, nothing of ours to judge.
+        return task is not None and getattr(self.client, "ready", False) is True
 
     def _track(self, kwargs: Mapping[str, Any]) -> Any:
         if self.loop is None:
@@ -230,36 +271,3 @@ class SplitForwarder(BackoffForwarder):
         except BaseException:
             future.cancel()
             raise
-
-
-# -- splitio's private state, read defensively (duck-typed clients have none of it) -------
-
-
-def _lost_its_threads(client: Any) -> bool:
-    """In a forked child: True for an in-memory splitio factory that is not waiting for
-    ``resume()``. None of its threads exist here (ready or still syncing at fork time), and
-    splitio starts them again only for a ``preforkedInitialization`` factory."""
-    factory: Any = getattr(client, "_factory", None)
-    try:
-        events_task = factory._sync_manager._synchronizer._split_tasks.events_task
-    except AttributeError:
-        return False  # redis, localhost or not splitio: nothing of ours to judge
-    if events_task is None:
-        return False
-    waiting_fork = getattr(factory, "_waiting_fork", None)
-    return not (callable(waiting_fork) and waiting_fork() is True)
-
-
-def _events_flush(client: Any) -> Any:
-    """splitio's events-task flush (``force_execution``), if this client has one."""
-    if getattr(client, "destroyed", False) is True:
-        return None
-    try:
-        task = client._factory._sync_manager._synchronizer._split_tasks.events_task
-        found = task.flush
-    except AttributeError:
-        try:  # the same task, as the SDK wires it for a full queue
-            found = client._recorder._event_sotrage._queue_full_hook
-        except AttributeError:
-            return None
-    return found if callable(found) else None

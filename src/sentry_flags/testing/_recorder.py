@@ -1,4 +1,4 @@
-"""The recorder behind :mod:`sentry_flags.testing`: ``capture_forwarded`` and ``RecordingForwarder``."""
+"""The recorder behind `sentry_flags.testing`: ``capture_forwarded`` and ``RecordingForwarder``."""
 
 from __future__ import annotations
 
@@ -22,11 +22,19 @@ _MISSING = object()
 
 @dataclass(frozen=True)
 class ForwardedCall:
-    """One vendor SDK call a forwarder would have made.
+    """One vendor SDK call a forwarder would have made, as `capture_forwarded` records it.
 
     ``method`` and ``kwargs`` are exactly what the forwarder passes to the vendor client
     (e.g. ``track`` with ``event_name``/``context``/``data`` for LaunchDarkly), so asserting
-    on them asserts on the real call. ``event_id`` is the Sentry event it came from.
+    on them asserts on the real call.
+
+    Attributes:
+        vendor: The forwarder's vendor: ``"split"``, ``"launchdarkly"``, ``"segment"``,
+            ``"openfeature"``, or your forwarder's. With several forwarders, select by it.
+        method: The vendor client's method, e.g. ``"track"``.
+        kwargs: The keyword arguments of the call.
+        event_id: The Sentry event the call came from.
+        forwarder: The forwarder that made it (not compared, not shown).
     """
 
     vendor: str
@@ -46,7 +54,11 @@ class ForwardedCall:
 
 
 def current_integration() -> FlagsIntegration:
-    """The ``FlagsIntegration`` of the current Sentry client; RuntimeError if there is none."""
+    """The ``FlagsIntegration`` of the current Sentry client.
+
+    Raises:
+        RuntimeError: The current client has none (``sentry_sdk.init`` was not called with one).
+    """
     integration = sentry_sdk.get_client().get_integration(FlagsIntegration)
     if integration is None:
         raise RuntimeError(
@@ -61,8 +73,19 @@ def flush_forwarders(
 ) -> bool:
     """Deliver every queued error to the forwarders now, then flush the vendor clients.
 
-    Returns False when that did not finish within ``timeout`` seconds. Use it instead of
-    sleeping; ``sentry_sdk.flush()`` does the same and also flushes Sentry's transport.
+    Use it instead of sleeping; ``sentry_sdk.flush()`` does the same and also flushes
+    Sentry's transport.
+
+    Args:
+        timeout: Seconds to wait at most. Default ``2``.
+        integration: Keyword only. Default `None`: the current Sentry client's
+            ``FlagsIntegration``.
+
+    Returns:
+        `False` when that did not finish within ``timeout``.
+
+    Raises:
+        RuntimeError: There is no ``FlagsIntegration`` on the current Sentry client.
     """
     found = integration if integration is not None else current_integration()
     return found.flush(timeout)
@@ -77,11 +100,24 @@ def capture_forwarded(
     Yields a list that fills as the delivery worker handles those errors. On exit the
     queue is drained (bounded by ``timeout``) before the forwarders are restored, so after
     the block the list is complete and nothing captured inside it reaches a vendor. To
-    assert inside the block, call :func:`flush_forwarders` first. Recorded calls count as
+    assert inside the block, call `flush_forwarders` first. Recorded calls count as
     ``forwarded`` in the forwarders' stats; vendor flushes are skipped while recording.
     Errors captured before the block are delivered normally.
 
-    ``integration`` defaults to the current Sentry client's ``FlagsIntegration``.
+    The list holds the calls of every forwarder, in the order the delivery thread made
+    them: select the vendor you assert on (``[c for c in calls if c.vendor == "segment"]``)
+    rather than indexing.
+
+    Args:
+        integration: Keyword only. The `FlagsIntegration` whose forwarders to record.
+            Default `None`: the current Sentry client's.
+        timeout: Keyword only. Seconds to wait on exit for queued errors. Default ``2``.
+
+    Yields:
+        The list of `ForwardedCall`, filled as the errors are delivered.
+
+    Raises:
+        RuntimeError: There is no ``FlagsIntegration`` on the current Sentry client.
     """
     found = integration if integration is not None else current_integration()
     records: list[ForwardedCall] = []
@@ -153,12 +189,12 @@ def _restore(forwarder: Forwarder, originals: Mapping[str, Any]) -> None:
 
 
 class RecordingForwarder(Forwarder):
-    """A forwarder that keeps every :class:`~sentry_flags.ErrorView` it is handed.
+    """A forwarder that keeps every `ErrorView` it is handed.
 
-    For testing code that consumes views, or what reaches forwarders at all::
+    For testing code that consumes views, or what reaches forwarders at all:
 
         recorder = RecordingForwarder()
-        sentry_sdk.init(dsn=..., integrations=[FlagsIntegration(forwarders=[recorder])])
+        sentry_sdk.init(integrations=[FlagsIntegration(forwarders=[recorder])])
         sentry_sdk.capture_exception(ValueError("boom"))
         flush_forwarders()
         [view] = recorder.views
@@ -166,6 +202,10 @@ class RecordingForwarder(Forwarder):
 
     It goes through the same ``calls``/``send`` path as the vendor forwarders, so the
     ``environments`` filter and ``stats`` behave the same way.
+
+    Args:
+        environments: The Sentry environments to record (a set of names). Default `None`:
+            every environment.
     """
 
     vendor = "recording"
@@ -184,6 +224,7 @@ class RecordingForwarder(Forwarder):
 
     @property
     def event_ids(self) -> list[str]:
+        """The Sentry event ids of the views received so far, in delivery order."""
         return [view.event_id for view in self.views]
 
     @property
@@ -198,6 +239,7 @@ class RecordingForwarder(Forwarder):
             return self._changed.wait_for(lambda: len(self._views) >= count, timeout)
 
     def clear(self) -> None:
+        """Forget the views received so far."""
         with self._changed:
             self._views.clear()
 

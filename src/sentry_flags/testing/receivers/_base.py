@@ -39,7 +39,9 @@ __all__ = [
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 5.0
+"""Seconds the ``wait_for*`` helpers wait unless told otherwise."""
 LOOPBACK = "127.0.0.1"
+"""The only address the receivers listen on."""
 
 
 # --------------------------------------------------------------------------
@@ -55,8 +57,20 @@ def wait_for(
 ) -> T:
     """Poll ``predicate`` until it returns something truthy; return that value.
 
-    Raises AssertionError (so pytest shows it as a failed assertion) when the
-    deadline passes.
+    Use it instead of sleeping: ``wait_for(lambda: len(receiver.events) >= 2)``.
+
+    Args:
+        predicate: Called every ``interval`` seconds, on this thread.
+        timeout: Seconds before giving up. Default `DEFAULT_TIMEOUT` (5).
+        interval: Seconds between calls. Default ``0.01``.
+        message: What was waited for, for the assertion message. Default: the predicate's
+            repr.
+
+    Returns:
+        The first truthy value ``predicate`` returned.
+
+    Raises:
+        AssertionError: The deadline passed (pytest shows it as a failed assertion).
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -78,6 +92,15 @@ def assert_never(
 
     Negative assertions ("nothing was sent") can only ever be checked for a
     while; keep ``duration`` comfortably above the SDK's flush interval.
+
+    Args:
+        predicate: Called every ``interval`` seconds, on this thread.
+        duration: Seconds to keep checking. Default ``0.3``.
+        interval: Seconds between calls. Default ``0.01``.
+        message: For the assertion message. Default: what the predicate returned.
+
+    Raises:
+        AssertionError: ``predicate`` returned something truthy.
     """
     deadline = time.monotonic() + duration
     while time.monotonic() < deadline:
@@ -120,30 +143,54 @@ def closed_port_url() -> str:
 
 
 class Mode(str, enum.Enum):
+    """How a receiver answers, set with `BaseReceiver.set_mode` (a member or its value)."""
+
     NORMAL = "normal"
-    ERROR = "error"  # HTTP 500 (or ``error_status``)
-    RATE_LIMIT = "rate_limit"  # HTTP 429 with Retry-After
-    GARBAGE = "garbage"  # bytes that are not an HTTP response, then close
-    BAD_BODY = "bad_body"  # HTTP 200 whose body is not JSON
-    HANG = "hang"  # no answer until released, stopped or hang_timeout
-    REFUSE = "refuse"  # listening socket closed: connect() is refused
+    """Answer like the real API."""
+    ERROR = "error"
+    """HTTP 500 (or the ``error_status`` given to `BaseReceiver.set_mode`)."""
+    RATE_LIMIT = "rate_limit"
+    """HTTP 429 with ``Retry-After``."""
+    GARBAGE = "garbage"
+    """Bytes that are not an HTTP response, then close."""
+    BAD_BODY = "bad_body"
+    """HTTP 200 whose body is not JSON."""
+    HANG = "hang"
+    """No answer until `BaseReceiver.release`, `BaseReceiver.stop` or ``hang_timeout``."""
+    REFUSE = "refuse"
+    """The listening socket is closed: connections are refused."""
 
 
 @dataclass(frozen=True)
 class RecordedRequest:
+    """One request a receiver saw, in any mode.
+
+    Attributes:
+        method: The HTTP method.
+        path: The path, without the query string.
+        query: The query string, parsed (blank values kept).
+        headers: The headers, names lower-cased (the last of duplicates).
+        raw_body: The body exactly as received (possibly compressed).
+        body: The body after undoing ``Content-Encoding``.
+        json: The body decoded as JSON, or `None` when it is not JSON.
+        mode: How the receiver treated it.
+        status: The HTTP status answered; `None` when no HTTP answer was given.
+        received_at: When it arrived (``time.time()``).
+        target: The request target exactly as on the request line (path and raw query).
+        raw_headers: Every header line as sent (original case, duplicates kept): with
+            ``target`` and ``raw_body``, every byte the client sent.
+    """
+
     method: str
     path: str
     query: dict[str, list[str]]
-    headers: dict[str, str]  # names lower-cased
-    raw_body: bytes  # exactly as received (possibly compressed)
-    body: bytes  # after undoing Content-Encoding
-    json: Any  # decoded body, or None when it is not JSON
-    mode: Mode  # how the receiver treated it
-    status: Optional[int]  # HTTP status answered; None when no HTTP answer was given
+    headers: dict[str, str]
+    raw_body: bytes
+    body: bytes
+    json: Any
+    mode: Mode
+    status: Optional[int]
     received_at: float = field(default_factory=time.time)
-    # The request target exactly as on the request line (path and raw query string) and
-    # every header line as sent (original case, duplicates kept): with ``raw_body`` that is
-    # every byte the client sent, for tests that scan it all.
     target: str = ""
     raw_headers: tuple[tuple[str, str], ...] = ()
 
@@ -153,9 +200,11 @@ class RecordedRequest:
         return self.mode is Mode.NORMAL and self.status is not None and self.status < 300
 
     def header(self, name: str) -> Optional[str]:
+        """The value of header ``name`` (any case), or `None`."""
         return self.headers.get(name.lower())
 
     def query_value(self, name: str) -> Optional[str]:
+        """The first value of query parameter ``name``, or `None`."""
         values = self.query.get(name)
         return values[0] if values else None
 
@@ -169,11 +218,21 @@ class RecordedRequest:
 
 @dataclass
 class Response:
+    """What `BaseReceiver.respond` answers.
+
+    Attributes:
+        status: The HTTP status. Default ``200``.
+        body: `bytes` and `str` are sent as they are; anything else as JSON (with
+            ``Content-Type: application/json``). Default: empty.
+        headers: Extra response headers. Default: none.
+    """
+
     status: int = 200
-    body: Any = b""  # bytes/str are sent as-is, anything else is JSON-encoded
+    body: Any = b""
     headers: dict[str, str] = field(default_factory=dict)
 
     def encode(self) -> tuple[bytes, dict[str, str]]:
+        """The body as bytes and the headers to send with it."""
         headers = dict(self.headers)
         if isinstance(self.body, bytes):
             data = self.body
@@ -186,7 +245,11 @@ class Response:
 
 
 def decode_body(raw: bytes, content_encoding: Optional[str]) -> bytes:
-    """Undo Content-Encoding (gzip, deflate, br).  Raises ValueError when it can't."""
+    """Undo ``Content-Encoding`` (gzip, deflate, br; none or ``identity``: as is).
+
+    Raises:
+        ValueError: An unsupported encoding, or a body that does not decode.
+    """
     encoding = (content_encoding or "identity").strip().lower()
     if encoding in ("", "identity"):
         return raw
@@ -238,13 +301,19 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class BaseReceiver:
-    """Threaded HTTP server on 127.0.0.1 that records requests.
+    """A threaded HTTP server on 127.0.0.1 that records every request.
 
-    Subclasses override ``respond`` to answer like the real API.  The base
-    class answers every request with ``200 {}``.
+    It listens on an ephemeral port from construction until `stop`; use it as a context
+    manager to stop it. Subclasses override `respond` to answer like the real API; the
+    base class answers every request with ``200 {}``. Conventions shared by every receiver:
+    addresses (`url`, ``dsn``, ``host``, ``config_kwargs``...) and what arrived
+    (`requests`, ``events``, ``messages``...) are properties, each read a fresh snapshot;
+    methods are for what takes arguments or changes state (``wait_for_*``, `set_mode`,
+    `clear`, `stop`).
     """
 
-    hang_timeout = 30.0  # upper bound for Mode.HANG, even if nobody releases it
+    hang_timeout = 30.0
+    """Seconds a request waits in `Mode.HANG` when nobody releases it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -298,7 +367,7 @@ class BaseReceiver:
 
     @property
     def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:54321`` (no trailing slash)."""
+        """The base URL, e.g. ``http://127.0.0.1:54321`` (no trailing slash)."""
         return f"http://{LOOPBACK}:{self.port}"
 
     # -- behaviour switches ------------------------------------------------
@@ -313,9 +382,18 @@ class BaseReceiver:
     ) -> None:
         """Change how requests are answered from now on.
 
-        ``path_prefix`` limits the misbehaviour to matching paths (others are
-        answered normally); it does not apply to REFUSE, which works at the
-        socket level.  Leaving HANG releases the requests that are hanging.
+        Leaving `Mode.HANG` releases the requests that are hanging.
+
+        Args:
+            mode: A `Mode` or its value (``"error"``, ``"hang"``...).
+            path_prefix: Misbehave only for paths starting with this (others are answered
+                normally). Default `None`: every path. Not for `Mode.REFUSE`, which works at
+                the socket level.
+            retry_after: The ``Retry-After`` header of `Mode.RATE_LIMIT`. Default ``1``.
+            error_status: The status of `Mode.ERROR`. Default ``500``.
+
+        Raises:
+            RuntimeError: The receiver is stopped.
         """
         mode = Mode(mode)
         if self._stopped:
@@ -348,10 +426,12 @@ class BaseReceiver:
 
     @property
     def requests(self) -> list[RecordedRequest]:
+        """Every request seen so far, in any mode, in arrival order (a copy)."""
         with self._lock:
             return list(self._requests)
 
     def requests_to(self, path_prefix: str = "", method: Optional[str] = None) -> list[RecordedRequest]:
+        """The requests whose path starts with ``path_prefix`` (and of ``method``, if given)."""
         return [
             r
             for r in self.requests
@@ -359,9 +439,11 @@ class BaseReceiver:
         ]
 
     def delivered(self, path_prefix: str = "", method: Optional[str] = None) -> list[RecordedRequest]:
+        """Like `requests_to`, only the requests answered normally with a 2xx."""
         return [r for r in self.requests_to(path_prefix, method) if r.delivered]
 
     def clear(self) -> None:
+        """Forget every request recorded so far (the parsed views start empty again)."""
         with self._lock:
             self._requests.clear()
 
@@ -372,7 +454,14 @@ class BaseReceiver:
         method: Optional[str] = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> list[RecordedRequest]:
-        """Wait until at least ``count`` matching requests arrived (in any mode)."""
+        """Wait until at least ``count`` matching requests arrived (in any mode).
+
+        Returns:
+            Every matching request so far (at least ``count``).
+
+        Raises:
+            AssertionError: Fewer arrived within ``timeout`` seconds.
+        """
         return wait_for(
             lambda: (found := self.requests_to(path_prefix, method)) and len(found) >= count and found,
             timeout=timeout,
@@ -382,7 +471,7 @@ class BaseReceiver:
     # -- request handling ----------------------------------------------------
 
     def respond(self, request: RecordedRequest) -> Response:
-        """Answer a request in NORMAL mode.  Subclasses emulate the real API."""
+        """Answer a request in `Mode.NORMAL`. Subclasses emulate the real API."""
         return Response(200, {})
 
     def _dispatch(self, handler: _Handler) -> None:

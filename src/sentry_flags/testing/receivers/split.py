@@ -1,4 +1,10 @@
-"""A stand-in for Split's SDK, events, auth and telemetry APIs, and the flag JSON it serves."""
+"""A stand-in for Split's SDK, events, auth and telemetry APIs, and the flag JSON it serves.
+
+Point a real splitio factory at it with
+``get_factory("sdk-key", config={"streamingEnabled": False}, **receiver.factory_kwargs)``:
+it serves the feature flags given to `SplitReceiver`, and the events ``track`` sends (what
+`SplitForwarder` sends) arrive in `SplitReceiver.events`.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +32,22 @@ def split_definition(
     change_number: int = 1,
     configurations: Optional[dict[str, str]] = None,
 ) -> dict[str, Any]:
-    """A feature flag that serves ``treatment`` to every key (100% rollout)."""
+    """A feature flag that serves ``treatment`` to every key (a 100% rollout).
+
+    Args:
+        name: The feature flag's name.
+        treatment: What every key gets. Default ``"on"``.
+        default_treatment: What a killed flag serves. Default ``"off"``.
+        traffic_type: The flag's traffic type. Default ``"user"``.
+        killed: Serve ``default_treatment`` to everyone. Default `False`.
+        change_number: Split's version of the flag (`SplitReceiver.set_splits` renumbers
+            the flags it serves). Default ``1``.
+        configurations: Per-treatment configuration strings (``get_treatment_with_config``).
+            Default `None`: none.
+
+    Returns:
+        The flag as JSON-ready data, for `SplitReceiver`.
+    """
     return {
         "name": name,
         "trafficTypeName": traffic_type,
@@ -68,11 +89,27 @@ DEFAULT_SPLITS = (
 
 
 class SplitReceiver(BaseReceiver):
-    """SDK, events, auth and telemetry APIs of Split, all under ``/api``.
+    """Split's SDK, events, auth and telemetry APIs, all under ``/api``.
 
-    Pass ``factory_kwargs()`` to ``splitio.get_factory``.  splitChanges
-    implements the ``since``/``till`` handshake: the SDK keeps fetching until
-    ``since == till`` and only then becomes ready.
+    Listens on 127.0.0.1 from construction until `stop` (or the end of a ``with`` block):
+
+        with SplitReceiver() as split:
+            factory = get_factory(
+                "sdk-key",
+                config={"streamingEnabled": False, "eventsPushRate": 1},
+                **split.factory_kwargs,
+            )
+            factory.block_until_ready(5)
+            factory.client().track("user-42", "user", "sentry_exception")
+            [event] = split.wait_for_events(1)
+
+    ``/api/splitChanges`` implements the ``since``/``till`` handshake: the SDK keeps fetching
+    until ``since == till`` and only then becomes ready. Streaming is not served.
+
+    Args:
+        splits: The feature flags to serve (see `split_definition`). Default
+            `DEFAULT_SPLITS`: ``sentry_flags_user_flag`` (``on`` for every ``user``) and
+            ``sentry_flags_org_flag`` (``v2`` for every ``org``).
     """
 
     def __init__(self, splits: Iterable[dict[str, Any]] = DEFAULT_SPLITS) -> None:
@@ -85,11 +122,17 @@ class SplitReceiver(BaseReceiver):
 
     @property
     def api_url(self) -> str:
+        """The base of every API, e.g. ``http://127.0.0.1:54321/api``."""
         # No trailing slash: splitio joins paths as urljoin(base + "/", path).
         return f"{self.url}/api"
 
+    @property
     def factory_kwargs(self) -> dict[str, str]:
-        """URL keyword arguments for ``splitio.get_factory``."""
+        """Keywords for ``splitio.get_factory`` that point every API URL here.
+
+        ``get_factory("sdk-key", config={"streamingEnabled": False}, **receiver.factory_kwargs)``.
+        A new dict each time.
+        """
         return {
             "sdk_api_base_url": self.api_url,
             "events_api_base_url": self.api_url,
@@ -99,21 +142,28 @@ class SplitReceiver(BaseReceiver):
         }
 
     def set_splits(self, *splits: dict[str, Any]) -> None:
-        """Replace the served flags; polling SDKs pick them up on their next fetch."""
+        """Replace the served flags (see `split_definition`).
+
+        Each call bumps the change number; polling SDKs pick the flags up on their next
+        fetch.
+        """
         with self._lock:
             self._change_number += 1
             self._splits = [dict(s, changeNumber=self._change_number) for s in splits]
 
     def set_segment(self, name: str, keys: Iterable[str]) -> None:
+        """Serve the segment ``name`` holding ``keys`` (replacing what it held)."""
         with self._lock:
             self._segments[name] = list(keys)
             self._segment_change_numbers[name] = self._segment_change_numbers.get(name, 0) + 1
 
     @property
     def change_number(self) -> int:
+        """The change number of the flags served now."""
         return self._change_number
 
     def respond(self, request: RecordedRequest) -> Response:
+        """Answer like Split: flags, segments, auth (push disabled); accept posts with 200."""
         path = request.path
         if request.method == "GET" and path == "/api/splitChanges":
             return Response(200, self._split_changes(request))
@@ -159,7 +209,11 @@ class SplitReceiver(BaseReceiver):
 
     @property
     def events(self) -> list[dict[str, Any]]:
-        """Tracked events as posted: eventTypeId, trafficTypeName, key, value, properties, timestamp."""
+        """Every tracked event delivered, as posted, in arrival order.
+
+        Keys: ``eventTypeId``, ``trafficTypeName``, ``key``, ``value``, ``properties``,
+        ``timestamp``.
+        """
         return flatten(r.json for r in self.delivered("/api/events/bulk", "POST"))
 
     @property
@@ -177,6 +231,7 @@ class SplitReceiver(BaseReceiver):
 
     @property
     def impression_counts(self) -> list[dict[str, Any]]:
+        """Impression counts (``optimized`` mode), one dict per flag and time frame."""
         return [
             count
             for r in self.delivered("/api/testImpressions/count", "POST")
@@ -185,9 +240,15 @@ class SplitReceiver(BaseReceiver):
 
     @property
     def telemetry(self) -> list[RecordedRequest]:
+        """Every telemetry request delivered (``/api/v1/...``)."""
         return self.delivered("/api/v1/")
 
     def wait_for_events(self, count: int = 1, timeout: float = DEFAULT_TIMEOUT) -> list[dict[str, Any]]:
+        """Wait until at least ``count`` tracked events arrived; return every one so far.
+
+        Raises:
+            AssertionError: Fewer arrived within ``timeout`` seconds.
+        """
         return wait_for(
             lambda: (events := self.events) and len(events) >= count and events,
             timeout=timeout,
@@ -195,6 +256,11 @@ class SplitReceiver(BaseReceiver):
         )
 
     def wait_for_impressions(self, count: int = 1, timeout: float = DEFAULT_TIMEOUT) -> list[dict[str, Any]]:
+        """Wait until at least ``count`` impressions arrived; return every one so far.
+
+        Raises:
+            AssertionError: Fewer arrived within ``timeout`` seconds.
+        """
         return wait_for(
             lambda: (found := self.impressions) and len(found) >= count and found,
             timeout=timeout,
