@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import types
 from collections.abc import Collection, Iterable
 from itertools import islice
 from typing import Any, Callable, Optional
@@ -30,6 +31,15 @@ MAX_REPR = 200  # characters of the repr of a value that carries no context
 LOOKED_INTO = ("ldclient.", "openfeature.", "sentry_flags.")
 
 Show = Callable[[Any], dict[str, Any]]  # an ldclient.Context -> its redacted JSON form
+
+# Exact types whose values neither are nor hold a context and are not looked into (see
+# _looked_into: builtins, none with fields), so redacted_repr returns None for them. sentry-sdk
+# asks for the repr of every local of every frame it sends, and most are of these: their
+# callers skip redacted_repr, an error's capture pays for nothing.
+PLAIN_TYPES = frozenset({
+    int, float, bool, str, bytes, type(None), type,
+    types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.ModuleType,
+})  # fmt: skip
 
 
 class _Walk:

@@ -19,7 +19,7 @@ from sentry_flags._bounds import MAX_VALUE_BYTES, bound_context
 from sentry_flags._context import CONTEXT_KEY, HINT_KEY, ContextSlot, any_client_redaction, redact
 from sentry_flags._filters import Processor
 from sentry_flags._flags import FLAGS_KEY, SENTRY_FLAGS_KEY, FlagLog, flag_contexts
-from sentry_flags._locals import redacted_repr
+from sentry_flags._locals import PLAIN_TYPES, redacted_repr
 from sentry_flags._privacy import Privacy
 from sentry_flags._shape import Event, is_error_event
 
@@ -259,10 +259,12 @@ class RedactingRepr:
         return (_same, (self.previous,))  # rebuilt by the next bind, as the stage is
 
     def __call__(self, value: Any) -> Any:
-        shown = redacted_repr(value, self._show)
-        if shown is not None:
-            return shown
-        return self.previous(value) if self.previous is not None else None
+        if type(value) not in PLAIN_TYPES:
+            shown = redacted_repr(value, self._show)
+            if shown is not None:
+                return shown
+        previous = self.previous
+        return previous(value) if previous is not None else None
 
     def _show(self, context: Any) -> dict[str, Any]:
         redaction = any_client_redaction(self.integration.redaction)

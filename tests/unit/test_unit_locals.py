@@ -87,3 +87,40 @@ def test_a_plain_object_is_decided_without_calling_its_repr() -> None:
 
     assert redacted_repr(Loud(), show) is None
     assert redacted_repr(Nested([1, "two", None]), show) is None
+
+
+def test_plain_types_are_those_redacted_repr_leaves_alone() -> None:
+    # RedactingRepr skips redacted_repr for these (sentry-sdk asks for the repr of every
+    # local of every frame it sends): it must answer None for each of them anyway.
+    import sys
+    import types
+
+    from sentry_flags._locals import PLAIN_TYPES
+
+    values: list[Any] = [
+        0, -1, 10**40, 1.5, True, False, "", "text", b"bytes", None, int, Context,
+        show, len, Holder.__repr__, Context.create("k").to_dict, sys, types,
+    ]  # fmt: skip
+    assert {type(v) for v in values} == PLAIN_TYPES
+    for value in values:
+        assert redacted_repr(value, show) is None, value
+
+
+def test_redacting_repr_shows_a_context_and_hands_plain_values_to_the_previous_repr() -> None:
+    from sentry_flags import FlagsIntegration
+    from sentry_flags._privacy import Privacy
+    from sentry_flags._stage import RedactingRepr
+
+    seen: list[Any] = []
+
+    def previous(value: Any) -> str:
+        seen.append(value)
+        return "<previous>"
+
+    shown = RedactingRepr(previous, FlagsIntegration(), Privacy())
+    assert shown(42) == "<previous>"
+    assert shown("x") == "<previous>"
+    assert shown(Context.create("k")).startswith("<Context ")
+    assert shown([Context.create("k")]).startswith("[<Context ")
+    assert seen == [42, "x"]
+    assert RedactingRepr(None, FlagsIntegration(), Privacy())(42) is None
