@@ -157,6 +157,10 @@ class ApplySettings:
     logger: Optional[str]
     name: str = "settings"
 
+    def __bool__(self) -> bool:
+        """Whether there is anything to apply (else the stage leaves it out)."""
+        return any(v is not None for v in (self.environment, self.release, self.server_name, self.logger))
+
     def __call__(self, event: Event) -> Optional[Event]:
         if self.environment is not None:
             event["environment"] = self.environment

@@ -299,7 +299,7 @@ class FlagsIntegration(Integration):
                 if value is not None:
                     options[key] = value
             settings = ApplySettings(self.environment, release, self.server_name, self.logger)
-            pipeline = (*self._filters, settings)
+            pipeline = (*self._filters, settings) if settings else self._filters
             limit = value_limit(options.get("max_value_length"))
             stage = Stage(self, current, Privacy.from_options(options), pipeline, limit)
             options["before_send"] = stage

@@ -64,7 +64,7 @@ def process_event(event: Event, hint: dict[str, Any]) -> Optional[Event]:
             return event
         slot = contexts.get(CONTEXT_KEY)
         log = contexts.get(FLAGS_KEY)
-        error = is_error_event(event)
+        error = event.get("type") is None or is_error_event(event)  # an error has no type
         if isinstance(slot, ContextSlot):
             del contexts[CONTEXT_KEY]
             if error:
@@ -107,8 +107,9 @@ class Stage:
         # The errors of one request or task (a retry loop, a batch job, a storm) share its
         # LD context and flag log: their redacted, bounded forms are made once, and copied
         # only for an app's before_send (see attach). Each is one tuple, replaced whole, so
-        # threads see an old or a new one, never half.
-        self._last_context: Optional[tuple[Any, Any, dict[str, Any]]] = None
+        # threads see an old or a new one, never half. The context's is found by its slot
+        # (when the slot holds a Context, not a provider) or by the Context and redaction.
+        self._last_context: Optional[tuple[Any, Any, Any, dict[str, Any]]] = None
         self._last_flags: Optional[tuple[FlagLog, dict[str, Any], Optional[dict[str, Any]]]] = None
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -117,7 +118,7 @@ class Stage:
         return (_same, (self.user_before_send,))
 
     def __call__(self, event: Event, hint: dict[str, Any]) -> Optional[Event]:
-        if not is_error_event(event):
+        if event.get("type") is not None and not is_error_event(event):  # an error has no type
             # A check-in (sentry-sdk calls before_send for those too) or another non-error:
             # not filtered, changed, forwarded or counted; the app's before_send still sees it.
             user_before_send = self.user_before_send
@@ -149,7 +150,7 @@ class Stage:
         delivery = integration.delivery
         if delivery is not None:
             try:
-                if _from_vendor_sdk(event):
+                if event.get("logger") is not None and _from_vendor_sdk(event):
                     delivery.skip("vendor_sdk_log")
                 else:
                     delivery.submit(event, self.privacy, hint.get(HINT_KEY))
@@ -169,20 +170,24 @@ class Stage:
         # Nothing after us changes an event but the app's own before_send (sentry-sdk has
         # serialized it already; the transport and our forwarders only read it): without
         # one, the events of a request share the forms made once, read-only.
-        own = fresh if self.user_before_send is not None else _same
+        copy = self.user_before_send is not None
         if isinstance(slot, ContextSlot):
-            context = slot.resolve()
+            last = self._last_context
+            if last is not None and last[0] is slot:  # the same slot holding the same Context
+                context, bounded = last[1], last[3]
+            else:
+                context = slot.resolve()
+                if context is not None:
+                    redaction = slot.redaction or self.integration.redaction
+                    if last is not None and last[1] is context and last[2] is redaction:
+                        bounded = last[3]
+                    else:
+                        bounded = bound_context(
+                            redact(context, redaction, pii=self.privacy.user_info), self.value_limit
+                        )
+                    self._last_context = (None if slot.lazy else slot, context, redaction, bounded)
             if context is not None:
-                redaction = slot.redaction or self.integration.redaction
-                last = self._last_context
-                if last is not None and last[0] is context and last[1] is redaction:
-                    bounded = last[2]
-                else:
-                    bounded = bound_context(
-                        redact(context, redaction, pii=self.privacy.user_info), self.value_limit
-                    )
-                    self._last_context = (context, redaction, bounded)
-                contexts[CONTEXT_KEY] = own(bounded)
+                contexts[CONTEXT_KEY] = fresh(bounded) if copy else bounded
                 hint[HINT_KEY] = context
                 if self.integration.debug:
                     logger.debug("launchdarklyContext attached (kind %s)", context.kind)
@@ -195,9 +200,9 @@ class Stage:
                 evaluations, flags = flag_contexts(log, existing, self.value_limit)
                 if existing is None:
                     self._last_flags = (log, evaluations, flags)
-            contexts[FLAGS_KEY] = own(evaluations)
+            contexts[FLAGS_KEY] = fresh(evaluations) if copy else evaluations
             if flags is not None:
-                contexts[SENTRY_FLAGS_KEY] = own(flags)
+                contexts[SENTRY_FLAGS_KEY] = fresh(flags) if copy else flags
 
 
 def fresh(value: Any) -> Any:
