@@ -48,6 +48,16 @@ class Filters:
     include: Optional[IncludePaths] = None
     name: str = "filters"
 
+    # The options given, None for the others: tested with "is", which calls nothing.
+    _ignore: Optional[Matcher] = field(default=None, init=False, repr=False, compare=False)
+    _deny: Optional[Matcher] = field(default=None, init=False, repr=False, compare=False)
+    _allow: Optional[Matcher] = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("ignore", "deny", "allow"):
+            matcher = getattr(self, name)
+            object.__setattr__(self, f"_{name}", matcher if matcher else None)
+
     def __bool__(self) -> bool:
         return bool(self.ignore or self.deny or self.allow or self.include is not None)
 
@@ -57,32 +67,33 @@ class Filters:
     def drop(self, event: Event) -> Optional[str]:
         """The name of the option that drops ``event``, or None: then its frames are marked."""
         values = None
-        if self.ignore:
+        ignore, deny, allow = self._ignore, self._deny, self._allow
+        if ignore is not None:
             try:
                 values = exceptions(event)
-                if self.ignore.match_any(error_texts(event, values)):
+                if ignore.match_any(error_texts(event, values)):
                     return "ignore_errors"
             except Exception:
                 logger.debug("ignore_errors failed; event passed on unchanged", exc_info=True)
-        if self.deny or self.allow:
+        if deny is not None or allow is not None:
             urls = None
-            if self.deny:
+            if deny is not None:
                 try:
                     if values is None:
                         values = exceptions(event)
                     urls = event_urls(event, values)
-                    if self.deny.match_any(urls):
+                    if deny.match_any(urls):
                         return "deny_urls"
                 except Exception:
                     logger.debug("deny_urls failed; event passed on unchanged", exc_info=True)
-            if self.allow:
+            if allow is not None:
                 try:
                     if urls is None:
                         if values is None:
                             values = exceptions(event)
                         urls = event_urls(event, values)
                     # An event without any URL is kept.
-                    if urls and not self.allow.match_any(urls):
+                    if urls and not allow.match_any(urls):
                         return "allow_urls"
                 except Exception:
                     logger.debug("allow_urls failed; event passed on unchanged", exc_info=True)
@@ -124,15 +135,33 @@ class IncludePaths:
 
     def mark(self, frames: Iterable[dict[str, Any]]) -> None:
         """Set ``in_app`` on each of ``frames``."""
-        cache = self._cache
+        # A frame is the app's when its module or its path matches; the matcher remembers
+        # each text's answer (decide fills it in). A plain dict with a module and a path
+        # that are strings or None, both answered before, is the common case: read here
+        # without a method call, the module first (the same few objects over and over,
+        # hashed once). Anything else is decided, and remembered by frame, in decide.
+        seen = self.matcher.seen
         for frame in frames:
-            # A plain dict (what sentry-sdk builds) with both keys and a remembered decision
-            # is the common case: looked up as it is, with no method call.
             try:
                 if frame.__class__ is not dict:
                     raise TypeError
-                in_app = cache[frame["abs_path"], frame["module"]]
-            except (KeyError, TypeError):  # a key missing, unhashable, or not decided yet
+                in_app = None
+                module = frame["module"]
+                if module.__class__ is str:
+                    if module:
+                        in_app = seen[module]
+                elif module is not None:
+                    raise TypeError
+                if not in_app:
+                    path = frame["abs_path"]
+                    if path.__class__ is str:
+                        if path:
+                            in_app = seen[path]
+                    elif path is not None:
+                        raise TypeError
+                    if in_app is None:
+                        raise KeyError  # neither a module nor a path: decided by frame
+            except (KeyError, TypeError):  # a key missing, another type, or not seen yet
                 in_app = self.decide(frame.get("abs_path"), frame.get("module"))
             frame["in_app"] = in_app
 
@@ -141,7 +170,11 @@ class IncludePaths:
         key = (path if isinstance(path, str) else None, module if isinstance(module, str) else None)
         in_app = self._cache.get(key)
         if in_app is None:
-            in_app = self.matcher.search_any([v for v in key if v])
+            # Each text on its own, so the matcher remembers both for mark.
+            in_app = False
+            for text in key:
+                if text and self.matcher.match_any((text,)):
+                    in_app = True
             if (path is None or path.__class__ is str) and (module is None or module.__class__ is str):
                 remember(self._cache, key, in_app, self.cache_size)
         return in_app

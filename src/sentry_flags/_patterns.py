@@ -28,8 +28,8 @@ _GLOBAL_FLAGS = re.compile(r"\(\?[aiLmsux]+\)")
 # What a Matcher remembers (see Matcher.match_any): an app raises the same few errors from the
 # same few places over and over, so the same texts come back. Texts longer than REMEMBER_TEXT
 # characters (a message with a payload in it) are searched each time, which bounds the memory
-# to about SEEN_SIZE * REMEMBER_TEXT characters.
-SEEN_SIZE = 256
+# to about SEEN_SIZE * REMEMBER_TEXT characters (typically paths and modules: ~100 KB).
+SEEN_SIZE = 1024
 REMEMBER_TEXT = 256
 
 
@@ -44,11 +44,12 @@ class Matcher:
     by one, would match.
     """
 
-    __slots__ = ("_seen", "scanners")
+    __slots__ = ("scanners", "seen")
 
     def __init__(self, scanners: tuple[re.Pattern[str], ...]) -> None:
         self.scanners = scanners
-        self._seen: dict[str, bool] = {}
+        # What match_any remembers: a text, whether it matches. Read it, never write it.
+        self.seen: dict[str, bool] = {}
 
     def __bool__(self) -> bool:
         return bool(self.scanners)
@@ -71,7 +72,7 @@ class Matcher:
         """``search_any``, remembering each short text's answer (at most ``SEEN_SIZE``, the
         oldest forgotten first). Safe from any number of threads: a race only costs a
         search."""
-        seen = self._seen
+        seen = self.seen
         for text in texts:
             found = seen.get(text) if text.__class__ is str else None  # a subclass may compare oddly
             if found is None:

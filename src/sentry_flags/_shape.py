@@ -59,7 +59,16 @@ def _values(container: Any) -> list[Mapping[str, Any]]:
 
 def exceptions(event: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """Exception values, oldest first, as sentry-sdk orders them (the raised one is last)."""
-    return _values(event.get("exception"))
+    container = event.get("exception")
+    if type(container) is dict:  # _values' short cut, without calling it
+        values = container.get("values")
+        if type(values) is list:
+            for value in values:
+                if type(value) is not dict:
+                    break
+            else:
+                return values.copy()
+    return _values(container)
 
 
 def frames(exception: Mapping[str, Any]) -> list[Any]:
@@ -79,7 +88,10 @@ def all_frames(
     if "threads" in event:
         holders = holders + _values(event.get("threads"))
     if len(holders) == 1:  # the common case, without a list of lists
-        found = frames(holders[0])
+        stacktrace = holders[0].get("stacktrace")
+        found = stacktrace.get("frames") if type(stacktrace) is dict else None
+        if type(found) is not list:
+            found = frames(holders[0])
         for frame in found:
             if type(frame) is not dict:
                 break
@@ -109,7 +121,7 @@ def messages(event: Mapping[str, Any]) -> list[str]:
 
 def error_texts(event: Mapping[str, Any], values: Optional[list[Mapping[str, Any]]] = None) -> list[str]:
     """What ``ignore_errors`` matches: ``"Type: value"``, ``value`` and the messages."""
-    found = messages(event)
+    found = messages(event) if "message" in event or "logentry" in event else []
     for exc in exceptions(event) if values is None else values:
         etype, value = exc.get("type"), exc.get("value")
         if not isinstance(etype, str):
@@ -141,7 +153,9 @@ def raising_frame(
         values = exceptions(event)
     if not values:
         return None
-    for frame in reversed(frames(values[-1])):
+    stacktrace = values[-1].get("stacktrace")
+    found = stacktrace.get("frames") if type(stacktrace) is dict else None
+    for frame in reversed(found if type(found) is list else frames(values[-1])):
         if type(frame) is not dict and not isinstance(frame, Mapping):
             continue
         path = frame.get("abs_path")
@@ -169,8 +183,7 @@ def event_urls(event: Mapping[str, Any], values: Optional[list[Mapping[str, Any]
             urls.append(url)
     frame = raising_frame(event, values)
     if frame is not None:
-        for key in ("abs_path", "filename", "module"):
-            value = frame.get(key)
+        for value in (frame.get("abs_path"), frame.get("filename"), frame.get("module")):
             if (
                 isinstance(value, str)
                 and value
