@@ -181,9 +181,25 @@ def event_urls(event: Mapping[str, Any], values: Optional[list[Mapping[str, Any]
         url = request_url(event)
         if url:
             urls.append(url)
-    frame = raising_frame(event, values)
-    if frame is not None:
-        for value in (frame.get("abs_path"), frame.get("filename"), frame.get("module")):
+    if values is None:
+        values = exceptions(event)
+    if not values:
+        return urls
+    # raising_frame's search, here without a call and reading each key once: every error's
+    # deny_urls and allow_urls run it on the app's thread.
+    last = values[-1]
+    stacktrace = last.get("stacktrace")
+    found = stacktrace.get("frames") if type(stacktrace) is dict else None
+    for frame in reversed(found if type(found) is list else frames(last)):
+        if type(frame) is not dict and not isinstance(frame, Mapping):
+            continue
+        parts = (frame.get("abs_path"), frame.get("filename"), frame.get("module"))
+        path = parts[0] if isinstance(parts[0], str) and parts[0] else text(parts[1])
+        if path is None and not text(parts[2]):
+            continue
+        if path and path[-1] == ">" and _is_pseudo_path(path):
+            continue
+        for value in parts:
             if (
                 isinstance(value, str)
                 and value
@@ -191,6 +207,7 @@ def event_urls(event: Mapping[str, Any], values: Optional[list[Mapping[str, Any]
                 and value not in urls
             ):
                 urls.append(value)
+        break
     return urls
 
 
