@@ -11,13 +11,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol
 
-from sentry_flags._patterns import EMPTY, Matcher, remember
+from sentry_flags._patterns import EMPTY, REMEMBER_TEXT, Matcher, remember
 from sentry_flags._shape import (
     Event,
+    UrlParts,
     all_frames,
     error_texts,
-    event_urls,
     exceptions,
+    url_parts,
+    urls_of,
 )
 
 logger = logging.getLogger("sentry_flags")
@@ -37,9 +39,13 @@ class Filters:
 
     Each option decides exactly as it would on its own (``error_texts``, ``event_urls`` and
     ``all_frames`` say what it reads). This runs on the app's thread for every error, so the
-    event's exception values are read once for all four, one call instead of four, and the
-    matchers remember their answers for the texts they have seen. An option that fails on a
-    malformed event is skipped, as if it were not configured, and the next one runs.
+    event's exception values are read once for all four, and what was decided is remembered
+    (an app raises the same errors from the same places over and over): ``ignore_errors`` by
+    the exceptions' types and values, the URL options by the raising frame's paths (the
+    request URL by the matchers themselves), ``include_paths`` by each frame's module and path.
+    Each memory keeps at most ``DECISIONS`` entries of short texts only (the oldest forgotten
+    first). An option that fails on a malformed event is skipped, as if it were not
+    configured, and the next one runs.
     """
 
     ignore: Matcher = EMPTY
@@ -52,6 +58,15 @@ class Filters:
     _ignore: Optional[Matcher] = field(default=None, init=False, repr=False, compare=False)
     _deny: Optional[Matcher] = field(default=None, init=False, repr=False, compare=False)
     _allow: Optional[Matcher] = field(default=None, init=False, repr=False, compare=False)
+    # (type, value, type, value, ...) of an event's exceptions -> whether ignore_errors drops it.
+    _ignored: dict[tuple[Optional[str], ...], bool] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    # A raising frame's (abs_path, filename, module) -> (it gives a URL text, deny_urls matches
+    # one, allow_urls matches one).
+    _frames: dict[tuple[Optional[str], ...], tuple[bool, bool, bool]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         for name in ("ignore", "deny", "allow"):
@@ -71,29 +86,34 @@ class Filters:
         if ignore is not None:
             try:
                 values = exceptions(event)
-                if ignore.match_any(error_texts(event, values)):
+                if self._ignores(event, values, ignore):
                     return "ignore_errors"
             except Exception:
                 logger.debug("ignore_errors failed; event passed on unchanged", exc_info=True)
         if deny is not None or allow is not None:
-            urls = None
+            parts = None
             if deny is not None:
                 try:
                     if values is None:
                         values = exceptions(event)
-                    urls = event_urls(event, values)
-                    if deny.match_any(urls):
+                    parts = url_parts(event, values)
+                    url = parts[0]
+                    if (url is not None and deny.match_any((url,))) or self._frame_verdicts(parts)[1]:
                         return "deny_urls"
                 except Exception:
                     logger.debug("deny_urls failed; event passed on unchanged", exc_info=True)
             if allow is not None:
                 try:
-                    if urls is None:
+                    if parts is None:
                         if values is None:
                             values = exceptions(event)
-                        urls = event_urls(event, values)
+                        parts = url_parts(event, values)
+                    url = parts[0]
+                    some, _, allowed = self._frame_verdicts(parts)
                     # An event without any URL is kept.
-                    if urls and not allow.match_any(urls):
+                    if (url is not None or some) and not (
+                        allowed or (url is not None and allow.match_any((url,)))
+                    ):
                         return "allow_urls"
                 except Exception:
                     logger.debug("allow_urls failed; event passed on unchanged", exc_info=True)
@@ -106,7 +126,59 @@ class Filters:
                 logger.debug("include_paths failed; event passed on unchanged", exc_info=True)
         return None
 
+    def _ignores(self, event: Event, values: list[Any], ignore: Matcher) -> bool:
+        """``ignore.match_any(error_texts(event, values))``, remembered for plain events."""
+        key: Optional[tuple[Optional[str], ...]] = None
+        if "message" not in event and "logentry" not in event:  # else it reads those too
+            found: list[Optional[str]] = []
+            size = 0
+            for exc in values:
+                etype, value = exc.get("type"), exc.get("value")
+                if (etype is not None and etype.__class__ is not str) or (
+                    value is not None and value.__class__ is not str
+                ):
+                    break
+                found.append(etype)
+                found.append(value)
+                size += (len(etype) if etype else 0) + (len(value) if value else 0)
+            else:
+                if size <= REMEMBER_TEXT:
+                    key = tuple(found)
+                    remembered = self._ignored.get(key)
+                    if remembered is not None:
+                        return remembered
+        ignored = ignore.match_any(error_texts(event, values))
+        if key is not None:
+            remember(self._ignored, key, ignored, DECISIONS)
+        return ignored
 
+    def _frame_verdicts(self, parts: UrlParts) -> tuple[bool, bool, bool]:
+        """For the raising frame's texts in ``parts``: whether there is any, whether
+        ``deny_urls`` matches one, whether ``allow_urls`` does; remembered."""
+        key = parts[1:]
+        remembered = None
+        plain = True
+        for text in key:
+            if text is not None and (text.__class__ is not str or len(text) > REMEMBER_TEXT):
+                plain = False
+                break
+        if plain:
+            remembered = self._frames.get(key)
+            if remembered is not None:
+                return remembered
+        texts = urls_of((None, *key))
+        deny, allow = self._deny, self._allow
+        verdicts = (
+            bool(texts),
+            deny is not None and deny.match_any(texts),
+            allow is not None and allow.match_any(texts),
+        )
+        if plain:
+            remember(self._frames, key, verdicts, DECISIONS)
+        return verdicts
+
+
+DECISIONS = 1024  # entries in each of Filters' memories
 INCLUDE_PATHS_CACHE_SIZE = 1024
 
 _FrameKey = tuple[Optional[str], Optional[str]]

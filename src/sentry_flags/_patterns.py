@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 PatternLike = Union[str, "re.Pattern[str]"]
 
@@ -84,7 +84,10 @@ class Matcher:
         return False
 
 
-def remember(cache: dict[Any, bool], key: Any, value: bool, size: int) -> None:
+V = TypeVar("V")
+
+
+def remember(cache: dict[Any, V], key: Any, value: V, size: int) -> None:
     """``cache[key] = value`` in a dict kept to ``size`` entries by forgetting the oldest."""
     while len(cache) >= size:
         try:

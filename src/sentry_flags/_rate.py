@@ -34,7 +34,7 @@ class RateBound:
         elapsed = now - self._last
         if elapsed > 0:
             tokens += elapsed * self.rate
-            if tokens > self.burst:
+            if tokens > self.burst:  # noqa: PLR1730 - min() is a call, on every captured error
                 tokens = self.burst
             self._last = now
         # Monotonic clock values are large floats: a refill of exactly one token can come

@@ -176,15 +176,20 @@ def request_url(event: Mapping[str, Any]) -> Optional[str]:
 
 def event_urls(event: Mapping[str, Any], values: Optional[list[Mapping[str, Any]]] = None) -> list[str]:
     """What ``allow_urls``/``deny_urls`` match: request URL and the raising frame's paths."""
-    urls: list[str] = []
-    if "request" in event:
-        url = request_url(event)
-        if url:
-            urls.append(url)
+    return urls_of(url_parts(event, values))
+
+
+UrlParts = tuple[Optional[str], Any, Any, Any]
+
+
+def url_parts(event: Mapping[str, Any], values: Optional[list[Mapping[str, Any]]] = None) -> UrlParts:
+    """What ``event_urls`` reads: the request URL (None without one) and the raising frame's
+    ``abs_path``, ``filename`` and ``module`` as they are (None without a raising frame)."""
+    url = request_url(event) if "request" in event else None
     if values is None:
         values = exceptions(event)
     if not values:
-        return urls
+        return (url, None, None, None)
     # raising_frame's search, here without a call and reading each key once: every error's
     # deny_urls and allow_urls run it on the app's thread.
     last = values[-1]
@@ -193,21 +198,28 @@ def event_urls(event: Mapping[str, Any], values: Optional[list[Mapping[str, Any]
     for frame in reversed(found if type(found) is list else frames(last)):
         if type(frame) is not dict and not isinstance(frame, Mapping):
             continue
-        parts = (frame.get("abs_path"), frame.get("filename"), frame.get("module"))
-        path = parts[0] if isinstance(parts[0], str) and parts[0] else text(parts[1])
-        if path is None and not text(parts[2]):
+        abs_path, filename, module = frame.get("abs_path"), frame.get("filename"), frame.get("module")
+        path = abs_path if isinstance(abs_path, str) and abs_path else text(filename)
+        if path is None and not text(module):
             continue
         if path and path[-1] == ">" and _is_pseudo_path(path):
             continue
-        for value in parts:
-            if (
-                isinstance(value, str)
-                and value
-                and (value[-1] != ">" or not _is_pseudo_path(value))
-                and value not in urls
-            ):
-                urls.append(value)
-        break
+        return (url, abs_path, filename, module)
+    return (url, None, None, None)
+
+
+def urls_of(parts: UrlParts) -> list[str]:
+    """``event_urls`` from what ``url_parts`` read: the URL, then each of the frame's texts
+    that is one (a string, not empty, not a pseudo path like ``<string>``), once."""
+    urls: list[str] = [parts[0]] if parts[0] else []
+    for value in parts[1:]:
+        if (
+            isinstance(value, str)
+            and value
+            and (value[-1] != ">" or not _is_pseudo_path(value))
+            and value not in urls
+        ):
+            urls.append(value)
     return urls
 
 

@@ -293,6 +293,33 @@ def test_filters_decide_as_the_options_did_one_by_one(event: dict[str, Any], opt
         assert (filters(copy.deepcopy(event)) is None) is (expected is not None)
 
 
+# One Filters for each set of options, kept across examples: what it remembers from one
+# event must never decide another wrongly.
+SHARED: dict[frozenset[str], Filters] = {}
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event=all_events, options=st.sets(st.sampled_from(sorted(MATCHERS)), min_size=1))
+def test_what_filters_remember_from_other_events_never_changes_a_decision(
+    event: dict[str, Any], options: set[str]
+) -> None:
+    chosen = {name: MATCHERS[name] if name in options else EMPTY for name in MATCHERS}
+    filters = SHARED.setdefault(
+        frozenset(options),
+        Filters(
+            ignore=chosen["ignore"],
+            deny=chosen["deny"],
+            allow=chosen["allow"],
+            include=IncludePaths(chosen["include"]) if chosen["include"] else None,
+        ),
+    )
+    expected_event = copy.deepcopy(event)
+    expected = reference(expected_event, **chosen)
+    found_event = copy.deepcopy(event)
+    assert filters.drop(found_event) == expected
+    assert found_event == expected_event
+
+
 def test_a_plain_event_and_its_reading_one_by_one_agree() -> None:
     # sentry-sdk's own shape (what the property test covers among others), spelled out.
     event = {
@@ -319,3 +346,81 @@ def test_a_plain_event_and_its_reading_one_by_one_agree() -> None:
     marks = [frame["in_app"] for value in values for frame in value["stacktrace"]["frames"]]
     assert marks == [True, False, True, False]
     assert Filters(ignore=MATCHERS["ignore"]).drop(copy.deepcopy(event)) == "ignore_errors"
+
+
+def _numbered(i: int, value: str = "v") -> dict[str, Any]:
+    frame = {"abs_path": f"/srv/app/m{i}.py", "module": f"app.m{i}", "filename": f"m{i}.py"}
+    exception = {"type": f"E{i}", "value": value, "stacktrace": {"frames": [frame]}}
+    return {"exception": {"values": [exception]}, "request": {"url": f"https://shop.test/item/{i}"}}
+
+
+def _every_option() -> Filters:
+    return Filters(
+        ignore=MATCHERS["ignore"],
+        deny=MATCHERS["deny"],
+        allow=MATCHERS["allow"],
+        include=IncludePaths(MATCHERS["include"]),
+    )
+
+
+def test_every_memory_keeps_a_fixed_number_of_entries() -> None:
+    from sentry_flags._filters import DECISIONS
+    from sentry_flags._patterns import SEEN_SIZE
+
+    filters = _every_option()
+    for i in range(DECISIONS * 3):
+        filters.drop(_numbered(i))
+    assert len(filters._ignored) == DECISIONS
+    assert len(filters._frames) == DECISIONS
+    for matcher in (filters.ignore, filters.deny, filters.allow, filters.include.matcher):  # type: ignore[union-attr]
+        assert 0 < len(matcher.seen) <= SEEN_SIZE
+    # The newest are remembered, the oldest forgotten.
+    assert (f"E{DECISIONS * 3 - 1}", "v") in filters._ignored
+    assert ("E0", "v") not in filters._ignored
+
+
+def test_long_texts_are_decided_each_time_and_not_remembered() -> None:
+    from sentry_flags._patterns import REMEMBER_TEXT
+
+    filters = _every_option()
+    long = "x" * (REMEMBER_TEXT + 1)
+    event = _numbered(1, value=long)
+    event["exception"]["values"][0]["stacktrace"]["frames"][0]["abs_path"] = "/srv/" + long
+    expected_event = copy.deepcopy(event)
+    expected = reference(expected_event, **{name: MATCHERS[name] for name in MATCHERS})
+    for _ in range(2):
+        found_event = copy.deepcopy(event)
+        assert filters.drop(found_event) == expected
+        assert found_event == expected_event
+    assert filters._ignored == {}
+    assert filters._frames == {}
+    assert all(len(text) <= REMEMBER_TEXT for text in filters.ignore.seen)
+
+
+def test_decisions_stay_right_and_bounded_under_threads() -> None:
+    import threading
+
+    from sentry_flags._filters import DECISIONS
+
+    filters = _every_option()
+    events = [_numbered(i, value="boom" if i % 5 == 0 else "v") for i in range(3 * DECISIONS // 2)]
+    expected = [reference(copy.deepcopy(e), **{name: MATCHERS[name] for name in MATCHERS}) for e in events]
+    start = threading.Barrier(4, timeout=5)
+    wrong: list[int] = []
+
+    def work(offset: int) -> None:
+        start.wait()
+        for n in range(len(events)):
+            i = (n + offset * 97) % len(events)
+            if filters.drop(copy.deepcopy(events[i])) != expected[i]:
+                wrong.append(i)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not wrong
+    # Racing inserts may overshoot by one entry per thread at most.
+    assert len(filters._ignored) <= DECISIONS + 4
+    assert len(filters._frames) <= DECISIONS + 4
