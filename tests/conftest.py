@@ -8,6 +8,7 @@ waits, so no SDK thread keeps running into the next test.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -45,6 +46,35 @@ def _loopback_only() -> Iterator[None]:
             mp.delenv(name.upper(), raising=False)
         mp.setenv("no_proxy", "127.0.0.1,localhost")
         mp.setenv("NO_PROXY", "127.0.0.1,localhost")
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _no_launchdarkly_client_remembered() -> None:
+    # The private attributes of every LaunchDarkly client sentry-flags hooked apply to the
+    # contexts no evaluation saw: each test starts as a process that has hooked none, so
+    # that a client an earlier test left for the garbage collector does not redact here.
+    # Not restored afterwards: the generation only ever grows, as in a real process.
+    import weakref
+
+    from sentry_flags import _context
+
+    _context._client_redactions = weakref.WeakKeyDictionary()
+    _context._generation += 1
+
+
+@pytest.fixture
+def fresh_private(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """No private name stepped aside, counted or warned about yet in this process (another
+    test's would hide this one's warning); sentry_flags' warnings captured (read them with
+    ``helpers.warnings_about``)."""
+    from collections import Counter
+
+    from sentry_flags import _private
+
+    monkeypatch.setattr(_private, "_counts", Counter())
+    monkeypatch.setattr(_private, "_warned", set())
+    with caplog.at_level(logging.WARNING, logger="sentry_flags"):
         yield
 
 

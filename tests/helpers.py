@@ -57,6 +57,9 @@ def _client_options() -> frozenset[str]:
 SENTRY_OPTIONS = _client_options()
 HAS_SEND_DEFAULT_PII = "send_default_pii" in SENTRY_OPTIONS  # 2.x
 HAS_DATA_COLLECTION = "data_collection" in SENTRY_OPTIONS  # 2.7x and 3.x
+# The option that sees cron check-ins: sentry-sdk 3.0.0 gave them their own hook; before it
+# (2.x and 3.0's pre-releases) they went through before_send with the errors.
+CHECK_IN_HOOK = "before_send_check_in" if "before_send_check_in" in SENTRY_OPTIONS else "before_send"
 needs_send_default_pii = pytest.mark.skipif(
     not HAS_SEND_DEFAULT_PII, reason="this sentry-sdk has no send_default_pii option (3.x)"
 )

@@ -409,6 +409,9 @@ BAD: list[Bad] = [
     Bad(CFG, {"config": {"includePaths": ["/a{2,1}/"]}}, ValueError, "includePaths[0]"),
     Bad(CFG, {"config": {"releaseFrom": "ftp:x"}}, ValueError, "releaseFrom"),
     Bad(CFG, {"config": {"releaseFrom": 3}}, TypeError, "releaseFrom"),
+    # With release given too: named by the whole key, not as release's ("release_from ...").
+    Bad(CFG, {"config": {"release": "1", "releaseFrom": "bogus"}}, ValueError, "releaseFrom 'bogus'"),
+    Bad(CFG, {"config": {"release": "1", "releaseFrom": 3}}, TypeError, "releaseFrom must"),
     Bad(CFG, {"config": {"debugMode": "true"}}, TypeError, "debugMode"),
     Bad(CFG, {"config": {"debugMode": "false"}}, TypeError, "debugMode"),
     Bad(CFG, {"config": {"environment": ""}}, TypeError, "environment"),
@@ -758,3 +761,27 @@ def test_an_async_launchdarkly_client_with_its_loop_is_accepted(clients: Clients
         FlagsIntegration(launchdarkly_client=clients.launchdarkly_async)
     finally:
         loop.close()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"queue_size": 0},
+        {"max_forwarded_per_second": -1},
+        {"forwarders": ["not a forwarder"]},
+        {"ignore_errors": [1]},
+        {"release_from": "nowhere:x"},
+    ],
+)
+def test_a_construction_that_raises_leaves_no_hook_on_the_launchdarkly_client(bad: dict[str, Any]) -> None:
+    from helpers import ld_hooks
+
+    ld = LDClient(Config("sdk-bad-options-hook", offline=True))
+    try:
+        with pytest.raises((TypeError, ValueError)):
+            FlagsIntegration(launchdarkly_client=ld, **bad)
+        assert ld_hooks(ld) == []  # every option is checked before the client is touched
+        FlagsIntegration(launchdarkly_client=ld)
+        assert len(ld_hooks(ld)) == 1
+    finally:
+        ld.close()

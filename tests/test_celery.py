@@ -151,7 +151,7 @@ def test_private_attributes_and_pii_stay_out_of_the_message(
     assert worker.seen == [{"kind": "user", "key": "u-2", "plan": "pro"}]
 
 
-@pytest.mark.parametrize("source", ["evaluated", "set-by-hand"])
+@pytest.mark.parametrize("source", ["evaluated", "set-by-hand", "set-by-hand-plugin-client"])
 def test_the_launchdarkly_client_s_private_attributes_stay_out_of_the_message(
     sentry_init: Callable[..., Any],
     worker: Recorder,
@@ -160,9 +160,19 @@ def test_the_launchdarkly_client_s_private_attributes_stay_out_of_the_message(
     source: str,
 ) -> None:
     # Private by the LD client's config, not by the context: the evaluation hook records the
-    # client's settings with the context; a context set by hand gets FlagsIntegration's client's.
-    ld = make_ld_client(update_processor_class=ld_test_data, private_attributes=["plan", "/address/street"])
-    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld)])
+    # client's settings with the context; a context set by hand gets every hooked client's
+    # (FlagsIntegration's, or one hooked through its plugin).
+    private = ["plan", "/address/street"]
+    if source == "set-by-hand-plugin-client":
+        from sentry_flags.launchdarkly import SentryFlagsPlugin
+
+        make_ld_client(
+            update_processor_class=ld_test_data, plugins=[SentryFlagsPlugin()], private_attributes=private
+        )
+        sentry_init(integrations=[FlagsIntegration()])
+    else:
+        ld = make_ld_client(update_processor_class=ld_test_data, private_attributes=private)
+        sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld)])
     context = (
         Context.builder("u-7")
         .set("plan", "pro")

@@ -445,6 +445,48 @@ def test_client_private_attributes_apply_to_contexts_set_by_hand(
     assert b"secret-plan-x" not in raw_bodies(sentry_receiver)
 
 
+def test_a_plugin_clients_private_attributes_apply_to_contexts_set_by_hand(
+    sentry_init: Callable[..., Any],
+    sentry_receiver: SentryReceiver,
+    make_ld_client: Callable[..., Any],
+    flags: Any,
+) -> None:
+    # No launchdarkly_client=: the client is hooked through its plugin only. A context no
+    # evaluation saw (set by hand, by the framework glue) belongs to no one client, so the
+    # private attributes of every client sentry-flags hooked apply.
+    sentry_init(integrations=[FlagsIntegration()], **pii_options(True))
+    make_ld_client(update_processor_class=flags, plugins=[SentryFlagsPlugin()], private_attributes=["email"])
+    make_ld_client(update_processor_class=flags, plugins=[SentryFlagsPlugin()], private_attributes=["plan"])
+    set_launchdarkly_context(person("by-hand"))
+
+    raise_and_capture("boom")
+
+    ctx = ld_context_of(only_event(sentry_receiver))
+    assert sorted(ctx["_meta"]["redactedAttributes"]) == ["email", "plan"]
+    assert not {"email", "plan"} & ctx.keys()
+    assert ctx["firstName"] == PII["firstName"]  # PII allowed: only the private ones are gone
+    assert PII["email"].encode() not in raw_bodies(sentry_receiver)
+
+
+def test_the_redaction_of_every_client_is_made_once_per_client_hooked() -> None:
+    # The stage keeps a context's redacted form while the context and the redaction stay
+    # the same objects: the same redaction must come back until another client is hooked.
+    from sentry_flags._context import NO_REDACTION, Redaction, any_client_redaction, remember_client_redaction
+
+    class Client:  # any weak-referenceable object stands for a client here
+        pass
+
+    first, second = Client(), Client()
+    assert any_client_redaction(NO_REDACTION) is NO_REDACTION  # no client hooked
+    remember_client_redaction(first, Redaction.from_refs(False, ["email"]))
+    combined = any_client_redaction(NO_REDACTION)
+    assert combined == Redaction.from_refs(False, ["email"])
+    assert any_client_redaction(NO_REDACTION) is combined
+    remember_client_redaction(second, Redaction(all_private=True))
+    assert any_client_redaction(NO_REDACTION) == Redaction(True, (("email",),))
+    del first, second  # held weakly: alive until here
+
+
 def test_all_attributes_private_keeps_only_kind_key_and_anonymous(
     sentry_init: Callable[..., Any],
     sentry_receiver: SentryReceiver,

@@ -109,7 +109,7 @@ def test_views_carry_the_ld_context_and_capture_time() -> None:
     seen: list[tuple[ErrorView, float]] = []
 
     class Spy(RecordingForwarder):
-        def deliver(self, view: ErrorView, calls: list[VendorCall], captured_at: float) -> None:
+        def _deliver(self, view: ErrorView, calls: list[VendorCall], captured_at: float) -> None:
             seen.append((view, captured_at))
 
     delivery = Delivery([Spy()])
@@ -517,3 +517,33 @@ def test_delivery_works_in_a_forked_child() -> None:
     assert report == {"flushed": True, "ids": ids(99), "dropped": 0}
     assert delivery.flush(2)
     assert recorder.event_ids == ids(0, 1, 2)
+
+
+def test_a_forwarder_cannot_change_the_events_contexts() -> None:
+    # The view's contexts are the event's own dict (no copy per error), which sentry-sdk may
+    # still be serializing on the app's thread: a forwarder only reads them.
+    class Meddler(Forwarder):
+        vendor = "meddler"
+
+        def calls(self, view: ErrorView, captured_at: float) -> list[VendorCall]:
+            view.contexts.pop("launchdarklyContext", None)  # type: ignore[attr-defined]
+            return [VendorCall("noop", {})]
+
+        def send(self, call: VendorCall) -> bool:
+            return True
+
+    class Rewriter(Meddler):
+        def calls(self, view: ErrorView, captured_at: float) -> list[VendorCall]:
+            view.ld_context_json["key"] = "someone-else"  # type: ignore[index]
+            return [VendorCall("noop", {})]
+
+    meddler, rewriter, recorder = Meddler(), Rewriter(), RecordingForwarder()
+    delivery = Delivery([meddler, rewriter, recorder])
+    sent = {**event(1), "contexts": {"launchdarklyContext": {"kind": "user", "key": "k"}}}
+    delivery.submit(sent, PRIVACY, None)
+    assert delivery.flush(2)
+
+    assert sent["contexts"] == {"launchdarklyContext": {"kind": "user", "key": "k"}}
+    assert meddler.stats.failed == rewriter.stats.failed == 1  # their TypeError, counted
+    [view] = recorder.views
+    assert view.contexts == sent["contexts"]

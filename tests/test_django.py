@@ -503,28 +503,36 @@ def test_an_error_the_view_reports_before_loading_its_user_reads_no_database(
 def test_the_event_loop_keeps_serving_while_an_error_is_captured_on_it(
     init: Callable[..., Any], sentry_receiver: SentryReceiver
 ) -> None:
+    from django_project import views
+
     init(before_send=watch.close, **pii_options(False))
     user = make_user()
     browser = async_client()
     browser.force_login(user)
     threads_before = {t.ident for t in threading.enumerate()}
-    served: list[str] = []
 
     async def get(path: str) -> int:
         response = await browser.get(path)
-        served.append(path)
         return int(response.status_code)
 
     async def go() -> list[int]:
-        # Reported on the loop's thread, before anything loaded the user; other requests
-        # share the loop meanwhile.
-        return list(await asyncio.gather(get("/async/capture/l"), *(get("/async/ok") for _ in range(5))))
+        views.rendezvous = views.Rendezvous()  # its events belong to this loop
+        # Two requests on this one loop: the error is reported (on the loop's thread, before
+        # anything loaded the user) while the other request is in flight, and the reporting
+        # request ends only after the other was served. The wait_for bounds a rendezvous
+        # that never happens; it asserts no duration.
+        both = asyncio.gather(get("/async/capture-amid-another/l"), get("/async/served-across-a-capture"))
+        return list(await asyncio.wait_for(both, timeout=60))
 
-    with watch.capturing():
-        assert asyncio.run(go()) == [200] * 6
+    try:
+        with watch.capturing():
+            assert asyncio.run(go()) == [200, 200]
+        log = views.rendezvous.log
+    finally:
+        views.rendezvous = None
     event = one_event(sentry_receiver)
 
-    assert len(served) == 6
+    assert log == ["other request waiting", "error captured", "other request served"]
     assert watch.captures == 1
     assert watch.queries == []
     assert ld_context_of(event) is None  # documented: a session, its user never loaded

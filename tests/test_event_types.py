@@ -1,10 +1,11 @@
 """Only error events are ours: every other event sentry-sdk hands to before_send passes by.
 
-sentry-sdk 2.x calls ``before_send`` for every event but transactions, 3.x for every event
-``capture_event`` is given: errors and messages (no ``type``), cron check-ins
-(``check_in``), and whatever type an integration or the app put on an event. Only errors and
+sentry-sdk 2.x (and 3.0's pre-releases) call ``before_send`` for every event but
+transactions: errors and messages (no ``type``), cron check-ins (``check_in``), and whatever
+type an integration or the app put on an event. 3.0.0 gives check-ins their own
+``before_send_check_in`` (``helpers.CHECK_IN_HOOK``), which we leave alone. Only errors and
 messages are filtered, get our contexts and settings, and reach a forwarder or a counter;
-everything else goes to the app's ``before_send`` as sentry-sdk made it.
+everything else goes to the app's hook as sentry-sdk made it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sentry_sdk
 from sentry_sdk.crons import capture_checkin
 from sentry_sdk.integrations.logging import LoggingIntegration
 
-from helpers import SENTRY_SDK_MAJOR, capture_error, flush
+from helpers import CHECK_IN_HOOK, SENTRY_SDK_MAJOR, capture_error, flush
 from receivers import LaunchDarklyReceiver, SentryReceiver, wait_for
 from sentry_flags import FlagsIntegration, set_launchdarkly_context
 from sentry_flags.testing import RecordingForwarder
@@ -71,7 +72,7 @@ def test_check_ins_are_neither_forwarded_nor_counted_nor_changed(
                 logger="app-logger",  # our settings fill in a missing logger on errors only
             )
         ],
-        before_send=app_before_send,
+        **{CHECK_IN_HOOK: app_before_send, "before_send": app_before_send},
     )
     set_launchdarkly_context(Context.create("u-1"))
 
@@ -88,7 +89,7 @@ def test_check_ins_are_neither_forwarded_nor_counted_nor_changed(
     assert launchdarkly.stats.skipped == {}
     wait_for(lambda: len(ld_receiver.custom_events) >= 1, message="the error at LaunchDarkly")
     assert [e["key"] for e in ld_receiver.custom_events] == ["sentry-errors"]
-    # Sentry got the check-ins as sentry-sdk made them, and the app's before_send saw them.
+    # Sentry got the check-ins as sentry-sdk made them, and the app's hook for them saw them.
     assert sorted(c["status"] for c in check_ins) == ["in_progress", "ok"]
     assert all("logger" not in c and "launchdarklyContext" not in c.get("contexts", {}) for c in check_ins)
     assert [e["status"] for e in app_before_send.of_type("check_in")] == ["in_progress", "ok"]
@@ -104,7 +105,10 @@ def test_a_check_in_the_app_drops_is_dropped(
     def drop_check_ins(event: dict[str, Any], hint: dict[str, Any]) -> Optional[dict[str, Any]]:
         return None if event.get("type") == "check_in" else event
 
-    sentry_init(integrations=[FlagsIntegration(forwarders=[recorder])], before_send=drop_check_ins)
+    sentry_init(
+        integrations=[FlagsIntegration(forwarders=[recorder])],
+        **{CHECK_IN_HOOK: drop_check_ins, "before_send": drop_check_ins},
+    )
 
     capture_checkin(monitor_slug="nightly", status="ok")
     capture_error("boom")

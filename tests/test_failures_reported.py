@@ -105,7 +105,7 @@ def test_a_client_that_could_not_be_set_up_is_a_warning_once_with_the_reason(
     from sentry_flags import _sentry
 
     monkeypatch.setattr(_sentry, "_bind_warned", False)
-    mocker.patch.object(FlagsIntegration, "bind", side_effect=RuntimeError(INJECTED))
+    mocker.patch.object(FlagsIntegration, "_bind", side_effect=RuntimeError(INJECTED))
 
     with caplog.at_level(logging.DEBUG, logger="sentry_flags"):
         sentry_init(integrations=[FlagsIntegration(ignore_errors=["ignored"])])

@@ -248,6 +248,28 @@ def test_a_view_exception_carries_the_user_loaded_before_the_capture(
     assert app.loads == [("42", False)]  # loaded before sentry-sdk captured, not while
 
 
+def test_a_plugin_clients_private_attributes_apply_to_the_default_context(
+    sentry_init: Callable[..., Any],
+    sentry_receiver: SentryReceiver,
+    make_ld_client: Callable[..., Any],
+    ld_test_data: Any,
+) -> None:
+    # The LD client is hooked through its plugin only (no launchdarkly_client=): its private
+    # attributes still apply to the context the extension builds, which no evaluation saw.
+    from sentry_flags.launchdarkly import SentryFlagsPlugin
+
+    app = login_app(sentry_init, pii=True)
+    make_ld_client(
+        update_processor_class=ld_test_data, plugins=[SentryFlagsPlugin()], private_attributes=["email"]
+    )
+    assert app.logged_in("42").get("/boom/v").status_code == 500
+
+    assert ld_context_of(only_event(sentry_receiver)) == {
+        "kind": "user", "key": "42", "name": "Ann", "_meta": {"redactedAttributes": ["email"]},
+    }  # fmt: skip
+    assert b"ann@example.com" not in sentry_receiver.requests[-1].raw_body
+
+
 def test_an_error_reported_before_the_user_was_loaded_is_keyed_by_the_session_user_id(
     sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
 ) -> None:

@@ -694,13 +694,57 @@ if __name__ == "__main__":
     main()
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_module_locks_held_at_fork_time_are_fresh_in_the_child() -> None:
-    """A lock another thread held when the process forked must not deadlock the child."""
+def _celery_state_lock() -> Any:
     pytest.importorskip("celery")
     import sentry_flags.celery
 
-    lock = sentry_flags.celery._state_lock
+    return sentry_flags.celery._state_lock
+
+
+def _client_redactions_lock() -> Any:
+    from sentry_flags import _context
+
+    return _context._client_redactions_lock  # taken as each error is captured
+
+
+def _openfeature_hook_lock() -> Any:
+    pytest.importorskip("openfeature")
+    from sentry_flags.openfeature import SentryFlagsHook
+
+    return SentryFlagsHook()._lock  # taken on evaluations
+
+
+def _ld_hooked_lock() -> Any:
+    pytest.importorskip("ldclient")
+    from sentry_flags import launchdarkly
+
+    return launchdarkly._hooked_lock
+
+
+def _plugin_lock() -> Any:
+    pytest.importorskip("ldclient")
+    from sentry_flags.launchdarkly import _PluginHooks
+
+    return _PluginHooks()._lock  # taken as a client starts with the plugin
+
+
+def _processor_lock() -> Any:
+    from sentry_flags import _sentry
+
+    return _sentry._processor_lock
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize(
+    "lock_of",
+    [
+        _celery_state_lock, _client_redactions_lock, _openfeature_hook_lock, _ld_hooked_lock,
+        _plugin_lock, _processor_lock,
+    ],
+)  # fmt: skip
+def test_locks_held_at_fork_time_are_fresh_in_the_child(lock_of: Callable[[], Any]) -> None:
+    """A lock another thread held when the process forked must not deadlock the child."""
+    lock = lock_of()
     with lock, warnings.catch_warnings():  # held, as by a thread caught mid-update
         warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
         pid = os.fork()

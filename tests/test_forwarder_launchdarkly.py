@@ -8,7 +8,7 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from helpers import capture_error, handle, init_forwarding
+from helpers import capture_error, handle, init_forwarding, pii_options
 from receivers import LaunchDarklyReceiver, assert_never, wait_for
 
 pytest.importorskip("ldclient")
@@ -109,6 +109,90 @@ def test_private_attributes_are_redacted_by_launchdarkly_itself(
     for request in ld_receiver.requests:
         assert b"ada@example.com" not in request.body
         assert b"Ada Lovelace" not in request.body
+
+
+def test_what_the_apps_before_send_takes_out_of_launchdarkly_context_is_not_sent_to_launchdarkly(
+    sentry_init: Callable[..., Any],
+    sentry_receiver: Any,
+    ld_client: Any,
+    flags: Any,
+    ld_receiver: LaunchDarklyReceiver,
+) -> None:
+    # No evaluation on the client (its own events would carry the context): the context is
+    # the request's, set as the framework glue sets it, so the forwarder is its only way out.
+    from sentry_flags import FlagsIntegration, set_launchdarkly_context
+
+    def scrub(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+        user = event["contexts"]["launchdarklyContext"]["user"]
+        del user["phone"]  # dropped
+        user["email"] = "[Filtered]"  # scrubbed
+        del event["contexts"]["launchdarklyContext"]["org"]  # a whole kind dropped
+        return event
+
+    sentry_init(
+        integrations=[FlagsIntegration(forwarders=[LaunchDarklyForwarder(ld_client)])],
+        before_send=scrub,
+        **pii_options(True),
+    )
+    user = Context.builder("user-9").set("email", "grace@example.com").set("phone", "555-0199")
+    org = Context.builder("org-9").kind("org").set("iban", "DE89370400440532013000")
+    set_launchdarkly_context(Context.create_multi(user.set("plan", "pro").build(), org.build()))
+
+    capture_error("boom")
+    sentry_sdk.flush()
+
+    [event] = wait_custom(ld_receiver)
+    context = event["context"]
+    assert context["user"]["key"] == "user-9"
+    assert context["org"]["key"] == "org-9"
+    assert context["user"]["plan"] == "pro"  # left as it was: still sent
+    assert sorted(context["user"]["_meta"]["redactedAttributes"]) == ["email", "phone"]
+    assert context["org"]["_meta"]["redactedAttributes"] == ["iban"]
+    bodies = b"".join(r.body for r in ld_receiver.requests)
+    for value in (b"grace@example.com", b"555-0199", b"DE89370400440532013000"):
+        assert value not in bodies
+    assert b"grace@example.com" not in b"".join(r.body for r in sentry_receiver.requests)
+
+
+def test_when_the_apps_before_send_removes_launchdarkly_context_only_kinds_and_keys_reach_launchdarkly(
+    sentry_init: Callable[..., Any],
+    make_ld_client: Callable[..., Any],
+    flags: Any,
+    ld_receiver: LaunchDarklyReceiver,
+) -> None:
+    # The context was evaluated on a client that keeps "ssn" private, and is forwarded through
+    # another that does not: with launchdarklyContext gone from the event, nothing tells which
+    # attributes reached Sentry, so none goes to LaunchDarkly.
+    from sentry_flags import FlagsIntegration
+    from sentry_flags.launchdarkly import SentryFlagsPlugin
+
+    def drop_it(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+        del event["contexts"]["launchdarklyContext"]
+        return event
+
+    evaluating = make_ld_client(
+        update_processor_class=flags,
+        plugins=[SentryFlagsPlugin()],
+        private_attributes=["ssn"],
+        send_events=False,
+    )
+    forwarding = make_ld_client(update_processor_class=flags)
+    sentry_init(
+        integrations=[FlagsIntegration(forwarders=[LaunchDarklyForwarder(forwarding)])],
+        before_send=drop_it,
+        **pii_options(True),
+    )
+    context = Context.builder("user-5").set("ssn", "078-05-1120").set("plan", "pro").build()
+    evaluating.variation(FLAG, context, False)
+
+    capture_error("boom")
+    sentry_sdk.flush()
+
+    [event] = wait_custom(ld_receiver)
+    sent = event["context"]
+    assert sorted(sent.pop("_meta")["redactedAttributes"]) == ["plan", "ssn"]
+    assert sent == {"kind": "user", "key": "user-5"}
+    assert b"078-05-1120" not in b"".join(r.body for r in ld_receiver.requests)
 
 
 def test_event_key_is_configurable(

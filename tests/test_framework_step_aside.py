@@ -11,37 +11,22 @@ counted.
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections import Counter
-from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
 
-from helpers import ld_context_of, only_event, pii_options, received
+from helpers import ld_context_of, only_event, pii_options, received, warnings_about
 from receivers import SentryReceiver
-from sentry_flags import FlagsIntegration, _private
-from sentry_flags._private import PrivateName, stepped_aside
+from sentry_flags import FlagsIntegration
+from sentry_flags._private import stepped_aside
 
 # Django's test client bypasses the handler sentry-sdk patches to fork a scope per request.
 pytestmark = pytest.mark.usefixtures("own_isolation_scope")
 
 
 @pytest.fixture(autouse=True)
-def fresh_private(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """No step aside counted or warned about yet in this process; sentry_flags' warnings captured."""
-    monkeypatch.setattr(_private, "_counts", Counter())
-    monkeypatch.setattr(_private, "_warned", set())
-    with caplog.at_level(logging.WARNING, logger="sentry_flags"):
-        yield
-
-
-def warnings_about(caplog: pytest.LogCaptureFixture, name: PrivateName) -> list[str]:
-    return [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == "sentry_flags" and r.levelno == logging.WARNING and name.path in r.getMessage()
-    ]
+def _fresh(fresh_private: None) -> None:
+    """No step aside counted or warned about yet in this process (conftest's fresh_private)."""
 
 
 # -- Django -----------------------------------------------------------------------------------

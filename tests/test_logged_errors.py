@@ -1,7 +1,7 @@
 """An app's ``logger.error(...)``: an error event on sentry-sdk 2.x, at most a Sentry Log on 3.x.
 
 2.x: ``LoggingIntegration`` is a default integration, and makes an error event of every
-record at ``event_level`` (default ERROR) and above. 3.x (3.0.0b2): it is no longer a
+record at ``event_level`` (default ERROR) and above. 3.x: it is no longer a
 default integration, and when the app adds it, its ``event_level`` defaults to None: records
 become Sentry Logs, not error events. sentry-flags forwards error events only, so on 3.x a
 logged error reaches no vendor unless the app adds ``LoggingIntegration(event_level=...)``:

@@ -38,14 +38,14 @@ def test_first_loss_is_told_at_once_then_at_most_once_a_minute(
     report.check(start)
     assert warnings_seen() == []
 
-    forwarder.count_outcome("rate_limited", 30)
-    forwarder.count_outcome("dropped", 2)
+    forwarder._count_outcome("rate_limited", 30)
+    forwarder._count_outcome("dropped", 2)
     report.check(start + 5)
     assert len(warnings_seen()) == 1
     assert warnings_seen()[0].startswith("32 errors not forwarded to recording in the last ")
     assert warnings_seen()[0].endswith(": rate limit 200/s (30), queue full (2)")
 
-    forwarder.count_outcome("rate_limited", 10)
+    forwarder._count_outcome("rate_limited", 10)
     report.check(start + 30)  # within the minute: counted, not told yet
     report.check(start + 60)
     assert len(warnings_seen()) == 1
@@ -64,12 +64,12 @@ def test_next_due_says_when_losses_not_yet_told_may_be_told() -> None:
     report = LossReport([forwarder], max_per_second=200.0)
     assert report.next_due() is None
 
-    forwarder.count_outcome("rate_limited", 3)
+    forwarder._count_outcome("rate_limited", 3)
     assert report.next_due() == 0.0  # never told: at once
     report.check(1000.0)
     assert report.next_due() is None  # told
 
-    forwarder.count_outcome("dropped")
+    forwarder._count_outcome("dropped")
     assert report.next_due() == 1000.0 + _losses.REPORT_EVERY
     report.check(1000.0 + _losses.REPORT_EVERY)
     assert report.next_due() is None
@@ -85,10 +85,10 @@ def test_skips_by_design_are_counted_but_not_told(warnings_seen: Callable[[], li
     forwarder = LaunchDarklyForwarder(Duck())
     report = LossReport([forwarder], max_per_second=None)
     for reason in ("environment", "vendor_sdk_log", "no_context", "invalid_context"):
-        forwarder.count_skipped(reason, 3)
+        forwarder._count_skipped(reason, 3)
     report.check(10.0)
     assert warnings_seen() == []
-    forwarder.count_skipped("backoff", 1)
+    forwarder._count_skipped("backoff", 1)
     report.check(11.0)
     assert warnings_seen() == ["1 error not forwarded to LaunchDarkly in the last 1 s: backoff (1)"]
 

@@ -492,6 +492,29 @@ def test_the_ld_clients_private_attributes_apply_to_openfeature_contexts(
     }  # fmt: skip
 
 
+def test_a_plugin_clients_private_attributes_apply_to_openfeature_contexts(
+    sentry_init: Callable[..., Any],
+    sentry_receiver: SentryReceiver,
+    client: OpenFeatureClient,
+    make_ld_client: Callable[..., Any],
+    ld_test_data: Any,
+) -> None:
+    # Hooked through its plugin, not launchdarkly_client=: the OpenFeature context (no
+    # LaunchDarkly evaluation saw it here) still loses that client's private attributes.
+    from sentry_flags.launchdarkly import SentryFlagsPlugin
+
+    make_ld_client(
+        update_processor_class=ld_test_data, plugins=[SentryFlagsPlugin()], private_attributes=["plan"]
+    )
+    sentry_init(integrations=[FlagsIntegration()], **pii_options(True))
+    client.get_boolean_value("bool-flag", False, EvaluationContext("u-1", {"plan": "pro", "seats": 2}))
+    capture_error("boom")
+
+    assert ld_context_of(only_event(sentry_receiver)) == {
+        "key": "u-1", "kind": "user", "seats": 2, "_meta": {"redactedAttributes": ["plan"]}
+    }  # fmt: skip
+
+
 # -- isolation -----------------------------------------------------------------------------
 
 

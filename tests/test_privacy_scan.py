@@ -699,6 +699,151 @@ def test_values_holding_a_context_show_it_redacted(
     assert shown["slot"] == {}  # a dict with no items, whatever it holds
 
 
+class _AppOrder:
+    """An app's object whose own repr embeds the context's (an attrs or pydantic class does too)."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+
+    def __repr__(self) -> str:
+        return f"<Order for {self.context!r}>"
+
+
+class _CutRepr:
+    """An app's object whose repr cuts the context's JSON short: nothing to parse, not shown."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+
+    def __repr__(self) -> str:
+        return repr(self.context)[:60]
+
+
+def test_any_value_whose_repr_embeds_a_context_shows_it_redacted_or_not_at_all(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    import functools
+    import types
+
+    pytest.importorskip("openfeature")
+    from openfeature.evaluation_context import EvaluationContext
+
+    secret = _token("embedded")
+    sentry_init(integrations=[FlagsIntegration()], **pii_options(False))
+    context = Context.builder("user-10").set("ssn", secret).private("ssn").build()
+    multi = Context.create_multi(context, Context.builder("org-1").kind("org").build())
+
+    def capture(  # each argument is a local variable to show
+        namespace: Any, partial: Any, exception: Any, values: Any, order: Any, orders: Any,
+        multi_order: Any, cut: Any, evaluation_order: Any, plain: Any,
+    ) -> None:  # fmt: skip
+        try:
+            raise ValueError("innocuous")
+        except ValueError:
+            sentry_sdk.capture_exception()
+
+    with sentry_sdk.isolation_scope():
+        capture(
+            types.SimpleNamespace(ctx=context),
+            functools.partial(print, context, sep=context),
+            ValueError(context),
+            {"a": context}.values(),
+            _AppOrder(context),
+            _AppOrder([context, "next"]),
+            _AppOrder(multi),
+            _CutRepr(context),
+            _AppOrder(EvaluationContext("user-10", {"ssn": secret})),
+            "plain",
+        )
+    sentry_sdk.flush(timeout=5)
+
+    [event] = sentry_receiver.wait_for_events(1)
+    shown = _raising_frame_vars(event)
+    assert leaks(wire(sentry_receiver), {"ssn": secret}) == []
+    redacted = '<Context {"_meta": {"redactedAttributes": ["ssn"]}, "key": "user-10", "kind": "user"}>'
+    # Looked into, part by part:
+    assert shown["namespace"] == f"namespace(ctx={redacted})"
+    assert shown["partial"] == f"functools.partial(<built-in function print>, {redacted}, sep={redacted})"
+    assert shown["exception"] == f"ValueError({redacted})"
+    assert shown["values"] == f"dict_values([{redacted}])"
+    # Screened by their own repr: each context's JSON in it redacted...
+    assert shown["order"] == f"<Order for {redacted}>"
+    assert shown["orders"] == f"<Order for [{redacted}, 'next']>"
+    assert shown["multi_order"].startswith('<Order for <Context {"kind": "multi", "org": {"key": "org-1"}, ')
+    # ...or, where that cannot be done, not shown at all.
+    assert shown["cut"] == "<_CutRepr: holds a LaunchDarkly context; not shown>"
+    assert shown["evaluation_order"] == "<_AppOrder: holds a LaunchDarkly context; not shown>"
+    assert shown["plain"] == "'plain'"  # sentry-sdk's own repr
+
+
+def test_an_attrs_class_holding_a_context_shows_it_redacted(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    attr = pytest.importorskip("attr")
+
+    @attr.s(auto_attribs=True)
+    class Visit:
+        path: str
+        context: Context
+
+    def capture(visit: Any) -> None:  # the raising frame: its one local is shown
+        try:
+            raise ValueError("innocuous")
+        except ValueError:
+            sentry_sdk.capture_exception()
+
+    secret = _token("attrs")
+    sentry_init(integrations=[FlagsIntegration()], **pii_options(False))
+    with sentry_sdk.isolation_scope():
+        capture(Visit("/checkout", Context.builder("user-11").set("ssn", secret).private("ssn").build()))
+    sentry_sdk.flush(timeout=5)
+
+    [event] = sentry_receiver.wait_for_events(1)
+    assert leaks(wire(sentry_receiver), {"ssn": secret}) == []
+    shown = _raising_frame_vars(event)["visit"]
+    redacted = '<Context {"_meta": {"redactedAttributes": ["ssn"]}, "key": "user-11", "kind": "user"}>'
+    assert shown.endswith(f"Visit(path='/checkout', context={redacted})")  # attrs' repr, screened
+
+
+def test_the_apps_custom_repr_is_screened_too_and_may_fail(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    class Session:
+        def __init__(self, context: Context) -> None:
+            self.context = context
+
+    class Broken:
+        pass
+
+    def app_repr(value: Any) -> Optional[str]:
+        if isinstance(value, Session):
+            return f"<Session of {value.context!r}>"  # the app's own choice, but a context
+        if isinstance(value, Broken):
+            raise RuntimeError("the app's custom_repr failed")  # sentry-sdk: plain repr
+        return None
+
+    def capture(visit: Any, broken: Any) -> None:  # the raising frame: its locals are shown
+        try:
+            raise ValueError("innocuous")
+        except ValueError:
+            sentry_sdk.capture_exception()
+
+    secret = _token("custom")
+    sentry_init(integrations=[FlagsIntegration()], **pii_options(False), custom_repr=app_repr)
+    with sentry_sdk.isolation_scope():
+        capture(Session(Context.builder("user-12").set("ssn", secret).private("ssn").build()), Broken())
+    sentry_sdk.flush(timeout=5)
+
+    [event] = sentry_receiver.wait_for_events(1)
+    assert leaks(wire(sentry_receiver), {"ssn": secret}) == []
+    shown = _raising_frame_vars(event)
+    redacted = '<Context {"_meta": {"redactedAttributes": ["ssn"]}, "key": "user-12", "kind": "user"}>'
+    assert shown["visit"] == f"<Session of {redacted}>"
+    assert shown["broken"].startswith(
+        "<test_privacy_scan.test_the_apps_custom_repr_is_screened_too_and_may_fail"
+    )
+
+
 def test_scanner_sees_every_encoding() -> None:
     # The scan must find a canary however a client encoded it.
     value = f"{_token('probe')}@example.com"
@@ -760,11 +905,16 @@ def test_ld_forwarder_marks_what_launchdarkly_context_lost_private() -> None:
     assert forwarded.get_individual_context("user").get("plan") == "pro"  # kept, not private
 
 
-def test_ld_forwarder_without_launchdarkly_context_marks_personal_attributes_private() -> None:
-    # The app's before_send removed launchdarklyContext: nothing tells what was allowed, so
-    # the built-in personal attributes are kept from LaunchDarkly (the safe side).
+def test_ld_forwarder_without_launchdarkly_context_marks_every_attribute_private() -> None:
+    # The app's before_send removed launchdarklyContext: nothing tells what reached Sentry, so
+    # no attribute is known to be allowed (the evaluating client's private ones included,
+    # which the forwarding client may not have): LaunchDarkly gets kind and key only.
     context = Context.builder("k").name("n").set("email", "e@example.com").set("plan", "pro").build()
-    assert _private(_forwarded_context(context, {})) == {"user": ["email", "name"]}
+    assert _private(_forwarded_context(context, {})) == {"user": ["email", "name", "plan"]}
+    org = Context.builder("o").kind("org").set("tier", "gold").build()
+    forwarded = _forwarded_context(Context.create_multi(context, org), {})
+    assert _private(forwarded) == {"user": ["email", "name", "plan"], "org": ["tier"]}
+    assert forwarded.fully_qualified_key == Context.create_multi(context, org).fully_qualified_key
 
 
 def test_ld_forwarder_leaves_a_context_with_nothing_redacted_alone() -> None:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
+import re
 from typing import Any
 
 import pytest
 
 PUBLIC: dict[str, set[str]] = {
     "sentry_flags": {
-        "CONTEXT_KEY", "ErrorView", "FlagsIntegration", "Privacy", "__version__",
+        "CONTEXT_KEY", "ErrorView", "FlagsIntegration", "KeyValueRule", "Privacy", "__version__",
         "get_launchdarkly_context", "set_launchdarkly_context",
     },
     "sentry_flags.forwarders": {
@@ -117,3 +119,89 @@ def test_set_launchdarkly_context_takes_the_context_only() -> None:
     from sentry_flags import set_launchdarkly_context
 
     assert list(inspect.signature(set_launchdarkly_context).parameters) == ["context"]
+
+
+def _private_module_classes() -> dict[str, list[type[Any]]]:
+    """Every class defined in a private module of the package (``sentry_flags._x``,
+    ``sentry_flags.forwarders._base``), by name."""
+    import sentry_flags
+
+    found: dict[str, list[type[Any]]] = {}
+    for info in pkgutil.walk_packages(sentry_flags.__path__, "sentry_flags."):
+        try:
+            module = importlib.import_module(info.name)
+        except ImportError:  # an extra that is not installed here
+            continue
+        if not any(part.startswith("_") for part in info.name.split(".")):
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, type) and value.__module__ == info.name:
+                found.setdefault(value.__name__, []).append(value)
+    return found
+
+
+def _public_objects() -> set[int]:
+    found: set[int] = set()
+    for name in PUBLIC:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        for attr in module.__all__:
+            try:
+                found.add(id(getattr(module, attr)))
+            except ImportError:
+                continue
+    return found
+
+
+def _signatures(module: Any) -> list[tuple[str, inspect.Signature]]:
+    """The signatures of each exported callable and of every public method and property of
+    each exported class, inherited ones included (what ``help()`` shows a user)."""
+    found: list[tuple[str, inspect.Signature]] = []
+    for attr in module.__all__:
+        try:
+            value = getattr(module, attr)
+        except ImportError:
+            continue
+        members: list[tuple[str, Any]] = [(attr, value)]
+        if inspect.isclass(value):
+            for member in dir(value):
+                if member.startswith("_"):
+                    continue
+                raw = inspect.getattr_static(value, member)
+                target = raw.fget if isinstance(raw, property) else getattr(value, member, None)
+                if callable(target):
+                    members.append((f"{attr}.{member}", target))
+        for label, target in members:
+            try:
+                found.append((label, inspect.signature(target)))
+            except (TypeError, ValueError):  # a builtin without one
+                continue
+    return found
+
+
+def test_no_public_signature_names_a_class_users_cannot_import() -> None:
+    private = _private_module_classes()
+    public = _public_objects()
+    assert "Stage" in private  # the walk sees our private modules
+    offending: list[str] = []
+    for name in sorted(PUBLIC):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        for label, signature in _signatures(module):
+            annotations = [p.annotation for p in signature.parameters.values()]
+            annotations.append(signature.return_annotation)
+            for annotation in annotations:
+                # Annotations are strings here (postponed evaluation): look at every name in them.
+                for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", str(annotation)):
+                    offending += [
+                        f"{name}.{label}: {word} (from {cls.__module__})"
+                        for cls in private.get(word, ())
+                        if id(cls) not in public
+                    ]
+    assert not offending, "a class of a private module in a public signature, not exported:\n" + "\n".join(
+        sorted(set(offending))
+    )

@@ -394,3 +394,16 @@ def test_vendor_sdks_own_logging_is_reported(
     # None of them, at any level, is one of our records or sentry-sdk's.
     for where in report.values():
         assert not any(w.startswith(("sentry_flags", "sentry_sdk")) for w in where)
+
+
+@pytest.mark.parametrize("name", ["SplitForwarder", "LaunchDarklyForwarder", "SegmentForwarder"])
+def test_a_key_passed_where_a_client_belongs_is_not_repeated_in_the_error(name: str) -> None:
+    # SegmentForwarder(os.environ["SEGMENT_WRITE_KEY"]): the TypeError goes to the app's
+    # start-up logs (and crash reporting); it names what was given, never its value.
+    import sentry_flags.forwarders
+
+    secret = f"sdk-{uuid.uuid4().hex}"
+    with pytest.raises(TypeError) as raised:
+        getattr(sentry_flags.forwarders, name)(secret)
+    assert secret not in str(raised.value)
+    assert "got a str" in str(raised.value)

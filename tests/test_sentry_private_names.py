@@ -9,7 +9,6 @@ is logged once, and an error that can then not be handled is counted with a reas
 from __future__ import annotations
 
 import ast
-import logging
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,7 +17,7 @@ from typing import Any, Callable
 import pytest
 import sentry_sdk
 
-from helpers import capture_error, flush, only_event, raise_and_capture
+from helpers import capture_error, flush, only_event, raise_and_capture, warnings_about
 from receivers import SentryReceiver
 from sentry_flags import (
     FlagsIntegration,
@@ -28,6 +27,7 @@ from sentry_flags import (
     set_launchdarkly_context,
 )
 from sentry_flags._flags import record_flag
+from sentry_flags._private import stepped_aside
 from sentry_flags.testing import RecordingForwarder, flush_forwarders
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "sentry_flags"
@@ -40,18 +40,8 @@ PRIVATE_NAMES = {
 
 
 @pytest.fixture(autouse=True)
-def _fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Each test starts as a process that has warned about nothing yet.
-    monkeypatch.setattr(_sentry, "_warned", set())
-    monkeypatch.setattr(_sentry, "missing", {})
-
-
-def warnings_about(caplog: pytest.LogCaptureFixture, name: str) -> list[str]:
-    return [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == "sentry_flags" and r.levelno == logging.WARNING and name in r.getMessage()
-    ]
+def _fresh(fresh_private: None) -> None:
+    """Each test starts as a process that has stepped aside for nothing yet (conftest)."""
 
 
 # -- where the names are -----------------------------------------------------------------------
@@ -84,7 +74,7 @@ def test_sentry_sdks_private_names_are_only_in_the_sentry_module() -> None:
     docstring = ast.get_docstring(ast.parse(source)) or ""
     for name in PRIVATE_NAMES:
         assert name in docstring, f"_sentry.py's docstring does not say why it uses {name}"
-    for release in ("2.26.1", "3.0.0b2"):
+    for release in ("2.26.1", "3.0.0"):
         assert release in docstring
 
 
@@ -111,9 +101,11 @@ def test_without_scope_contexts_nothing_is_recorded_and_nothing_raises(
     event = only_event(sentry_receiver)
     assert "launchdarklyContext" not in event.get("contexts", {})
     assert "flagEvaluations" not in event.get("contexts", {})
-    [warning] = warnings_about(caplog, "Scope._contexts")
+    [warning] = warnings_about(caplog, _sentry.SCOPE_CONTEXTS)
     assert "no launchdarklyContext or flag contexts are recorded" in warning
     assert sentry_sdk.VERSION in warning
+    # Counted where every private name's step aside is, sentry-sdk's as the vendors'.
+    assert stepped_aside()[_sentry.SCOPE_CONTEXTS.path] >= 6
 
 
 def test_a_scope_without_contexts_reads_as_empty(caplog: pytest.LogCaptureFixture) -> None:
@@ -138,14 +130,15 @@ def test_without_init_impl_nothing_is_bound_and_each_error_is_counted(
     monkeypatch.setattr(_sentry, "_client_class", lambda: type("FutureClient", (), {}))
     monkeypatch.setattr(_sentry, "add_global_event_processor", processors.append)  # not for real
 
-    _sentry.install(FlagsIntegration)
-    _sentry.install(FlagsIntegration)  # once per process, as ever
+    _sentry.install(FlagsIntegration, lambda integration, client: None)
+    _sentry.install(FlagsIntegration, lambda integration, client: None)  # once per process, as ever
 
     [count] = processors
     assert _sentry._tracing_seen  # no client is seen as it is built: every span is looked at
     [warning] = warnings_about(caplog, "_Client._init_impl")
     assert "cannot bind" in warning
     assert _sentry.UNSUPPORTED in warning
+    assert stepped_aside() == {_sentry.INIT_IMPL.path: 1}
     # What the processor does for the errors of a client it could not bind to: count them.
     recorder = RecordingForwarder()
     sentry_init(integrations=[FlagsIntegration(forwarders=[recorder])])
@@ -180,7 +173,7 @@ def test_without_the_middleware_markers_our_middleware_isolates_each_request(
 
     monkeypatch.delattr(wsgi, "_wsgi_middleware_applied")
     markers, gone = _sentry._request_markers()
-    assert gone == ["sentry_sdk.integrations.wsgi._wsgi_middleware_applied"]
+    assert gone == [_sentry.WSGI_APPLIED]
     monkeypatch.setattr(_sentry, "_REQUEST_MARKERS", markers)
     monkeypatch.setattr(_sentry, "_MARKERS_GONE", gone)
 
@@ -240,7 +233,7 @@ def test_a_missing_name_warns_once_however_often_it_is_needed(
     flush()
     assert flush_forwarders()
     assert len(warnings_about(caplog, "Scope._contexts")) == 1
-    assert "Scope._contexts" in _sentry.missing
+    assert stepped_aside()[_sentry.SCOPE_CONTEXTS.path] >= 50
 
 
 # -- the span gate (public API: sentry_sdk.tracing_utils) ----------------------------------------

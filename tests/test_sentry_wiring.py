@@ -238,3 +238,59 @@ def test_a_client_made_current_without_set_client_still_filters(
     assert event["environment"] == "late-env"
     client.close(timeout=2)
     flush()
+
+
+# -- without any FlagsIntegration ----------------------------------------------------------------
+
+# A fresh process (our event processor is registered once per process, and this one has
+# long had it): the plugin, the OpenFeature hook and set_launchdarkly_context store their
+# values on the scope with no FlagsIntegration anywhere.
+NO_INTEGRATION_APP = """
+import sys
+import sentry_sdk
+from ldclient import Config, Context, LDClient
+from ldclient.integrations.test_data import TestData
+from sentry_flags import set_launchdarkly_context
+from sentry_flags.launchdarkly import SentryFlagsPlugin
+
+sentry_sdk.init(dsn=sys.argv[1], default_integrations=False, shutdown_timeout=5)
+with sentry_sdk.isolation_scope():
+    set_launchdarkly_context(Context.create("by-hand"))
+    sentry_sdk.capture_message("set by hand", level="error")
+ld = LDClient(Config("sdk-key", update_processor_class=TestData.data_source(), send_events=False,
+                     plugins=[SentryFlagsPlugin()]))
+with sentry_sdk.isolation_scope():
+    ld.variation("checkout", Context.builder("evaluated").set("ssn", "1").private("ssn").build(), False)
+    sentry_sdk.capture_message("evaluated", level="error")
+try:
+    from openfeature import api
+    from openfeature.evaluation_context import EvaluationContext
+    from sentry_flags.openfeature import SentryFlagsHook
+except ImportError:  # OpenFeature needs Python 3.9+ and the extra
+    sentry_sdk.capture_message("through openfeature", level="error")
+else:
+    api.add_hooks([SentryFlagsHook()])
+    with sentry_sdk.isolation_scope():
+        api.get_client().get_boolean_value("checkout", False, EvaluationContext("of-user"))
+        sentry_sdk.capture_message("through openfeature", level="error")
+ld.close()
+sentry_sdk.flush()
+"""
+
+
+def test_without_any_flags_integration_nothing_of_ours_reaches_sentry(
+    sentry_receiver: SentryReceiver,
+) -> None:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", NO_INTEGRATION_APP, sentry_receiver.dsn],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+    events = received(sentry_receiver, 3)
+    assert sorted(message_of(e) for e in events) == ["evaluated", "set by hand", "through openfeature"]
+    for event in events:
+        # Not even as {}: sentry-sdk would serialize what we stored, a dict subclass, so.
+        assert not {"launchdarklyContext", "flagEvaluations"} & event.get("contexts", {}).keys()

@@ -10,39 +10,27 @@ in a forked child in test_fork.py.
 
 from __future__ import annotations
 
-import logging
 import queue
-from collections import Counter
-from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
 import sentry_sdk
 
-from helpers import capture_error, error_view, flush, handle, init_forwarding, ld_context_of, only_event
+from helpers import (
+    capture_error,
+    error_view,
+    flush,
+    handle,
+    init_forwarding,
+    ld_context_of,
+    only_event,
+    warnings_about,
+)
 from receivers import SegmentReceiver, SentryReceiver, SplitReceiver
-from sentry_flags import FlagsIntegration, _private
-from sentry_flags._private import PrivateName, stepped_aside
+from sentry_flags import FlagsIntegration
+from sentry_flags._private import stepped_aside
 
 pytestmark = pytest.mark.usefixtures("own_isolation_scope")
-
-
-@pytest.fixture
-def fresh_private(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """No step aside counted or warned about yet in this process (another test's would hide
-    this one's warning); sentry_flags' warnings captured."""
-    monkeypatch.setattr(_private, "_counts", Counter())
-    monkeypatch.setattr(_private, "_warned", set())
-    with caplog.at_level(logging.WARNING, logger="sentry_flags"):
-        yield
-
-
-def warnings_about(caplog: pytest.LogCaptureFixture, name: PrivateName) -> list[str]:
-    return [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == "sentry_flags" and r.levelno == logging.WARNING and name.path in r.getMessage()
-    ]
 
 
 # -- LaunchDarkly: LDClient._config -----------------------------------------------------------
@@ -145,6 +133,26 @@ def test_without_splits_events_task_a_forked_child_still_forwards(
     assert blind.stats.stepped_aside == {EVENTS_TASK.path: 1}
     assert [c.kwargs["key"] for c in blind.calls(error_view(user={"id": "u-1"}), 0.0)] == ["u-1"]
     assert len(warnings_about(caplog, EVENTS_TASK)) == 1
+
+
+@pytest.mark.usefixtures("fresh_private")
+def test_without_splits_sdk_key_localhost_mode_is_not_told_and_the_forwarder_counts_it(
+    split_client: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sentry_flags._splitio import SDK_KEY
+    from sentry_flags.forwarders import SplitForwarder
+
+    with monkeypatch.context() as mp:
+        mp.delattr(split_client._factory, "_sdk_key")  # a release that keeps it elsewhere
+        forwarder = SplitForwarder(split_client, identities={"user": "user.id"})
+        SplitForwarder(split_client, identities={"user": "user.id"})
+
+    # Counted by the forwarder that stepped aside, and process-wide; warned about once.
+    assert forwarder.stats.stepped_aside == {SDK_KEY.path: 1}
+    assert stepped_aside() == {SDK_KEY.path: 2}
+    assert len(warnings_about(caplog, SDK_KEY)) == 1
+    # Not in localhost mode, as far as it can tell: errors are handed to track.
+    assert [c.kwargs["key"] for c in forwarder.calls(error_view(user={"id": "u-1"}), 0.0)] == ["u-1"]
 
 
 # -- Segment: context.library, and rebuilding a consumer -------------------------------------

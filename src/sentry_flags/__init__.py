@@ -17,8 +17,8 @@ What else is here:
 
 - `set_launchdarkly_context` / `get_launchdarkly_context`: the context of the current
   request or task, set by hand where no flag was evaluated.
-- `ErrorView` and `Privacy`: what a forwarder of your own reads about an error, and what
-  the app lets leave.
+- `ErrorView` and `Privacy` (with its `KeyValueRule`s): what a forwarder of your own reads
+  about an error, and what the app lets leave.
 - Sources of contexts and flags: `sentry_flags.launchdarkly` (plugins),
   `sentry_flags.openfeature` (a hook), `sentry_flags.split` (an impression listener).
 - Framework glue: `sentry_flags.django`, `sentry_flags.flask`, `sentry_flags.asgi`,
@@ -30,7 +30,7 @@ What else is here:
 from sentry_flags._context import CONTEXT_KEY, get_launchdarkly_context, set_launchdarkly_context
 from sentry_flags._event import ErrorView
 from sentry_flags._integration import FlagsIntegration
-from sentry_flags._privacy import Privacy
+from sentry_flags._privacy import KeyValueRule, Privacy
 
 __version__ = "0.1.0"
 
@@ -38,6 +38,7 @@ __all__ = [
     "CONTEXT_KEY",
     "ErrorView",
     "FlagsIntegration",
+    "KeyValueRule",
     "Privacy",
     "__version__",
     "get_launchdarkly_context",

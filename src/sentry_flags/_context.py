@@ -9,7 +9,6 @@ event processor never runs sentry-sdk serializes it as ``{}`` and never the raw 
 from __future__ import annotations
 
 import logging
-import threading
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import sentry_sdk
 
+from sentry_flags._fork import ForkSafeLock
 from sentry_flags._ldclient import UNREADABLE, client_config
 from sentry_flags._sentry import isolation_contexts, scope_contexts
 
@@ -92,26 +92,54 @@ class Redaction:
 NO_REDACTION = Redaction()
 ALL_PRIVATE = Redaction(all_private=True)
 
-# The redaction of every LaunchDarkly client we hook, while it lives: a context among a
-# frame's local variables does not say which client evaluated it, so all of them apply.
+# The redaction of every LaunchDarkly client we hook, while it lives: a context that no
+# evaluation saw (set by hand, by the framework glue, OpenFeature or Celery), and a context
+# among a frame's local variables, do not say which client they belong to, so all of them
+# apply.
 _client_redactions: weakref.WeakKeyDictionary[Any, Redaction] = weakref.WeakKeyDictionary()
-_client_redactions_lock = threading.Lock()
+_client_redactions_lock = ForkSafeLock()
+# Bumped by each client remembered. any_client_redaction's answers for one generation are
+# kept, so that the same Redaction object comes back for the same base: the stage's
+# per-context cache compares redactions by identity. A client that dies leaves its
+# attributes private until the next bump: the safe side.
+_generation = 0
+_combined: tuple[int, dict[int, tuple[Redaction, Redaction]]] = (0, {})
+MAX_COMBINED = 64  # bases remembered per generation (one per FlagsIntegration in practice)
 
 
 def remember_client_redaction(client: Any, redaction: Redaction) -> None:
+    global _generation
     with _client_redactions_lock:
         _client_redactions[client] = redaction
+        _generation += 1
 
 
 def any_client_redaction(redaction: Redaction) -> Redaction:
-    """``redaction`` plus that of every live LaunchDarkly client we hooked."""
+    """``redaction`` plus that of every live LaunchDarkly client we hooked: the same object
+    for the same ``redaction`` until another client is hooked."""
+    global _combined
+    generation, known = _combined
+    if generation == _generation:
+        found = known.get(id(redaction))
+        if found is not None and found[0] is redaction:
+            return found[1]
     with _client_redactions_lock:
+        generation = _generation
         others = list(_client_redactions.values())
-    if not others:
-        return redaction
-    every = (redaction, *others)
-    refs = tuple(dict.fromkeys(ref for r in every for ref in r.refs))
-    return Redaction(any(r.all_private for r in every), refs)
+    if others:
+        every = (redaction, *others)
+        refs = tuple(dict.fromkeys(ref for r in every for ref in r.refs))
+        combined = Redaction(any(r.all_private for r in every), refs)
+        if combined == redaction:
+            combined = redaction
+    else:
+        combined = redaction
+    held, known = _combined
+    # A fresh dict per generation, replaced whole: readers see an old or a new one.
+    kept = dict(known) if held == generation and len(known) < MAX_COMBINED else {}
+    kept[id(redaction)] = (redaction, combined)
+    _combined = (generation, kept)
+    return combined
 
 
 def redact(context: Context, redaction: Redaction, *, pii: bool) -> dict[str, Any]:
@@ -167,10 +195,12 @@ def _redact_value(path: AttrRef, value: Any, refs: tuple[AttrRef, ...], redacted
 def private_as_redacted(context: Context, redacted: Optional[Mapping[str, Any]]) -> Context:
     """``context`` with every attribute ``redacted`` (a ``launchdarklyContext``) left out marked private.
 
-    What goes to LaunchDarkly then loses what the Sentry event lost: the app's PII choice and
-    the private attributes of the client whose evaluation saw the context, not only those of
-    the client that sends it. Without ``redacted`` (the app's before_send removed it), the
-    built-in personal attributes are marked private: the safe side. Never raises.
+    What goes to LaunchDarkly then loses what the Sentry event lost: the app's PII choice,
+    the private attributes of the client whose evaluation saw the context (not only those of
+    the client that sends it), and any attribute the app's before_send dropped or changed
+    (or a size limit cut). Without ``redacted`` (the app's before_send removed it) nothing
+    is known to have been sent, so every attribute is marked private (LaunchDarkly still
+    gets kind and key). Never raises.
     """
     try:
         if not context.multiple:
@@ -190,12 +220,24 @@ def private_as_redacted(context: Context, redacted: Optional[Mapping[str, Any]])
 
 
 def _redacted_refs(single: Context, part: Any) -> list[str]:
-    if part is None:
-        present = ([] if single.name is None else ["name"]) + list(single.custom_attributes)
-        return [a for a in present if a in PII_ATTRIBUTES]
-    meta = part.get("_meta") if isinstance(part, Mapping) else None
-    refs = meta.get("redactedAttributes") if isinstance(meta, Mapping) else None
-    return [r for r in refs if isinstance(r, str) and r] if isinstance(refs, list) else []
+    present = ([] if single.name is None else ["name"]) + list(single.custom_attributes)
+    if part is None or not isinstance(part, Mapping):
+        # The app's before_send removed or replaced it: nothing is known to have been kept.
+        return [ref_text((a,)) for a in present]
+    meta = part.get("_meta")
+    listed = meta.get("redactedAttributes") if isinstance(meta, Mapping) else None
+    refs = [r for r in listed if isinstance(r, str) and r] if isinstance(listed, list) else []
+    # What the event lost beyond our redaction (the app's before_send dropped or scrubbed it,
+    # a size limit cut it): the whole attribute, unless the event has it as we attached it.
+    ours = tuple(p for p in (parse_ref(r) for r in refs) if p is not None)
+    for attr in present:
+        ref = ref_text((attr,))
+        if ref in refs:
+            continue
+        attached = _redact_value((attr,), single.get(attr), ours, [])
+        if attr not in part or part[attr] != attached:
+            refs.append(ref)
+    return refs
 
 
 def _mark_private(single: Context, refs: list[str]) -> Context:
@@ -250,8 +292,9 @@ def set_launchdarkly_context(context: Union[Context, ContextProvider, None]) -> 
 
     Pass a zero-argument callable to defer building the context until an error is
     captured. ``None`` clears it. Never raises. Its private attributes are those of the
-    context itself (``Context.builder(...).private(...)``) and of
-    ``FlagsIntegration(launchdarkly_client=...)``'s config.
+    context itself (``Context.builder(...).private(...)``) and those of every LaunchDarkly
+    client sentry-flags hooked (``FlagsIntegration(launchdarkly_client=...)``,
+    ``SentryFlagsPlugin``): no evaluation says which client it belongs to.
     """
     try:
         contexts = isolation_contexts()

@@ -166,7 +166,7 @@ class Delivery:
     def skip(self, reason: str) -> None:
         """Count an event every forwarder skips before it is queued."""
         for forwarder in self.forwarders:
-            forwarder.count_skipped(reason)
+            forwarder._count_skipped(reason)
 
     def _start(self) -> None:
         with self._lock:
@@ -246,14 +246,14 @@ class Delivery:
             except Exception:
                 logger.debug("could not read a captured event; not forwarded", exc_info=True)
                 for forwarder in self.forwarders:
-                    forwarder.count_outcome("failed")
+                    forwarder._count_outcome("failed")
                 continue
             for forwarder, batch in zip(self.forwarders, batches):
                 try:
-                    calls = forwarder.prepare(view, captured_at)
+                    calls = forwarder._prepare(view, captured_at)
                 except Exception:  # a subclass that overrode prepare() and raised
                     logger.debug("%s forwarder raised", forwarder.vendor, exc_info=True)
-                    forwarder.count_outcome("failed")
+                    forwarder._count_outcome("failed")
                     continue
                 if calls is not None:
                     batch.append((view, calls, captured_at))
@@ -261,10 +261,10 @@ class Delivery:
             for view, calls, captured_at in batch:
                 self._yield_if_due()
                 try:
-                    forwarder.deliver(view, calls, captured_at)
+                    forwarder._deliver(view, calls, captured_at)
                 except Exception:  # a subclass that overrode deliver() and raised
                     logger.debug("%s forwarder raised", forwarder.vendor, exc_info=True)
-                    forwarder.count_outcome("failed")
+                    forwarder._count_outcome("failed")
         with self._idle:
             self._busy = False
             self._idle.notify_all()

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -55,7 +56,7 @@ class ErrorView:
             ``geo`` only when the app allows user info.
         tags: The event's tags.
         contexts: The event's contexts, as attached (``launchdarklyContext``, ``flags``,
-            ``flagEvaluations``...).
+            ``flagEvaluations``...), read-only.
         url: The request URL, without credentials and fragment, and without query values
             unless the app allows them (sensitive keys always ``[Filtered]``).
         method: The request method.
@@ -101,7 +102,7 @@ class ErrorView:
     def ld_context_json(self) -> Optional[Mapping[str, Any]]:
         """The redacted ``launchdarklyContext`` as it was attached to the Sentry event."""
         found = self.contexts.get(CONTEXT_KEY)
-        return found if isinstance(found, Mapping) else None
+        return MappingProxyType(found) if isinstance(found, Mapping) else None
 
     def lookup(self, path: tuple[str, ...]) -> Any:
         """Follow ``path`` (e.g. ``("user", "id")``) through the privacy-filtered event."""
@@ -167,7 +168,8 @@ class ErrorView:
             server_name=text(event.get("server_name")),
             user=_user(event.get("user"), privacy),
             tags=_tags(event.get("tags")),
-            contexts=mapping(event.get("contexts")),
+            # The event's own dict, read-only: a view, not a copy (this runs for every error).
+            contexts=MappingProxyType(mapping(event.get("contexts"))),
             url=clean_url(text(request.get("url")), privacy),
             method=text(request.get("method")),
             query=_query(request.get("query_string"), privacy),

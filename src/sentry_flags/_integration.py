@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Optional
 import sentry_sdk
 from sentry_sdk.integrations import Integration
 from sentry_sdk.integrations.logging import ignore_logger
-from sentry_sdk.scope import add_global_event_processor
 
 from sentry_flags import _sentry
 from sentry_flags._bounds import value_limit
@@ -29,7 +28,7 @@ from sentry_flags._filters import ApplySettings, Filters, IncludePaths, Processo
 from sentry_flags._patterns import compile_patterns, slashed_regexes
 from sentry_flags._privacy import Privacy
 from sentry_flags._release import ReleaseSource
-from sentry_flags._stage import RedactingRepr, Stage, process_event
+from sentry_flags._stage import RedactingRepr, Stage
 
 if TYPE_CHECKING:
     from sentry_flags.forwarders._base import Forwarder
@@ -86,7 +85,8 @@ class FlagsIntegration(Integration):
         launchdarkly_client: An ``ldclient.LDClient`` or an ``AsyncLDClient``. A hook on it
             records the context and result of every evaluation for the current request or
             task, and its ``private_attributes`` / ``all_attributes_private`` redact
-            ``launchdarklyContext``. Default `None`: contexts come from
+            ``launchdarklyContext`` (a context no evaluation saw: with those of every client
+            hooked, plugins' included). Default `None`: contexts come from
             ``SentryFlagsPlugin``, the framework glue or `set_launchdarkly_context`.
         ignore_errors: Drop errors whose ``"Type: value"``, value or message matches an
             entry: a `str` (case-sensitive substring) or an ``re.Pattern`` (searched).
@@ -182,10 +182,8 @@ class FlagsIntegration(Integration):
             include=IncludePaths(include) if include else None,
         )
         self._filters: tuple[Processor, ...] = (filters,) if filters else ()
-        self.redaction = NO_REDACTION
-        self.launchdarkly_client = launchdarkly_client
         if launchdarkly_client is not None:
-            self.redaction = _hook_launchdarkly(launchdarkly_client)
+            _check_launchdarkly_client(launchdarkly_client)
         if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
             raise ValueError(f"queue_size must be a positive int, got {queue_size!r}")
         rate = max_forwarded_per_second
@@ -203,7 +201,13 @@ class FlagsIntegration(Integration):
             Delivery(self.forwarders, queue_size=queue_size, max_per_second=rate) if self.forwarders else None
         )
         self._bind_lock = threading.Lock()
-        _sentry.install(FlagsIntegration)
+        # Last, once every option is known good: a construction that raises leaves no hook
+        # on the app's LaunchDarkly client.
+        self.launchdarkly_client = launchdarkly_client
+        self.redaction = NO_REDACTION
+        if launchdarkly_client is not None:
+            self.redaction = _hook_launchdarkly(launchdarkly_client)
+        _sentry.install(FlagsIntegration, _bind_client)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as the options it was built from: sentry-sdk pickles a Client as its
@@ -263,14 +267,20 @@ class FlagsIntegration(Integration):
         except (TypeError, ValueError) as exc:
             # Name the key the user wrote ("denyUrls[0] ..."), not our keyword.
             message = str(exc)
-            for key, option in CONFIG_KEYS.items():
-                if key in config and message.startswith(option):
-                    raise type(exc)(key + message[len(option) :]) from None
+            # The whole option name, so that release_from's message is not taken for release's.
+            named = [
+                (key, option)
+                for key, option in CONFIG_KEYS.items()
+                if key in config and re.match(rf"{re.escape(option)}\b", message)
+            ]
+            if named:
+                key, option = max(named, key=lambda pair: len(pair[1]))
+                raise type(exc)(key + message[len(option) :]) from None
             raise
 
     @staticmethod
     def setup_once() -> None:
-        add_global_event_processor(process_event)  # type: ignore[arg-type]
+        _sentry.add_event_processor()
         ignore_logger("sentry_flags")
         # Registered before sentry-sdk's own atexit handler, so it runs after Sentry's
         # close (which already drained us through flush); it matters when the app
@@ -279,7 +289,7 @@ class FlagsIntegration(Integration):
 
     # -- per client -----------------------------------------------------------------------
 
-    def bind(self, client: Any) -> Stage:
+    def _bind(self, client: Any) -> Stage:
         """Compose our stage around the client's before_send; idempotent per client."""
         options = client.options
         current = options.get("before_send")
@@ -331,6 +341,11 @@ class FlagsIntegration(Integration):
             self.delivery.close(timeout)
 
 
+def _bind_client(integration: FlagsIntegration, client: Any) -> None:
+    # Looked up on each call, so that the method is the class's as it is then.
+    integration._bind(client)
+
+
 def _flush_at_exit() -> None:
     try:
         integration = sentry_sdk.get_client().get_integration(FlagsIntegration)
@@ -340,9 +355,9 @@ def _flush_at_exit() -> None:
         logger.debug("sentry-flags exit flush failed", exc_info=True)
 
 
-def _hook_launchdarkly(client: Any) -> Redaction:
+def _check_launchdarkly_client(client: Any) -> None:
     try:
-        from sentry_flags.launchdarkly import client_types, install_hook
+        from sentry_flags.launchdarkly import client_types
     except ImportError as exc:
         raise TypeError(
             "launchdarkly_client needs the LaunchDarkly SDK: pip install 'sentry-flags[launchdarkly]'"
@@ -353,6 +368,11 @@ def _hook_launchdarkly(client: Any) -> Redaction:
             "launchdarkly_client must be an ldclient.LDClient or an "
             f"ldclient.async_client.AsyncLDClient, got {type(client).__name__}"
         )
+
+
+def _hook_launchdarkly(client: Any) -> Redaction:
+    from sentry_flags.launchdarkly import install_hook
+
     install_hook(client)
     return Redaction.from_client(client)
 

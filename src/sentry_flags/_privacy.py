@@ -29,12 +29,12 @@ in every mode; a Referer's query follows the query rule and loses credentials an
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from sentry_flags import _sentry
+from sentry_flags._fork import ForkSafeLock
 
 OFF = "off"
 DENYLIST = "denylist"
@@ -49,7 +49,7 @@ OUR_SENSITIVE_TERMS = (
 )  # fmt: skip
 
 _terms: Optional[tuple[str, ...]] = None
-_terms_lock = threading.Lock()
+_terms_lock = ForkSafeLock()
 
 
 def sensitive_terms() -> tuple[str, ...]:
@@ -74,10 +74,21 @@ def is_sensitive_key(key: str) -> bool:
 class KeyValueRule:
     """Which values of one kind of key-value data (query parameters, request headers) may leave.
 
+    The ``query`` and ``headers`` of a `Privacy`, e.g. ``KeyValueRule("allowlist", ("page",))``.
+
     Modes as sentry-sdk's ``data_collection``: ``off`` passes nothing; ``denylist`` passes
     every value but those of sensitive keys and of keys containing one of ``terms``;
     ``allowlist`` passes only the values of keys containing one of ``terms`` that are not
     sensitive. Terms match case-insensitively, anywhere in the key.
+
+    Attributes:
+        mode: ``"off"``, ``"denylist"`` or ``"allowlist"``. Default ``"off"``.
+        terms: The key terms the mode lists (a tuple or list of `str`, kept lowercased).
+            Default: none.
+
+    Raises:
+        ValueError: ``mode`` is not one of the three.
+        TypeError: ``terms`` is not a tuple or list of `str`.
     """
 
     mode: str = OFF
@@ -86,8 +97,11 @@ class KeyValueRule:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        cleaned = tuple(t.lower() for t in self.terms if isinstance(t, str) and t)
-        if cleaned != self.terms:
+        terms: Any = self.terms
+        if not isinstance(terms, (tuple, list)) or not all(isinstance(t, str) for t in terms):
+            raise TypeError(f"terms must be a tuple of str, got {terms!r}")
+        cleaned = tuple(t.lower() for t in terms if t)
+        if cleaned != terms:
             object.__setattr__(self, "terms", cleaned)
 
     @classmethod
@@ -102,10 +116,11 @@ class KeyValueRule:
         terms = behaviour.get("terms") or ()
         if mode not in MODES or isinstance(terms, (str, bytes)) or not isinstance(terms, (list, tuple)):
             return cls(OFF)
-        return cls(mode, tuple(terms))
+        return cls(mode, tuple(t for t in terms if isinstance(t, str)))
 
     @property
     def passes_any(self) -> bool:
+        """Whether any value may leave: the mode is not ``off``."""
         return self.mode != OFF
 
     def keeps(self, key: str) -> bool:
@@ -134,7 +149,7 @@ class Privacy:
     Attributes:
         user_info: Whether email, username, IP address, names and geo may leave. Default
             `False`.
-        query: Which URL query values may leave (a ``KeyValueRule``: ``off``,
+        query: Which URL query values may leave (a `KeyValueRule`: ``off``,
             ``denylist`` or ``allowlist``, as ``data_collection``'s ``url_query_params``).
             Default: none.
         headers: Which request headers (``Referer``, ``User-Agent``) may leave, as

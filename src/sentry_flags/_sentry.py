@@ -1,9 +1,11 @@
 """The one module that holds sentry-sdk's private names; everything else uses its public API.
 
 Each private name below says why no public API serves and what steps aside when a release
-no longer has it. A missing name never raises: the feature it serves steps aside, a
-warning naming it is logged once per process, and an error that can then not be forwarded
-is counted as skipped with the reason ``sentry_sdk_unsupported``.
+no longer has it; each is declared below as a `PrivateName` (``PRIVATE_NAMES``), as the
+vendor SDKs' are. A missing name never raises: the feature it serves steps aside through
+`_private.step_aside` (counted, by name, in ``_private.stepped_aside()``; a warning naming it
+logged once per process), and an error that can then not be forwarded is counted as skipped
+with the reason ``sentry_sdk_unsupported``.
 
 - ``sentry_sdk.client._Client._init_impl``: every client is built there (by ``__init__``,
   and by ``__setstate__`` when a pickled client is rebuilt), and it is where
@@ -26,7 +28,7 @@ is counted as skipped with the reason ``sentry_sdk_unsupported``.
   outside that fork does not see what was set inside it).
 - ``sentry_sdk.data_collection._SENSITIVE_DENYLIST``: the key terms whose values
   sentry-sdk always filters under ``data_collection`` (2.7x, 3.x); read so that our
-  filtering follows sentry-sdk's own. Without it a copy of the list as of sentry-sdk 3.0.0b2
+  filtering follows sentry-sdk's own. Without it a copy of the list as of sentry-sdk 3.0.0
   is used.
 
 Public API used where it exists: the current span is ``Scope.get_current_scope().span``
@@ -34,21 +36,22 @@ Public API used where it exists: the current span is ``Scope.get_current_scope()
 every boolean flag evaluation takes) and, on 2.7x with span streaming, ``.streamed_span``;
 whether a client traces at all, ``sentry_sdk.tracing_utils.has_tracing_enabled``.
 
-Tested on sentry-sdk 2.26.1 (tox env ``sentry-oldest``), the newest 2.x (2.76.0; the main
-suite and tox env ``sentry-latest``) and the newest 3.x pre-release (3.0.0b2; tox env
-``sentry-next``).
+Tested on sentry-sdk 2.26.1 (tox env ``sentry-oldest``), the newest 2.x (2.76.0; tox env
+``sentry-latest``) and the newest 3.x (3.0.0, also tested on 3.0.0b2; the main suite, which
+installs the newest release, and tox env ``sentry-next``, which takes pre-releases too).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any, Callable, Optional
 
 import sentry_sdk
 from sentry_sdk.scope import Scope, add_global_event_processor
 
+from sentry_flags._fork import ForkSafeLock
+from sentry_flags._private import PrivateName, step_aside
 from sentry_flags._shape import is_error_event
 
 logger = logging.getLogger("sentry_flags")
@@ -56,7 +59,7 @@ logger = logging.getLogger("sentry_flags")
 FLUSH_SHARE = 2.0  # seconds of a Sentry flush we may spend draining the vendors
 UNSUPPORTED = "sentry_sdk_unsupported"  # skip reason of an error we could not handle
 
-# sentry-sdk's sensitive-key terms (data_collection._SENSITIVE_DENYLIST) as of 3.0.0b2: used
+# sentry-sdk's sensitive-key terms (data_collection._SENSITIVE_DENYLIST) as of 3.0.0: used
 # when a release that has data_collection no longer has the list.
 FALLBACK_SENSITIVE_TERMS = (
     "auth", "token", "secret", "password", "passwd", "pwd", "key", "jwt", "bearer", "sso",
@@ -64,24 +67,54 @@ FALLBACK_SENSITIVE_TERMS = (
 )  # fmt: skip
 
 _installed = False
-_warned: set[str] = set()
-_warned_lock = threading.Lock()
-missing: dict[str, str] = {}  # private name -> what stepped aside; read by the tests
 
-
-def step_aside(name: str, consequence: str) -> None:
-    """Record that ``name`` is missing on this sentry-sdk; warn once per name per process."""
-    if name in _warned:  # the hot paths call this on every use once a name is gone
-        return
-    missing[name] = consequence
-    with _warned_lock:
-        if name in _warned:
-            return
-        _warned.add(name)
-    logger.warning(
-        "sentry-sdk %s has no %s; %s (sentry-flags is tested on sentry-sdk 2.26.1 to 3.x)",
-        getattr(sentry_sdk, "VERSION", "?"), name, consequence,
-    )  # fmt: skip
+INIT_IMPL = PrivateName(
+    "sentry-sdk",
+    "sentry_sdk.client._Client._init_impl",
+    "binding to each Sentry client as it is built (our before_send stage, settings, privacy "
+    "rules and frame-variable redaction)",
+    "sentry-flags cannot bind to Sentry clients: no launchdarklyContext or flags are attached "
+    f"and no error is forwarded (each is counted as skipped: {UNSUPPORTED})",
+)
+FLUSH_CLOSE = PrivateName(
+    "sentry-sdk",
+    "sentry_sdk.client._Client.flush/close",
+    "delivering our queued errors to the vendors when Sentry flushes or closes",
+    "sentry_sdk.flush() and close() do not deliver sentry-flags' queued errors to the vendors; "
+    "they are delivered in the background and at interpreter exit",
+)
+SCOPE_CONTEXTS = PrivateName(
+    "sentry-sdk",
+    "sentry_sdk.scope.Scope._contexts",
+    "keeping the LaunchDarkly context and the flags per request, task and thread",
+    "no launchdarklyContext or flag contexts are recorded (set_launchdarkly_context, the "
+    "LaunchDarkly, OpenFeature and Split hooks do nothing)",
+)
+_MIDDLEWARE_INSTEAD = (
+    "the sentry-flags middleware gives every request its own isolation scope; an error "
+    "sentry-sdk captures outside it does not carry the request's flag context"
+)
+WSGI_APPLIED = PrivateName(
+    "sentry-sdk",
+    "sentry_sdk.integrations.wsgi._wsgi_middleware_applied",
+    "telling whether sentry-sdk already isolates the running WSGI request",
+    _MIDDLEWARE_INSTEAD,
+)
+ASGI_APPLIED = PrivateName(
+    "sentry-sdk",
+    "sentry_sdk.integrations.asgi._asgi_middleware_applied",
+    "telling whether sentry-sdk already isolates the running ASGI request",
+    _MIDDLEWARE_INSTEAD,
+)
+SENSITIVE_DENYLIST = PrivateName(
+    "sentry-sdk",
+    "sentry_sdk.data_collection._SENSITIVE_DENYLIST",
+    "filtering the same sensitive keys as sentry-sdk's data_collection",
+    "sentry-flags filters the values of keys with the terms sentry-sdk 3.0.0 filtered, and its own",
+)
+# Every private name of sentry-sdk used here, as the module docstring explains them
+# (tests/test_private_names.py checks this list against the source, both ways).
+PRIVATE_NAMES = (INIT_IMPL, FLUSH_CLOSE, SCOPE_CONTEXTS, WSGI_APPLIED, ASGI_APPLIED, SENSITIVE_DENYLIST)
 
 
 # -- the client: bind, flush, close -----------------------------------------------------------
@@ -95,12 +128,13 @@ def _client_class() -> Any:
     return _Client
 
 
-def install(integration_type: type[Any]) -> None:
+def install(integration_type: type[Any], bind: Callable[[Any, Any], Any]) -> None:
     """Patch sentry-sdk's client once per process; idempotent.
 
-    Called when a ``FlagsIntegration`` is built, which is always before the client that
-    holds it (``sentry_sdk.init(integrations=[...])``, and unpickling rebuilds the
-    integration before the client's ``__setstate__`` runs).
+    ``bind(integration, client)`` is called for each client built with an
+    ``integration_type`` integration. Called when a ``FlagsIntegration`` is built, which is
+    always before the client that holds it (``sentry_sdk.init(integrations=[...])``, and
+    unpickling rebuilds the integration before the client's ``__setstate__`` runs).
     """
     global _installed
     if _installed:
@@ -109,11 +143,7 @@ def install(integration_type: type[Any]) -> None:
     client_type = _client_class()
     original_init_impl = getattr(client_type, "_init_impl", None)
     if not callable(original_init_impl):
-        step_aside(
-            "sentry_sdk.client._Client._init_impl",
-            "sentry-flags cannot bind to Sentry clients: no launchdarklyContext or flags are "
-            f"attached and no error is forwarded (each is counted as skipped: {UNSUPPORTED})",
-        )
+        step_aside(INIT_IMPL)
         add_global_event_processor(_count_unbound(integration_type))
         note_client(
             {"traces_sample_rate": 1.0, "trace_lifecycle": "stream"}
@@ -126,7 +156,7 @@ def install(integration_type: type[Any]) -> None:
             note_client(self.options)
             integration = self.get_integration(integration_type)
             if integration is not None:
-                integration.bind(self)
+                bind(integration, self)
         except Exception as exc:
             _bind_failed(exc)
 
@@ -139,11 +169,7 @@ def _patch_flush_close(client_type: Any, integration_type: type[Any]) -> None:
     original_flush = getattr(client_type, "flush", None)
     original_close = getattr(client_type, "close", None)
     if not callable(original_flush) or not callable(original_close):
-        step_aside(
-            "sentry_sdk.client._Client.flush/close",
-            "sentry_sdk.flush() and close() do not deliver sentry-flags' queued errors to the "
-            "vendors; they are delivered in the background and at interpreter exit",
-        )
+        step_aside(FLUSH_CLOSE)
         return
 
     def flush(self: Any, timeout: Optional[float] = None, *args: Any, **kwargs: Any) -> Any:
@@ -193,10 +219,6 @@ def _count_unbound(integration_type: type[Any]) -> Callable[[Any, Any], Any]:
 # -- scope contexts ------------------------------------------------------------------------------
 
 _isolation_scope = sentry_sdk.get_isolation_scope
-_CONTEXTS_GONE = (
-    "no launchdarklyContext or flag contexts are recorded (set_launchdarkly_context, the "
-    "LaunchDarkly, OpenFeature and Split hooks do nothing)"
-)
 
 
 _bind_warned = False
@@ -217,6 +239,28 @@ def _bind_failed(exc: Exception) -> None:
     logger.debug("could not bind sentry-flags to a new Sentry client", exc_info=True)
 
 
+_processor_added = False
+_processor_lock = ForkSafeLock()
+
+
+def add_event_processor() -> None:
+    """Register our global event processor, once per process.
+
+    ``FlagsIntegration.setup_once`` does, and so does the first value stored on a scope:
+    the plugin, the hooks and `set_launchdarkly_context` work without any
+    ``FlagsIntegration``, and without the processor sentry-sdk would send what they stored
+    as empty ``launchdarklyContext`` and ``flagEvaluations`` contexts on every event.
+    """
+    global _processor_added
+    with _processor_lock:
+        if _processor_added:
+            return
+        from sentry_flags._stage import process_event  # _stage imports this module
+
+        add_global_event_processor(process_event)  # type: ignore[arg-type]
+        _processor_added = True
+
+
 def isolation_contexts() -> dict[str, Any]:
     """The current isolation scope's contexts, to read and write in place.
 
@@ -224,10 +268,12 @@ def isolation_contexts() -> dict[str, Any]:
     also need to read what is there; a scope fork copies this dict, so each request and
     thread writes its own. Without ``Scope._contexts``, a dict nobody reads.
     """
+    if not _processor_added:  # one read on the path every evaluation takes
+        add_event_processor()
     try:
         contexts: dict[str, Any] = _isolation_scope()._contexts
-    except AttributeError:
-        step_aside("Scope._contexts", _CONTEXTS_GONE)
+    except AttributeError as exc:
+        step_aside(SCOPE_CONTEXTS, exc)
         return {}
     return contexts
 
@@ -237,28 +283,28 @@ def scope_contexts(scope: Any) -> dict[str, Any]:
     contexts = getattr(scope, "_contexts", None)
     if isinstance(contexts, dict):
         return contexts
-    step_aside("Scope._contexts", _CONTEXTS_GONE)
+    step_aside(SCOPE_CONTEXTS)
     return {}
 
 
 # -- requests isolated by sentry-sdk --------------------------------------------------------------
 
 
-def _request_markers() -> tuple[tuple[Any, ...], list[str]]:
+def _request_markers() -> tuple[tuple[Any, ...], list[PrivateName]]:
     found: list[Any] = []
-    gone: list[str] = []
+    gone: list[PrivateName] = []
     try:
         from sentry_sdk.integrations.wsgi import _wsgi_middleware_applied
 
         found.append(_wsgi_middleware_applied)
     except ImportError:
-        gone.append("sentry_sdk.integrations.wsgi._wsgi_middleware_applied")
+        gone.append(WSGI_APPLIED)
     try:
         from sentry_sdk.integrations.asgi import _asgi_middleware_applied
 
         found.append(_asgi_middleware_applied)
     except ImportError:  # also when the asgi module cannot import at all
-        gone.append("sentry_sdk.integrations.asgi._asgi_middleware_applied")
+        gone.append(ASGI_APPLIED)
     return tuple(m for m in found if callable(getattr(m, "get", None))), gone
 
 
@@ -269,11 +315,7 @@ def sentry_isolates_request() -> bool:
     """Whether sentry-sdk already gave the running request its own isolation scope."""
     if _MARKERS_GONE:
         for name in _MARKERS_GONE:
-            step_aside(
-                name,
-                "the sentry-flags middleware gives every request its own isolation scope; an "
-                "error sentry-sdk captures outside it does not carry the request's flag context",
-            )
+            step_aside(name)
     for marker in _REQUEST_MARKERS:  # noqa: SIM110 - per request: no generator
         if marker.get(False):
             return True
@@ -301,10 +343,7 @@ def sensitive_terms() -> tuple[str, ...]:
     terms = getattr(data_collection, "_SENSITIVE_DENYLIST", None)
     if isinstance(terms, (list, tuple)) and terms and all(isinstance(t, str) for t in terms):
         return tuple(t.lower() for t in terms)
-    step_aside(
-        "sentry_sdk.data_collection._SENSITIVE_DENYLIST",
-        "sentry-flags filters the values of keys with the terms sentry-sdk 3.0.0b2 filtered, and its own",
-    )
+    step_aside(SENSITIVE_DENYLIST)
     return FALLBACK_SENSITIVE_TERMS
 
 
@@ -369,14 +408,3 @@ def set_span_flag(flag: str, result: bool) -> None:
     set_attribute = getattr(span, "set_attribute", None)
     if set_attribute is not None:
         set_attribute(key, result)
-
-
-# Every private name of sentry-sdk used here, as the module docstring explains them
-# (tests/test_private_names.py checks this list against the source, both ways).
-PRIVATE_NAMES = (
-    "sentry_sdk.client._Client._init_impl",
-    "sentry_sdk.scope.Scope._contexts",
-    "sentry_sdk.integrations.wsgi._wsgi_middleware_applied",
-    "sentry_sdk.integrations.asgi._asgi_middleware_applied",
-    "sentry_sdk.data_collection._SENSITIVE_DENYLIST",
-)

@@ -23,14 +23,14 @@ none of this and is left alone. The module never imports splitio.
 
 Tested on splitio-client 10.5 (the declared floor, tox env ``deps-oldest``) and the newest
 10.x (10.7 when this was written, the default envs). A name gone in another release makes
-its feature step aside (`Forwarder.step_aside`): counted, one warning, no exception.
+its feature step aside (``Forwarder._step_aside``): counted, one warning, no exception.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sentry_flags._private import PrivateName, step_aside
+from sentry_flags._private import PrivateName
 
 __all__ = ["EVENTS_TASK", "PRIVATE_NAMES", "SDK_KEY", "events_task", "in_localhost_mode", "is_splitio_client"]
 
@@ -63,11 +63,9 @@ def events_task(client: Any) -> Any:
 
 def in_localhost_mode(client: Any) -> bool:
     """Whether ``client`` belongs to a factory in splitio's localhost mode (where ``track``
-    stores nothing and returns None); False for anything that is not splitio's."""
+    stores nothing and returns None); False for anything that is not splitio's. Raises
+    AttributeError when this splitio release keeps the key elsewhere: the forwarder steps
+    aside, counting it in its own stats."""
     if not is_splitio_client(client):
         return False
-    try:
-        return bool(client._factory._sdk_key == "localhost")
-    except AttributeError as exc:
-        step_aside(SDK_KEY, exc)
-        return False
+    return bool(client._factory._sdk_key == "localhost")

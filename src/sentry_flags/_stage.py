@@ -4,7 +4,7 @@ The global event processor runs for every client's events but cannot tell which 
 is capturing (a client's ``capture_event`` may run while another one is current), so it
 only takes our per-scope values (the LD context slot, the flag log) out of the event and,
 for errors, hands them to the stage through the hint. The stage is bound to one client
-(see ``FlagsIntegration.bind``) and so knows that client's privacy rules:
+(see ``FlagsIntegration._bind``) and so knows that client's privacy rules:
 filters -> launchdarklyContext and flags -> settings -> the user's before_send -> forward.
 """
 
@@ -19,7 +19,7 @@ from sentry_flags._bounds import MAX_VALUE_BYTES, bound_context
 from sentry_flags._context import CONTEXT_KEY, HINT_KEY, ContextSlot, any_client_redaction, redact
 from sentry_flags._filters import Processor
 from sentry_flags._flags import FLAGS_KEY, SENTRY_FLAGS_KEY, FlagLog, flag_contexts
-from sentry_flags._locals import PLAIN_TYPES, redacted_repr
+from sentry_flags._locals import local_repr
 from sentry_flags._privacy import Privacy
 from sentry_flags._shape import Event, is_error_event
 
@@ -172,13 +172,15 @@ class Stage:
         # one, the events of a request share the forms made once, read-only.
         copy = self.user_before_send is not None
         if isinstance(slot, ContextSlot):
+            # A context no evaluation saw belongs to no one client: every client's rules (the
+            # same object until another client is hooked).
+            redaction = slot.redaction or any_client_redaction(self.integration.redaction)
             last = self._last_context
-            if last is not None and last[0] is slot:  # the same slot holding the same Context
-                context, bounded = last[1], last[3]
+            if last is not None and last[0] is slot and last[2] is redaction:
+                context, bounded = last[1], last[3]  # the same slot holds the same Context
             else:
                 context = slot.resolve()
                 if context is not None:
-                    redaction = slot.redaction or self.integration.redaction
                     if last is not None and last[1] is context and last[2] is redaction:
                         bounded = last[3]
                     else:
@@ -246,9 +248,10 @@ class RedactingRepr:
 
     A Context's own repr is its full JSON, private attributes included, and sentry-sdk sends
     the repr of every local variable of the raising frames; so does the repr of anything that
-    holds a Context (see ``_locals``). A local does not say which LD client evaluated it, so
-    the private attributes of every client we hooked apply. Only non-primitive values reach
-    here, and only while an error is captured.
+    holds a Context. Each value is shown by ``_locals.local_repr``: redacted part by part, or
+    screened by its repr text, failing closed. A local does not say which LD client
+    evaluated it, so the private attributes of every client we hooked apply. Runs only while
+    an error is captured; never raises (sentry-sdk would then send the plain repr).
     """
 
     __slots__ = ("integration", "previous", "privacy")
@@ -264,12 +267,11 @@ class RedactingRepr:
         return (_same, (self.previous,))  # rebuilt by the next bind, as the stage is
 
     def __call__(self, value: Any) -> Any:
-        if type(value) not in PLAIN_TYPES:
-            shown = redacted_repr(value, self._show)
-            if shown is not None:
-                return shown
-        previous = self.previous
-        return previous(value) if previous is not None else None
+        try:
+            return local_repr(value, self._show, self.previous)
+        except Exception:
+            logger.debug("could not screen a local variable; not shown", exc_info=True)
+            return f"<{type(value).__name__}: not shown>"
 
     def _show(self, context: Any) -> dict[str, Any]:
         redaction = any_client_redaction(self.integration.redaction)

@@ -27,6 +27,7 @@ from sentry_flags._context import (
     CONTEXT_KEY,
     NO_REDACTION,
     ContextSlot,
+    any_client_redaction,
     redact,
     set_launchdarkly_context,
 )
@@ -126,7 +127,9 @@ def _payload(*, attributes: bool) -> Optional[dict[str, Any]]:
         return _keys_only(context)
     client = sentry_sdk.get_client()
     integration = client.get_integration(FlagsIntegration)
-    redaction = slot.redaction or (integration.redaction if integration is not None else NO_REDACTION)
+    redaction = slot.redaction or any_client_redaction(
+        integration.redaction if integration is not None else NO_REDACTION
+    )
     data = _without_meta(redact(context, redaction, pii=allows_user_info(client.options)))
     if len(json.dumps(data, default=str)) > MAX_HEADER_BYTES:
         return _keys_only(context)

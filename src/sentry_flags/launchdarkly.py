@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -25,6 +24,7 @@ from sentry_flags._context import (
     remember_client_redaction,
 )
 from sentry_flags._flags import Failures, link_flag
+from sentry_flags._fork import ForkSafeLock
 from sentry_flags._ldclient import UNREADABLE, client_config
 from sentry_flags._sentry import isolation_contexts
 
@@ -132,7 +132,7 @@ class LaunchDarklyContextHook(Hook):
 
 
 _hooked: weakref.WeakKeyDictionary[AnyLDClient, LaunchDarklyContextHook] = weakref.WeakKeyDictionary()
-_hooked_lock = threading.Lock()
+_hooked_lock = ForkSafeLock()
 
 # What a plugin's hook redacts until the LD SDK tells the plugin which client it serves: no
 # evaluation runs before that, but if one did, nothing private could leave.
@@ -179,7 +179,7 @@ class _PluginHooks:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
         # (the metadata get_hooks was given, its hook); the metadata is only held weakly.
         self._unbound: list[tuple[weakref.ref[Any], LaunchDarklyContextHook]] = []
         self.failures = Failures()  # of every hook handed out, whatever client it serves

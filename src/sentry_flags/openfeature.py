@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
 from collections import Counter
 from collections.abc import Mapping
 from importlib.util import find_spec
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from sentry_flags._context import CONTEXT_KEY, ContextSlot
 from sentry_flags._flags import FLAGS_KEY, Failures, FlagLog, link_flag
+from sentry_flags._fork import ForkSafeLock
 from sentry_flags._openfeature import has_key, snapshot, to_ld_context
 from sentry_flags._sentry import isolation_contexts
 
@@ -72,7 +72,7 @@ class SentryFlagsHook(Hook):
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()  # taken on evaluations: a fork may catch it held
         self._skipped: Counter[str] = Counter()
         self._ldclient = find_spec("ldclient") is not None
         self._failures = Failures()

@@ -13,6 +13,8 @@ urlpatterns = [
     path("async/ok", views.async_ok),
     path("async/boom/<str:name>", views.async_boom),
     path("async/capture/<str:name>", views.async_capture),
+    path("async/capture-amid-another/<str:name>", views.async_capture_amid_another),
+    path("async/served-across-a-capture", views.async_served_across_a_capture),
     path("async/capture-after-auser/<str:name>", views.async_capture_after_auser),
     path("capture/<str:name>", views.capture),
     path("capture-after-user/<str:name>", views.capture_after_user),

@@ -67,6 +67,39 @@ def capture_after_user(request: HttpRequest, name: str) -> HttpResponse:
     return capture(request, name)
 
 
+class Rendezvous:
+    """Two requests on one event loop, each waiting for the other: made by a test, in its loop."""
+
+    def __init__(self) -> None:
+        self.other_waiting = asyncio.Event()
+        self.captured = asyncio.Event()
+        self.other_served = asyncio.Event()
+        self.log: list[str] = []
+
+
+rendezvous: Any = None
+
+
+async def async_capture_amid_another(request: HttpRequest, name: str) -> HttpResponse:
+    # Captures only once the other request is in flight on the loop, and finishes only once
+    # that one was served: it cannot finish if capturing held the loop.
+    await rendezvous.other_waiting.wait()
+    response = await async_capture(request, name)
+    rendezvous.log.append("error captured")
+    rendezvous.captured.set()
+    await rendezvous.other_served.wait()
+    return response
+
+
+async def async_served_across_a_capture(request: HttpRequest) -> HttpResponse:
+    rendezvous.log.append("other request waiting")
+    rendezvous.other_waiting.set()
+    await rendezvous.captured.wait()
+    rendezvous.log.append("other request served")
+    rendezvous.other_served.set()
+    return HttpResponse("ok")
+
+
 async def async_capture_after_auser(request: HttpRequest, name: str) -> HttpResponse:
     await request.auser()  # the view loaded its user (Django 5.0+), as views that use it do
     return await async_capture(request, name)

@@ -195,10 +195,18 @@ def test_module_level_api(
 def test_what_its_retries_log_is_not_forwarded_but_the_apps_backoff_is(
     sentry_init: Callable[..., Any], make_client: Callable[..., Any], segment_receiver: SegmentReceiver
 ) -> None:
+    from sentry_sdk.integrations.logging import LoggingIntegration
+
+    from sentry_flags import FlagsIntegration
     from sentry_flags.testing import RecordingForwarder
 
     recorder = RecordingForwarder()
-    init(sentry_init, recorder)
+    # event_level said outright: sentry-sdk 3 sends no log record as an error event by default.
+    sentry_init(
+        integrations=[FlagsIntegration(forwarders=[recorder]), LoggingIntegration(event_level=logging.ERROR)],
+        release="shop@1.2.3",
+        environment="production",
+    )
     segment_receiver.set_mode("error")
     client = make_client(max_retries=1)
 

@@ -13,7 +13,7 @@ from ldclient import Context
 from ldclient.config import Config
 
 from sentry_flags._context import NO_REDACTION, redact
-from sentry_flags._locals import MAX_DEPTH, redacted_repr
+from sentry_flags._locals import MAX_DEPTH, MAX_FOUND, MAX_SCREENED, local_repr, redacted_repr, screen
 
 SDK_KEY = "sdk-canary-0123456789"
 
@@ -89,38 +89,60 @@ def test_a_plain_object_is_decided_without_calling_its_repr() -> None:
     assert redacted_repr(Nested([1, "two", None]), show) is None
 
 
-def test_plain_types_are_those_redacted_repr_leaves_alone() -> None:
-    # RedactingRepr skips redacted_repr for these (sentry-sdk asks for the repr of every
-    # local of every frame it sends): it must answer None for each of them anyway.
+class Shows:
+    """An app's object whose repr is given."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def test_plain_values_are_left_to_sentry_sdks_own_repr() -> None:
     import sys
-    import types
 
-    from sentry_flags._locals import PLAIN_TYPES
-
-    values: list[Any] = [
-        0, -1, 10**40, 1.5, True, False, "", "text", b"bytes", None, int, Context,
-        show, len, Holder.__repr__, Context.create("k").to_dict, sys, types,
-    ]  # fmt: skip
-    assert {type(v) for v in values} == PLAIN_TYPES
-    for value in values:
-        assert redacted_repr(value, show) is None, value
+    for value in ("text", b"bytes", 7, 0.5, None, True, int, Context, show, len, sys):
+        assert local_repr(value, show, None) is None
+    assert local_repr("text", show, lambda value: "<the app's>") == "<the app's>"
 
 
-def test_redacting_repr_shows_a_context_and_hands_plain_values_to_the_previous_repr() -> None:
-    from sentry_flags import FlagsIntegration
+def test_a_repr_is_screened_once_and_handed_on() -> None:
+    assert local_repr(Shows("<Order 7>"), show, None) == "<Order 7>"  # sentry-sdk need not repr it again
+    shown = local_repr(
+        Shows(f"<Order of {Context.builder('k').set('ssn', '078-05-1120').private('ssn').build()!r}>"),
+        show,
+        None,
+    )
+    assert (
+        shown == '<Order of <Context {"_meta": {"redactedAttributes": ["ssn"]}, "key": "k", "kind": "user"}>>'
+    )
+
+
+def test_a_method_bound_to_a_context_is_screened() -> None:
+    # Not a plain value: a bound method's repr holds the repr of its object.
+    context = Context.builder("k").set("ssn", "078-05-1120").private("ssn").build()
+    shown = local_repr(context.to_dict, show, None)
+    assert isinstance(shown, str)
+    assert "078-05-1120" not in shown
+
+
+def test_what_cannot_be_redacted_in_a_repr_is_not_shown() -> None:
+    context = Context.builder("k").set("ssn", "078-05-1120").build()
+    for text in (
+        repr(context)[:-5],  # cut short
+        '{"kind":"user","key":""}',  # not a valid context
+        '"kind": ' + "x" * MAX_SCREENED,  # too long to look through
+        " ".join([repr(context)] * (MAX_FOUND + 1)),  # too many to look through
+        "EvaluationContext(targeting_key='k', attributes={'ssn': '078-05-1120'})",
+    ):
+        assert screen(text, "Shows", show) == "<Shows: holds a LaunchDarkly context; not shown>", text[:40]
+
+
+def test_a_failure_of_ours_shows_nothing(mocker: Any) -> None:
+    from sentry_flags import FlagsIntegration, _stage
     from sentry_flags._privacy import Privacy
-    from sentry_flags._stage import RedactingRepr
 
-    seen: list[Any] = []
-
-    def previous(value: Any) -> str:
-        seen.append(value)
-        return "<previous>"
-
-    shown = RedactingRepr(previous, FlagsIntegration(), Privacy())
-    assert shown(42) == "<previous>"
-    assert shown("x") == "<previous>"
-    assert shown(Context.create("k")).startswith("<Context ")
-    assert shown([Context.create("k")]).startswith("[<Context ")
-    assert seen == [42, "x"]
-    assert RedactingRepr(None, FlagsIntegration(), Privacy())(42) is None
+    mocker.patch.object(_stage, "local_repr", side_effect=RuntimeError("ours"))
+    custom_repr = _stage.RedactingRepr(None, FlagsIntegration(), Privacy())
+    assert custom_repr(Shows("anything")) == "<Shows: not shown>"  # never sentry-sdk's plain repr

@@ -109,6 +109,16 @@ def test_privacy_reads_a_mode_it_does_not_know_as_off() -> None:
         KeyValueRule("everything")
 
 
+def test_a_key_value_rule_takes_its_terms_as_a_tuple_of_names() -> None:
+    # Public (the query and headers of a Privacy): a str would be read letter by letter.
+    for terms in ("page", ["page", 1], None):
+        with pytest.raises(TypeError, match="terms must be a tuple of str"):
+            KeyValueRule("allowlist", terms)  # type: ignore[arg-type]
+    assert KeyValueRule("allowlist", ["Page", ""]) == KeyValueRule("allowlist", ("page",))
+    # sentry-sdk's resolved options are read leniently, as ever.
+    assert KeyValueRule.from_behaviour({"mode": "allowlist", "terms": ["page", 1]}).terms == ("page",)
+
+
 @pytest.mark.parametrize(
     ("rule", "kept", "filtered"),
     [

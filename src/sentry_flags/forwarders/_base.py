@@ -1,8 +1,9 @@
 """What every forwarder shares: environment filter, counters, rate limit, the vendor call.
 
 A forwarder knows its vendor and nothing else. It runs on the delivery worker thread,
-never on the app's, and must never raise: `Forwarder.prepare` and
-`Forwarder.deliver` count and log what goes wrong.
+never on the app's, and must never raise: the base's ``_prepare`` and ``_deliver`` count and
+log what goes wrong. What a forwarder author implements and calls is public (`Forwarder`);
+what the delivery worker calls is private.
 """
 
 from __future__ import annotations
@@ -200,7 +201,10 @@ def parse_environments(value: Any) -> Optional[frozenset[str]]:
 
 def require_method(option: str, client: Any, method: str, expected: str) -> None:
     if client is None or not callable(getattr(client, method, None)):
-        raise TypeError(f"{option} must be {expected} with a {method}() method, got {client!r}")
+        # The type only: what is passed here by mistake is often the vendor's SDK or write
+        # key, and this message ends up in the app's start-up logs.
+        got = "None" if client is None else f"a {type(client).__name__}"
+        raise TypeError(f"{option} must be {expected} with a {method}() method, got {got}")
 
 
 @dataclass(frozen=True)
@@ -260,7 +264,7 @@ class Forwarder(ABC):
         """How warnings name the vendor: `display_name`, else `vendor`."""
         return self.display_name or self.vendor
 
-    def prepare(self, view: ErrorView, captured_at: float) -> Optional[list[VendorCall]]:
+    def _prepare(self, view: ErrorView, captured_at: float) -> Optional[list[VendorCall]]:
         """The calls to make for ``view``, or None when its outcome is already counted.
 
         The delivery worker prepares a batch of errors, then delivers each forwarder's calls
@@ -287,8 +291,8 @@ class Forwarder(ABC):
             return None
         return calls
 
-    def deliver(self, view: ErrorView, calls: list[VendorCall], captured_at: float) -> None:
-        """Make ``calls`` (what `prepare` returned) and count the error's outcome."""
+    def _deliver(self, view: ErrorView, calls: list[VendorCall], captured_at: float) -> None:
+        """Make ``calls`` (what ``_prepare`` returned) and count the error's outcome."""
         counters = self._counters
         accepted = False
         for call in calls:
@@ -312,20 +316,24 @@ class Forwarder(ABC):
         logger.debug("%s forwarder: %s (%s)", self.vendor, what, type(exc).__name__, exc_info=True)
 
     @staticmethod
-    def skip(reason: str) -> Skipped:
-        """What `calls` returns to skip the error: ``return self.skip("no_user_id")``."""
+    def skip(reason: str) -> list[VendorCall]:
+        """What `calls` returns to skip the error: ``return self.skip("no_user_id")``.
+
+        An empty list that carries ``reason``: the error is counted in
+        ``stats.skipped[reason]``."""
         return Skipped(reason)
 
     @staticmethod
-    def rate_limit() -> Skipped:
-        """What `calls` returns for an error over the forwarder's own rate bound."""
+    def rate_limit() -> list[VendorCall]:
+        """What `calls` returns for an error over the forwarder's own rate bound (counted
+        as ``rate_limited``)."""
         return Skipped(RATE_LIMITED)
 
     def skip_call(self, reason: str) -> None:
         """Count one vendor call `calls` leaves out of an error it still forwards."""
         self._counters.call(reason)
 
-    def step_aside(self, name: PrivateName, exc: Optional[BaseException] = None) -> None:
+    def _step_aside(self, name: PrivateName, exc: Optional[BaseException] = None) -> None:
         """The vendor SDK lacks the private name ``name``: count it in `stats` and
         process-wide (one warning per name); the feature that needed it does without."""
         self._counters.step_aside(name.path)
@@ -346,12 +354,12 @@ class Forwarder(ABC):
         """Called in a forked child before it forwards anything."""
         self._counters.after_fork()
 
-    def count_outcome(self, name: str, n: int = 1) -> None:
+    def _count_outcome(self, name: str, n: int = 1) -> None:
         """Errors delivery gave an outcome before the forwarder saw them (queue full,
         rate limit)."""
         self._counters.outcome(name, n)
 
-    def count_skipped(self, reason: str, n: int = 1) -> None:
+    def _count_skipped(self, reason: str, n: int = 1) -> None:
         """Count ``n`` errors skipped for ``reason`` before the forwarder saw them."""
         self._counters.skip(reason, n)
 
@@ -378,23 +386,23 @@ class BackoffForwarder(Forwarder):
         self._resume_at = -math.inf
         self._now = -math.inf  # captured_at of the error being handled
 
-    def deliver(self, view: ErrorView, calls: list[VendorCall], captured_at: float) -> None:
-        if self.paused(captured_at):
+    def _deliver(self, view: ErrorView, calls: list[VendorCall], captured_at: float) -> None:
+        if self._paused(captured_at):
             # A call of an error prepared in the same batch was refused meanwhile.
             self._counters.skip("backoff")
             return
         # send() needs the capture time to start a pause; deliver runs on one thread.
         self._now = captured_at
-        super().deliver(view, calls, captured_at)
+        super()._deliver(view, calls, captured_at)
 
-    def paused(self, captured_at: float) -> bool:
+    def _paused(self, captured_at: float) -> bool:
         return captured_at < self._resume_at
 
-    def accepted(self) -> None:
+    def _accepted(self) -> None:
         self._delay = None
         self._resume_at = -math.inf
 
-    def refused(self) -> None:
+    def _refused(self) -> None:
         now = self._now
         if now < self._resume_at:
             return  # another call for the same error; the pause already started

@@ -192,12 +192,12 @@ class LaunchDarklyForwarder(Forwarder):
         # Read across threads, without a lock: the SDK's own plain booleans, set once each.
         closed = async_closed(self.client)
         if closed is None:
-            self.step_aside(CLOSED)
+            self._step_aside(CLOSED)
         elif closed:
             return "client_closed"
         started = async_started(self.client)
         if started is None:
-            self.step_aside(STARTED)
+            self._step_aside(STARTED)
         elif not started:
             return "client_not_started"
         return None

@@ -114,7 +114,7 @@ class SegmentForwarder(BackoffForwarder):
             return self.skip("no_user_id")
         if encoded_size(user_id) > MAX_USER_ID:
             return self.skip("user_id_too_long")
-        if self.paused(captured_at):
+        if self._paused(captured_at):
             return self.skip("backoff")
         client = self.client
         if _unconfigured_module(client):
@@ -140,16 +140,16 @@ class SegmentForwarder(BackoffForwarder):
         try:
             result = self.client.track(**kwargs)
         except BaseException:
-            self.refused()
+            self._refused()
             raise
         if library_lost(result, self._library):
-            self.step_aside(LIBRARY)
+            self._step_aside(LIBRARY)
         # segment's track returns (success, msg): success is False when its queue is full.
         # The module-level API of analytics-python returns None: taken as accepted.
         if result is False or (isinstance(result, tuple) and result and result[0] is False):
-            self.refused()
+            self._refused()
             return False
-        self.accepted()
+        self._accepted()
         return True
 
     def flush(self) -> None:
@@ -210,11 +210,11 @@ class SegmentForwarder(BackoffForwarder):
         try:
             replacements = [rebuilt_consumer(old, client.queue) for old in client.consumers]
         except Exception as exc:  # a constructor that wants other arguments
-            self.step_aside(CONSUMERS, exc)
+            self._step_aside(CONSUMERS, exc)
             return False
         started = [new for new in replacements if new is not None]
         if len(started) != len(replacements):
-            self.step_aside(CONSUMERS)
+            self._step_aside(CONSUMERS)
             return False
         client.consumers = started
         for new in started:

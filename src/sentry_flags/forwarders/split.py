@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any, Optional
 
 from sentry_flags._event import ErrorView
-from sentry_flags._splitio import EVENTS_TASK, events_task, in_localhost_mode, is_splitio_client
+from sentry_flags._splitio import EVENTS_TASK, SDK_KEY, events_task, in_localhost_mode, is_splitio_client
 from sentry_flags.forwarders._base import BackoffForwarder, Forwarder, VendorCall, require_method
 from sentry_flags.forwarders._split_events import (
     MAX_KEY_LENGTH,
@@ -123,7 +123,11 @@ class SplitForwarder(BackoffForwarder):
         self.value = check_value(value)
         super().__init__(environments=environments)
         self.client = split_client
-        self._localhost = in_localhost_mode(split_client)
+        try:
+            self._localhost = in_localhost_mode(split_client)
+        except AttributeError as exc:
+            self._step_aside(SDK_KEY, exc)  # then track's None is counted as forwarded
+            self._localhost = False
         self.loop = loop
         self.capture_culprit = capture_culprit
         self.include_tags = include_tags
@@ -133,7 +137,7 @@ class SplitForwarder(BackoffForwarder):
     def calls(self, view: ErrorView, captured_at: float) -> list[VendorCall]:
         if self._localhost:
             return self.skip("localhost_mode")
-        if self.paused(captured_at):
+        if self._paused(captured_at):
             return self.skip("backoff")
         # Asking is cheap; track is not: a destroyed client logs an error per call, and
         # one that is not ready logs a warning and costs milliseconds per call, queueing
@@ -181,21 +185,21 @@ class SplitForwarder(BackoffForwarder):
         ]
 
     def send(self, call: VendorCall) -> bool:
-        if self.paused(self._now):
+        if self._paused(self._now):
             # An earlier call for this same error was refused: don't wait on Split again
             # (an asyncio client on a stuck loop costs async_timeout per call).
             return False
         try:
             accepted = self._track(call.kwargs)
         except BaseException:
-            self.refused()
+            self._refused()
             raise
         # splitio returns False when it dropped the event (queue full, client destroyed);
         # a duck-typed client returning None is taken as accepted.
         if accepted is False:
-            self.refused()
+            self._refused()
             return False
-        self.accepted()
+        self._accepted()
         return True
 
     def flush(self) -> None:
@@ -210,7 +214,7 @@ class SplitForwarder(BackoffForwarder):
             task = events_task(self.client)
             task_flush = None if task is None else task.flush
         except AttributeError as exc:
-            self.step_aside(EVENTS_TASK, exc)
+            self._step_aside(EVENTS_TASK, exc)
             return
         if task_flush is None:
             return  # redis, localhost: nothing queued in this process
@@ -245,7 +249,7 @@ class SplitForwarder(BackoffForwarder):
         try:
             task = events_task(self.client)
         except AttributeError as exc:
-            self.step_aside(EVENTS_TASK, exc)
+            self._step_aside(EVENTS_TASK, exc)
             return False
         # No events task: redis or localhost, nothing of ours to judge.
         return task is not None and getattr(self.client, "ready", False) is True

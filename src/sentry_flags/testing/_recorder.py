@@ -16,7 +16,7 @@ from sentry_flags._integration import FlagsIntegration
 from sentry_flags.forwarders._base import Forwarder, VendorCall
 
 DEFAULT_TIMEOUT = 2.0
-_PATCHED = ("deliver", "send", "flush")
+_PATCHED = ("_deliver", "send", "flush")
 _MISSING = object()
 
 
@@ -138,7 +138,7 @@ def capture_forwarded(
 class _Recorder:
     """Per-forwarder wrappers for one ``capture_forwarded`` block.
 
-    ``deliver`` marks, on the delivery worker's thread, whether the error being delivered
+    ``_deliver`` marks, on the delivery worker's thread, whether the error being delivered
     was captured inside the block; ``send`` records marked calls and passes others through,
     so errors queued before the block still go to the vendor.
     """
@@ -150,7 +150,7 @@ class _Recorder:
 
     def patch(self, forwarder: Forwarder) -> dict[str, Any]:
         originals = {name: vars(forwarder).get(name, _MISSING) for name in _PATCHED}
-        deliver: Callable[[ErrorView, list[VendorCall], float], None] = forwarder.deliver
+        deliver: Callable[[ErrorView, list[VendorCall], float], None] = forwarder._deliver
         send: Callable[[VendorCall], bool] = forwarder.send
         local = self._local
 
@@ -174,7 +174,7 @@ class _Recorder:
         def no_flush() -> None:
             pass  # recorded calls never reached the vendor client; nothing to flush
 
-        forwarder.deliver = recording_deliver  # type: ignore[method-assign]
+        forwarder._deliver = recording_deliver  # type: ignore[method-assign]
         forwarder.send = recording_send  # type: ignore[method-assign]
         forwarder.flush = no_flush  # type: ignore[method-assign]
         return originals
