@@ -29,6 +29,7 @@ SCENARIOS = (
     "vendor_calls",
     "of_hook",
     "forwarding",
+    "lean_capture",
 )
 ROWS_PREFIX = "BENCH-ROWS "
 TIMEOUT = {True: 150.0, False: 1800.0}  # per scenario: quick, full

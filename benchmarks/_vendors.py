@@ -29,6 +29,7 @@ from typing import Any, Optional
 import sentry_sdk
 import sentry_sdk.scope
 from sentry_sdk.envelope import Envelope
+from sentry_sdk.integrations import Integration
 from sentry_sdk.transport import Transport
 
 from sentry_flags import FlagsIntegration
@@ -237,8 +238,11 @@ def flags_integration(vendors: Optional[Vendors]) -> FlagsIntegration:
     )
 
 
-def make_client(dsn: str, integrations: Sequence[Any] = (), transport: Any = None) -> Any:
-    """A Sentry client as ``sentry_sdk.init`` builds it (default integrations on)."""
+def make_client(
+    dsn: str, integrations: Sequence[Any] = (), transport: Any = None, *, default_integrations: bool = True
+) -> Any:
+    """A Sentry client as ``sentry_sdk.init`` builds it (default integrations on, unless
+    ``default_integrations`` is False: the lean capture)."""
     options: dict[str, Any] = {
         "dsn": dsn,
         "environment": "production",
@@ -246,11 +250,44 @@ def make_client(dsn: str, integrations: Sequence[Any] = (), transport: Any = Non
         "http_proxy": "",
         "https_proxy": "",
         "integrations": list(integrations),
+        "default_integrations": default_integrations,
     }
     if transport is not None:
         options["transport"] = transport
     sentry_sdk.init(**options)
     return sentry_sdk.get_client()
+
+
+class InertIntegration(Integration):
+    """The control of ``benchmarks.instructions``: an integration with FlagsIntegration's three
+    hooks on the capturing thread (a global event processor, before_send, custom_repr), each
+    doing nothing. What a client with it spends more than a bare one is sentry-sdk's own work
+    for any such integration (its name in every event's ``sdk.integrations``, calling the
+    hooks), not ours. Its identifier is as long as ours, so that name costs the same."""
+
+    identifier = "sentry_inert"
+
+    @staticmethod
+    def setup_once() -> None:
+        sentry_sdk.scope.add_global_event_processor(_inert_processor)
+
+    @staticmethod
+    def hook(client: Any) -> None:
+        """Give ``client`` the other two hooks, as ``FlagsIntegration.bind`` gives ours."""
+        client.options["before_send"] = _inert_before_send
+        client.options["custom_repr"] = _inert_repr
+
+
+def _inert_processor(event: Any, hint: Any) -> Any:
+    return event
+
+
+def _inert_before_send(event: Any, hint: Any) -> Any:
+    return event
+
+
+def _inert_repr(value: Any) -> Any:
+    return None
 
 
 _our_processor: list[Any] = [process_event]  # what sentry-sdk runs: ours or a timing wrapper
@@ -332,5 +369,17 @@ def capture_errors(n: int) -> None:
     for _ in range(n):
         try:
             fail()
+        except ValueError:
+            capture()
+
+
+def capture_lean_errors(n: int) -> None:
+    """The lean capture: each error raised and caught in one frame, so the event is small
+    and sentry-sdk's own per-frame work (source lines, local variables) is as little as it
+    gets."""
+    capture = sentry_sdk.capture_exception
+    for _ in range(n):
+        try:
+            raise ValueError("checkout failed: cart total is negative")
         except ValueError:
             capture()

@@ -37,6 +37,7 @@ from receivers import SentryReceiver
 from sentry_flags import FlagsIntegration
 from sentry_flags._bounds import CONTEXT_BUDGET, relay_size, type_reserve, value_limit
 from sentry_flags._flags import COMPACT_AT, FLAGS_KEY, MAX_FLAGS
+from sentry_flags.testing import RecordingForwarder, flush_forwarders
 
 EVALUATIONS = "flagEvaluations"
 LD_KEY = "launchdarklyContext"
@@ -428,3 +429,29 @@ def test_errors_sharing_a_context_each_get_their_own_copy(
     assert [e["flag"] for e in evaluations(events["third"])] == ["json-flag", "str-flag"]
     # Nor does it reach LaunchDarkly's own copy of the flag's value.
     assert ld_client.variation("json-flag", user(), {}) == {"limit": 3, "tiers": ["a", "b"]}
+
+
+def test_without_a_before_send_errors_sharing_a_context_share_its_forms(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any, typed_flags: Any
+) -> None:
+    # Nothing changes an event after our stage but the app's before_send: without one, the
+    # errors of a request carry the same read-only forms (made once), and every event still
+    # arrives with the context and flags of its own request.
+    recorder = RecordingForwarder()
+    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld_client, forwarders=[recorder])])
+    ld_client.variation("json-flag", user(plan="pro"), {})
+    capture_error("first")
+    capture_error("second")
+    ld_client.variation("str-flag", user("user-2"), "x")
+    capture_error("third")
+    events = by_summary(received(sentry_receiver, 3))
+    flush_forwarders()
+    first, second, third = (view.contexts for view in recorder.views)
+    assert first["launchdarklyContext"] is second["launchdarklyContext"]
+    assert first[EVALUATIONS] is second[EVALUATIONS]
+    assert third["launchdarklyContext"] is not second["launchdarklyContext"]
+    for summary in ("first", "second"):
+        assert ld_context_of(events[summary]) == {"kind": "user", "key": "user-1", "plan": "pro"}
+        assert evaluations(events[summary])[0]["value"] == {"limit": 3, "tiers": ["a", "b"]}
+    assert ld_context_of(events["third"]) == {"kind": "user", "key": "user-2"}
+    assert [e["flag"] for e in evaluations(events["third"])] == ["json-flag", "str-flag"]

@@ -261,6 +261,11 @@ class ContextSlot(dict[str, Any]):
     def holds(self, source: Any, redaction: Optional[Redaction]) -> bool:
         return self._source is source and self.redaction is redaction
 
+    @property
+    def lazy(self) -> bool:
+        """Whether the context comes from a provider, called again for each error."""
+        return callable(self._source)
+
     def resolve(self) -> Optional[Context]:
         source = self._source
         try:

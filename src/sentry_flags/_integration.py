@@ -24,14 +24,7 @@ from sentry_flags import _sentry
 from sentry_flags._bounds import value_limit
 from sentry_flags._context import NO_REDACTION, Redaction
 from sentry_flags._delivery import DEFAULT_MAX_PER_SECOND, DEFAULT_QUEUE_SIZE, Delivery
-from sentry_flags._filters import (
-    AllowUrls,
-    ApplySettings,
-    DenyUrls,
-    IgnoreErrors,
-    IncludePaths,
-    Processor,
-)
+from sentry_flags._filters import ApplySettings, Filters, IncludePaths, Processor
 from sentry_flags._patterns import compile_patterns, slashed_regexes
 from sentry_flags._privacy import Privacy
 from sentry_flags._release import ReleaseSource
@@ -181,16 +174,14 @@ class FlagsIntegration(Integration):
                 ("include_paths", include_paths),
             )
         }
-        self._filters: tuple[Processor, ...] = tuple(
-            proc
-            for proc in (
-                IgnoreErrors(patterns["ignore_errors"]),
-                DenyUrls(patterns["deny_urls"]),
-                AllowUrls(patterns["allow_urls"]),
-                IncludePaths(patterns["include_paths"]),
-            )
-            if proc.matcher
+        include = patterns["include_paths"]
+        filters = Filters(
+            ignore=patterns["ignore_errors"],
+            deny=patterns["deny_urls"],
+            allow=patterns["allow_urls"],
+            include=IncludePaths(include) if include else None,
         )
+        self._filters: tuple[Processor, ...] = (filters,) if filters else ()
         if launchdarkly_client is not None:
             _check_launchdarkly_client(launchdarkly_client)
         if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
@@ -318,7 +309,7 @@ class FlagsIntegration(Integration):
                 if value is not None:
                     options[key] = value
             settings = ApplySettings(self.environment, release, self.server_name, self.logger)
-            pipeline = (*self._filters, settings)
+            pipeline = (*self._filters, settings) if settings else self._filters
             limit = value_limit(options.get("max_value_length"))
             stage = Stage(self, current, Privacy.from_options(options), pipeline, limit)
             options["before_send"] = stage

@@ -54,10 +54,13 @@ MAX_SCREENED = 100_000  # characters of a repr searched for contexts' JSON; long
 MAX_FOUND = 50  # context JSON starts tried in one repr; more: not shown
 
 # Values that carry no context and reach custom_repr by the thousand (sentry-sdk hands it
-# every str and number among frame variables, one by one inside dicts and lists).
+# every str and number among frame variables, one by one inside dicts and lists, and every
+# function, class and module a frame holds). Exact types only: a subclass may repr its
+# fields. Not bound methods: their repr holds the repr of the object they are bound to.
 PLAIN = frozenset({
     str, bytes, bytearray, int, float, complex, bool, type(None), Decimal, uuid.UUID,
     datetime.datetime, datetime.date, datetime.time, datetime.timedelta,
+    type, types.FunctionType, types.BuiltinFunctionType, types.ModuleType,
 })  # fmt: skip
 # What a context shows in a repr: a single context's JSON has "kind" (compact or spaced), a
 # multi-context's too; an OpenFeature EvaluationContext is its dataclass repr.

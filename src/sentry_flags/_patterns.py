@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 PatternLike = Union[str, "re.Pattern[str]"]
 
@@ -25,6 +25,14 @@ _FLAG_BITS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VER
 _GLOBAL_FLAGS = re.compile(r"\(\?[aiLmsux]+\)")
 
 
+# What a Matcher remembers (see Matcher.match_any): an app raises the same few errors from the
+# same few places over and over, so the same texts come back. Texts longer than REMEMBER_TEXT
+# characters (a message with a payload in it) are searched each time, which bounds the memory
+# to about SEEN_SIZE * REMEMBER_TEXT characters (typically paths and modules: ~100 KB).
+SEEN_SIZE = 1024
+REMEMBER_TEXT = 256
+
+
 class Matcher:
     """A compiled list of substrings and regexes; empty matches nothing.
 
@@ -36,10 +44,12 @@ class Matcher:
     by one, would match.
     """
 
-    __slots__ = ("scanners",)
+    __slots__ = ("scanners", "seen")
 
     def __init__(self, scanners: tuple[re.Pattern[str], ...]) -> None:
         self.scanners = scanners
+        # What match_any remembers: a text, whether it matches. Read it, never write it.
+        self.seen: dict[str, bool] = {}
 
     def __bool__(self) -> bool:
         return bool(self.scanners)
@@ -57,6 +67,34 @@ class Matcher:
                 if scanner.search(text) is not None:
                     return True
         return False
+
+    def match_any(self, texts: Iterable[str]) -> bool:
+        """``search_any``, remembering each short text's answer (at most ``SEEN_SIZE``, the
+        oldest forgotten first). Safe from any number of threads: a race only costs a
+        search."""
+        seen = self.seen
+        for text in texts:
+            found = seen.get(text) if text.__class__ is str else None  # a subclass may compare oddly
+            if found is None:
+                found = self.search(text)
+                if text.__class__ is str and len(text) <= REMEMBER_TEXT:
+                    remember(seen, text, found, SEEN_SIZE)
+            if found:
+                return True
+        return False
+
+
+V = TypeVar("V")
+
+
+def remember(cache: dict[Any, V], key: Any, value: V, size: int) -> None:
+    """``cache[key] = value`` in a dict kept to ``size`` entries by forgetting the oldest."""
+    while len(cache) >= size:
+        try:
+            del cache[next(iter(cache))]
+        except (KeyError, StopIteration, RuntimeError):  # another thread changed it first
+            break
+    cache[key] = value
 
 
 EMPTY = Matcher(())

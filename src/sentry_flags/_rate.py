@@ -33,7 +33,9 @@ class RateBound:
         tokens = self._tokens
         elapsed = now - self._last
         if elapsed > 0:
-            tokens = min(tokens + elapsed * self.rate, self.burst)
+            tokens += elapsed * self.rate
+            if tokens > self.burst:  # noqa: PLR1730 - min() is a call, on every captured error
+                tokens = self.burst
             self._last = now
         # Monotonic clock values are large floats: a refill of exactly one token can come
         # out a hair under 1.0.

@@ -64,7 +64,7 @@ def process_event(event: Event, hint: dict[str, Any]) -> Optional[Event]:
             return event
         slot = contexts.get(CONTEXT_KEY)
         log = contexts.get(FLAGS_KEY)
-        error = is_error_event(event)
+        error = event.get("type") is None or is_error_event(event)  # an error has no type
         if isinstance(slot, ContextSlot):
             del contexts[CONTEXT_KEY]
             if error:
@@ -105,9 +105,11 @@ class Stage:
         self.pipeline = pipeline
         self.value_limit = value_limit  # of one value we attach: _bounds.value_limit
         # The errors of one request or task (a retry loop, a batch job, a storm) share its
-        # LD context and flag log: their redacted, bounded forms are made once and copied.
-        # Each is one tuple, replaced whole, so threads see an old or a new one, never half.
-        self._last_context: Optional[tuple[Any, Any, dict[str, Any]]] = None
+        # LD context and flag log: their redacted, bounded forms are made once, and copied
+        # only for an app's before_send (see attach). Each is one tuple, replaced whole, so
+        # threads see an old or a new one, never half. The context's is found by its slot
+        # (when the slot holds a Context, not a provider) or by the Context and redaction.
+        self._last_context: Optional[tuple[Any, Any, Any, dict[str, Any]]] = None
         self._last_flags: Optional[tuple[FlagLog, dict[str, Any], Optional[dict[str, Any]]]] = None
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -116,7 +118,7 @@ class Stage:
         return (_same, (self.user_before_send,))
 
     def __call__(self, event: Event, hint: dict[str, Any]) -> Optional[Event]:
-        if not is_error_event(event):
+        if event.get("type") is not None and not is_error_event(event):  # an error has no type
             # A check-in (sentry-sdk calls before_send for those too) or another non-error:
             # not filtered, changed, forwarded or counted; the app's before_send still sees it.
             user_before_send = self.user_before_send
@@ -130,7 +132,8 @@ class Stage:
                 continue
             if result is None:
                 if integration.debug:
-                    logger.debug("event %s dropped by %s", event.get("event_id"), processor.name)
+                    why = dropped_by(processor, event)
+                    logger.debug("event %s dropped by %s", event.get("event_id"), why)
                 return None
             event = result
         try:
@@ -147,7 +150,7 @@ class Stage:
         delivery = integration.delivery
         if delivery is not None:
             try:
-                if _from_vendor_sdk(event):
+                if event.get("logger") is not None and _from_vendor_sdk(event):
                     delivery.skip("vendor_sdk_log")
                 else:
                     delivery.submit(event, self.privacy, hint.get(HINT_KEY))
@@ -164,20 +167,29 @@ class Stage:
         contexts = event.get("contexts")
         if not isinstance(contexts, dict):
             contexts = event["contexts"] = {}
+        # Nothing after us changes an event but the app's own before_send (sentry-sdk has
+        # serialized it already; the transport and our forwarders only read it): without
+        # one, the events of a request share the forms made once, read-only.
+        copy = self.user_before_send is not None
         if isinstance(slot, ContextSlot):
-            context = slot.resolve()
+            # A context no evaluation saw belongs to no one client: every client's rules (the
+            # same object until another client is hooked).
+            redaction = slot.redaction or any_client_redaction(self.integration.redaction)
+            last = self._last_context
+            if last is not None and last[0] is slot and last[2] is redaction:
+                context, bounded = last[1], last[3]  # the same slot holds the same Context
+            else:
+                context = slot.resolve()
+                if context is not None:
+                    if last is not None and last[1] is context and last[2] is redaction:
+                        bounded = last[3]
+                    else:
+                        bounded = bound_context(
+                            redact(context, redaction, pii=self.privacy.user_info), self.value_limit
+                        )
+                    self._last_context = (None if slot.lazy else slot, context, redaction, bounded)
             if context is not None:
-                # A context no evaluation saw belongs to no one client: every client's rules.
-                redaction = slot.redaction or any_client_redaction(self.integration.redaction)
-                last = self._last_context
-                if last is not None and last[0] is context and last[1] is redaction:
-                    bounded = last[2]
-                else:
-                    bounded = bound_context(
-                        redact(context, redaction, pii=self.privacy.user_info), self.value_limit
-                    )
-                    self._last_context = (context, redaction, bounded)
-                contexts[CONTEXT_KEY] = fresh(bounded)
+                contexts[CONTEXT_KEY] = fresh(bounded) if copy else bounded
                 hint[HINT_KEY] = context
                 if self.integration.debug:
                     logger.debug("launchdarklyContext attached (kind %s)", context.kind)
@@ -190,9 +202,9 @@ class Stage:
                 evaluations, flags = flag_contexts(log, existing, self.value_limit)
                 if existing is None:
                     self._last_flags = (log, evaluations, flags)
-            contexts[FLAGS_KEY] = fresh(evaluations)
+            contexts[FLAGS_KEY] = fresh(evaluations) if copy else evaluations
             if flags is not None:
-                contexts[SENTRY_FLAGS_KEY] = fresh(flags)
+                contexts[SENTRY_FLAGS_KEY] = fresh(flags) if copy else flags
 
 
 def fresh(value: Any) -> Any:
@@ -203,6 +215,14 @@ def fresh(value: Any) -> Any:
     if type(value) is list:
         return [fresh(v) for v in value]
     return value
+
+
+def dropped_by(processor: Processor, event: Event) -> str:
+    """The option that dropped ``event``: asked again of a processor that applies several
+    (``Filters.drop``); only in debug mode, so the event path does not keep it."""
+    drop = getattr(processor, "drop", None)
+    found = drop(event) if drop is not None else None
+    return found if isinstance(found, str) else processor.name
 
 
 def _same(value: Any) -> Any:

@@ -100,7 +100,9 @@ class Shows:
 
 
 def test_plain_values_are_left_to_sentry_sdks_own_repr() -> None:
-    for value in ("text", b"bytes", 7, 0.5, None, True):
+    import sys
+
+    for value in ("text", b"bytes", 7, 0.5, None, True, int, Context, show, len, sys):
         assert local_repr(value, show, None) is None
     assert local_repr("text", show, lambda value: "<the app's>") == "<the app's>"
 
@@ -115,6 +117,14 @@ def test_a_repr_is_screened_once_and_handed_on() -> None:
     assert (
         shown == '<Order of <Context {"_meta": {"redactedAttributes": ["ssn"]}, "key": "k", "kind": "user"}>>'
     )
+
+
+def test_a_method_bound_to_a_context_is_screened() -> None:
+    # Not a plain value: a bound method's repr holds the repr of its object.
+    context = Context.builder("k").set("ssn", "078-05-1120").private("ssn").build()
+    shown = local_repr(context.to_dict, show, None)
+    assert isinstance(shown, str)
+    assert "078-05-1120" not in shown
 
 
 def test_what_cannot_be_redacted_in_a_repr_is_not_shown() -> None:

@@ -201,3 +201,22 @@ def test_slashed_regexes_with_flags_merge_per_flag_set() -> None:
     assert matcher.search("d\nx")
     assert matcher.search("a literal")
     assert not matcher.search("C")
+
+
+def test_match_any_answers_as_search_any_and_remembers_short_plain_texts() -> None:
+    from sentry_flags._patterns import REMEMBER_TEXT, SEEN_SIZE
+
+    class Text(str):
+        pass
+
+    matcher = compile_patterns("x", ["needle", re.compile(r"^\d+$")])
+    texts = ["hay", "a needle", "123", "", "x" * (REMEMBER_TEXT + 1) + "needle", Text("needle")]
+    for _ in range(2):  # the second time from memory
+        for text in texts:
+            assert matcher.match_any([text]) is matcher.search_any([text])
+        assert matcher.match_any(texts) is matcher.search_any(texts)
+    assert set(matcher.seen) == {"hay", "a needle", "123", ""}  # not the long one, nor a subclass
+    assert all(type(text) is str for text in matcher.seen)
+    for i in range(SEEN_SIZE * 2):
+        matcher.match_any([f"text {i}"])
+    assert len(matcher.seen) == SEEN_SIZE

@@ -12,14 +12,18 @@ import logging
 import math
 import threading
 import time
+import weakref
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 from sentry_flags._event import ErrorView
 from sentry_flags._private import PrivateName, step_aside
+
+if TYPE_CHECKING:
+    from sentry_flags._delivery import Tally
 
 logger = logging.getLogger("sentry_flags")
 
@@ -82,6 +86,28 @@ class Counters:
         self._skipped: Counter[str] = Counter()
         self._calls: Counter[str] = Counter()
         self._stepped: Counter[str] = Counter()
+        # The tallies of the deliveries this forwarder belongs to; a delivery's is folded
+        # into the counts when the delivery is gone, so the list holds live ones only.
+        self._tallies: list[Tally] = []
+
+    def share(self, tally: Tally, owner: object) -> None:
+        """Count ``tally``'s errors as this forwarder's outcomes, for as long as ``owner``
+        (the delivery keeping it) lives, and for good after."""
+        with self._lock:
+            if any(t is tally for t in self._tallies):
+                return
+            self._tallies.append(tally)
+        weakref.finalize(owner, self._fold, tally)
+
+    def _fold(self, tally: Tally) -> None:
+        with self._lock:
+            for i, found in enumerate(self._tallies):
+                if found is tally:
+                    del self._tallies[i]
+                    self._counts["errors"] += tally.dropped + tally.rate_limited
+                    self._counts["dropped"] += tally.dropped
+                    self._counts["rate_limited"] += tally.rate_limited
+                    return
 
     def after_fork(self) -> None:
         # The lock may have been held by the parent's worker at fork time. The counts start
@@ -124,12 +150,18 @@ class Counters:
     def snapshot(self) -> Stats:
         with self._lock:
             c = self._counts
+            errors, dropped, rate_limited = c["errors"], c["dropped"], c["rate_limited"]
+            for tally in self._tallies:
+                shared = (tally.dropped, tally.rate_limited)  # read once: the same in each sum
+                errors += shared[0] + shared[1]
+                dropped += shared[0]
+                rate_limited += shared[1]
             return Stats(
-                errors=c["errors"],
+                errors=errors,
                 forwarded=c["forwarded"],
                 failed=c["failed"],
-                rate_limited=c["rate_limited"],
-                dropped=c["dropped"],
+                rate_limited=rate_limited,
+                dropped=dropped,
                 skipped=dict(self._skipped),
                 calls=dict(self._calls),
                 stepped_aside=dict(self._stepped),
@@ -330,6 +362,11 @@ class Forwarder(ABC):
     def _count_skipped(self, reason: str, n: int = 1) -> None:
         """Count ``n`` errors skipped for ``reason`` before the forwarder saw them."""
         self._counters.skip(reason, n)
+
+    def share_tally(self, tally: Tally, owner: object) -> None:
+        """Count a delivery's refused errors (``tally``, kept by ``owner``) as this
+        forwarder's: the delivery counts each once, not once per forwarder."""
+        self._counters.share(tally, owner)
 
 
 class BackoffForwarder(Forwarder):
