@@ -61,7 +61,7 @@ _Item = tuple[dict[str, Any], Privacy, Any, float]
 class Tally:
     """Errors a delivery refused before any forwarder saw them (queue full, over the rate),
     counted once on the app's thread for all of its forwarders; each forwarder's ``stats``
-    adds them in (``Forwarder.share_tally``). Written under the delivery's lock."""
+    adds them in (``Forwarder._share_tally``). Written under the delivery's lock."""
 
     __slots__ = ("dropped", "rate_limited")
 
@@ -89,7 +89,7 @@ class Delivery:
         self._slice_end = 0.0
         self.tally = Tally()
         for forwarder in self.forwarders:
-            forwarder.share_tally(self.tally, self)
+            forwarder._share_tally(self.tally, self)
         self._reset()
         run_after_fork(self)
 

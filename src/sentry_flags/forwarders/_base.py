@@ -363,7 +363,7 @@ class Forwarder(ABC):
         """Count ``n`` errors skipped for ``reason`` before the forwarder saw them."""
         self._counters.skip(reason, n)
 
-    def share_tally(self, tally: Tally, owner: object) -> None:
+    def _share_tally(self, tally: Tally, owner: object) -> None:
         """Count a delivery's refused errors (``tally``, kept by ``owner``) as this
         forwarder's: the delivery counts each once, not once per forwarder."""
         self._counters.share(tally, owner)
