@@ -61,11 +61,35 @@ def test_a_delivery_gone_leaves_its_counts_and_no_reference() -> None:
         delivery.submit(dict(EVENT), Privacy(), None)
     del delivery
     gc.collect()
-    assert forwarder._counters._tallies == []  # memory stays bounded however many come and go
     stats = forwarder.stats
     assert (stats.errors, stats.rate_limited) == (7, 7)
+    # Folded in: memory stays bounded however many come and go.
+    assert (forwarder._counters._tallies, forwarder._counters._retired) == ([], [])
     refusing(forwarder).submit(dict(EVENT), Privacy(), None)  # a new one counts on top
     assert forwarder.stats.rate_limited == 8
+
+
+def test_a_delivery_collected_while_the_counters_are_locked_deadlocks_nothing() -> None:
+    # sentry-sdk's client sits in a reference cycle, so a delivery it held is freed by a
+    # collection, on whatever thread that interrupts: here one reading the same stats.
+    forwarder = RecordingForwarder()
+    delivery = refusing(forwarder)
+    delivery.submit(dict(EVENT), Privacy(), None)
+    cycle: list[object] = [delivery]
+    cycle.append(cycle)
+    del delivery, cycle
+    done = threading.Event()
+
+    def collect_holding_the_lock() -> None:
+        with forwarder._counters._lock:
+            gc.collect()
+        done.set()
+
+    threading.Thread(target=collect_holding_the_lock, daemon=True).start()
+    assert done.wait(5), "a collection under the counters' lock never returned"
+    stats = forwarder.stats
+    assert (stats.errors, stats.rate_limited) == (1, 1)
+    assert forwarder._counters._tallies == []
 
 
 def test_counts_are_exact_under_threads() -> None:

@@ -89,30 +89,41 @@ class Counters:
         # The tallies of the deliveries this forwarder belongs to; a delivery's is folded
         # into the counts when the delivery is gone, so the list holds live ones only.
         self._tallies: list[Tally] = []
+        # Tallies of deliveries gone, to fold in under the lock. Their finalizer runs inside
+        # a garbage collection, on whatever thread it interrupts, possibly one holding
+        # _lock (a plain Lock): it appends here and takes no lock.
+        self._retired: list[Tally] = []
 
     def share(self, tally: Tally, owner: object) -> None:
         """Count ``tally``'s errors as this forwarder's outcomes, for as long as ``owner``
         (the delivery keeping it) lives, and for good after."""
         with self._lock:
+            self._fold_retired()
             if any(t is tally for t in self._tallies):
                 return
             self._tallies.append(tally)
-        weakref.finalize(owner, self._fold, tally)
+        weakref.finalize(owner, self._retired.append, tally)
 
-    def _fold(self, tally: Tally) -> None:
-        with self._lock:
+    def _fold_retired(self) -> None:
+        # Under _lock. list.pop and list.append are atomic: a finalizer may append meanwhile.
+        retired = self._retired
+        while retired:
+            tally = retired.pop()
             for i, found in enumerate(self._tallies):
                 if found is tally:
                     del self._tallies[i]
                     self._counts["errors"] += tally.dropped + tally.rate_limited
                     self._counts["dropped"] += tally.dropped
                     self._counts["rate_limited"] += tally.rate_limited
-                    return
+                    break
 
     def after_fork(self) -> None:
         # The lock may have been held by the parent's worker at fork time. The counts start
         # over: a child's stats describe the child, so summing workers counts nothing twice.
+        # The parent's deliveries that were gone stay out of the child's counts.
         self._lock = threading.Lock()
+        retired, self._retired = self._retired, []
+        self._tallies = [t for t in self._tallies if not any(t is r for r in retired)]
         self._counts = Counter()
         self._skipped = Counter()
         self._calls = Counter()
@@ -149,6 +160,7 @@ class Counters:
 
     def snapshot(self) -> Stats:
         with self._lock:
+            self._fold_retired()
             c = self._counts
             errors, dropped, rate_limited = c["errors"], c["dropped"], c["rate_limited"]
             for tally in self._tallies:
