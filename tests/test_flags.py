@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -34,7 +34,7 @@ from helpers import (
     wait_for_transactions,
 )
 from receivers import SentryReceiver
-from sentry_flags import FlagsIntegration
+from sentry_flags import ErrorView, FlagsIntegration
 from sentry_flags._bounds import CONTEXT_BUDGET, relay_size, type_reserve, value_limit
 from sentry_flags._flags import COMPACT_AT, FLAGS_KEY, MAX_FLAGS
 from sentry_flags.testing import RecordingForwarder, flush_forwarders
@@ -431,6 +431,23 @@ def test_errors_sharing_a_context_each_get_their_own_copy(
     assert ld_client.variation("json-flag", user(), {}) == {"limit": 3, "tiers": ["a", "b"]}
 
 
+def _events_handed_to_the_transport() -> list[dict[str, Any]]:
+    """The event dicts sentry-sdk hands its transport from now on (observed, then sent on)."""
+    transport = sentry_sdk.get_client().transport
+    assert transport is not None
+    seen: list[dict[str, Any]] = []
+    send = transport.capture_envelope
+
+    def capture_envelope(envelope: Any) -> None:
+        event = envelope.get_event()
+        if event is not None:
+            seen.append(event)
+        send(envelope)
+
+    transport.capture_envelope = capture_envelope  # type: ignore[method-assign]
+    return seen
+
+
 def test_without_a_before_send_errors_sharing_a_context_share_its_forms(
     sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any, typed_flags: Any
 ) -> None:
@@ -439,6 +456,7 @@ def test_without_a_before_send_errors_sharing_a_context_share_its_forms(
     # arrives with the context and flags of its own request.
     recorder = RecordingForwarder()
     sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld_client, forwarders=[recorder])])
+    sent = _events_handed_to_the_transport()
     ld_client.variation("json-flag", user(plan="pro"), {})
     capture_error("first")
     capture_error("second")
@@ -446,7 +464,7 @@ def test_without_a_before_send_errors_sharing_a_context_share_its_forms(
     capture_error("third")
     events = by_summary(received(sentry_receiver, 3))
     flush_forwarders()
-    first, second, third = (view.contexts for view in recorder.views)
+    first, second, third = (event["contexts"] for event in sent)
     assert first["launchdarklyContext"] is second["launchdarklyContext"]
     assert first[EVALUATIONS] is second[EVALUATIONS]
     assert third["launchdarklyContext"] is not second["launchdarklyContext"]
@@ -455,3 +473,59 @@ def test_without_a_before_send_errors_sharing_a_context_share_its_forms(
         assert evaluations(events[summary])[0]["value"] == {"limit": 3, "tiers": ["a", "b"]}
     assert ld_context_of(events["third"]) == {"kind": "user", "key": "user-2"}
     assert [e["flag"] for e in evaluations(events["third"])] == ["json-flag", "str-flag"]
+    # Each forwarder's view holds a copy: no forwarder changes what another event carries.
+    views = [view.contexts for view in recorder.views]
+    assert views[0]["launchdarklyContext"] == views[1]["launchdarklyContext"]
+    assert views[0]["launchdarklyContext"] is not first["launchdarklyContext"]
+
+
+def test_a_before_send_put_in_front_of_ours_after_init_changes_only_its_own_event(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any, typed_flags: Any
+) -> None:
+    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld_client)])
+    options = sentry_sdk.get_client().options
+    ours = options["before_send"]
+    noted: list[str] = []
+
+    def wrapped(event: dict[str, Any], hint: dict[str, Any]) -> Optional[dict[str, Any]]:
+        result = ours(event, hint)
+        if result is not None and not noted:  # the first error only
+            noted.append(result["event_id"])
+            result["contexts"]["launchdarklyContext"]["note"] = "first only"
+            result["contexts"][EVALUATIONS]["values"].append({"flag": "added", "result": True})
+        return result
+
+    options["before_send"] = wrapped
+    ld_client.variation("json-flag", user(plan="pro"), {})
+    capture_error("first")
+    capture_error("second")
+    events = by_summary(received(sentry_receiver, 2))
+    assert ld_context_of(events["first"])["note"] == "first only"
+    assert ld_context_of(events["second"]) == {"kind": "user", "key": "user-1", "plan": "pro"}
+    assert [e["flag"] for e in evaluations(events["second"])] == ["json-flag"]
+
+
+class Scribbler(RecordingForwarder):
+    """A custom forwarder that writes into the contexts it is given."""
+
+    def calls(self, view: ErrorView, captured_at: float) -> Any:
+        view.contexts["launchdarklyContext"]["scribbled"] = True
+        view.contexts[EVALUATIONS]["values"].clear()
+        return super().calls(view, captured_at)
+
+
+def test_a_forwarder_cannot_change_what_later_events_carry(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any, typed_flags: Any
+) -> None:
+    scribbler = Scribbler()
+    sentry_init(integrations=[FlagsIntegration(launchdarkly_client=ld_client, forwarders=[scribbler])])
+    ld_client.variation("json-flag", user(plan="pro"), {})
+    capture_error("first")
+    flush_forwarders()  # the forwarder has written into its view of the first error
+    capture_error("second")
+    events = by_summary(received(sentry_receiver, 2))
+    flush_forwarders()
+    assert scribbler.stats.forwarded == 2
+    for summary in ("first", "second"):
+        assert ld_context_of(events[summary]) == {"kind": "user", "key": "user-1", "plan": "pro"}
+        assert [e["flag"] for e in evaluations(events[summary])] == ["json-flag"]

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sentry_flags._context import CONTEXT_KEY
 from sentry_flags._privacy import KeyValueRule, Privacy
-from sentry_flags._shape import as_text, exceptions, frames, mapping, messages, text
+from sentry_flags._shape import as_text, exceptions, fresh, frames, mapping, messages, text
 
 if TYPE_CHECKING:
     from ldclient import Context
@@ -168,8 +168,10 @@ class ErrorView:
             server_name=text(event.get("server_name")),
             user=_user(event.get("user"), privacy),
             tags=_tags(event.get("tags")),
-            # The event's own dict, read-only: a view, not a copy (this runs for every error).
-            contexts=MappingProxyType(mapping(event.get("contexts"))),
+            # Read-only, and a copy (on the delivery worker): the events of a request share
+            # their launchdarklyContext and flag forms (_stage.attach), which no forwarder
+            # may change for the others.
+            contexts=MappingProxyType(fresh(dict(mapping(event.get("contexts"))))),
             url=clean_url(text(request.get("url")), privacy),
             method=text(request.get("method")),
             query=_query(request.get("query_string"), privacy),

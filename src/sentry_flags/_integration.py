@@ -312,6 +312,7 @@ class FlagsIntegration(Integration):
             pipeline = (*self._filters, settings) if settings else self._filters
             limit = value_limit(options.get("max_value_length"))
             stage = Stage(self, current, Privacy.from_options(options), pipeline, limit)
+            stage.options = options
             options["before_send"] = stage
             options["custom_repr"] = RedactingRepr(options.get("custom_repr"), self, stage.privacy)
             if self.debug:

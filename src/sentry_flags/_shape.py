@@ -234,3 +234,13 @@ def is_error_event(event: Mapping[str, Any]) -> bool:
     """Whether ``event`` is an error or message event: only those are ours to touch."""
     kind = event.get("type")
     return kind is None or (isinstance(kind, str) and kind in ERROR_TYPES)
+
+
+def fresh(value: Any) -> Any:
+    """A copy of the dicts and lists in ``value``: a copy of shared forms that its holder may
+    change (an app's before_send, a forwarder) without changing them for other events."""
+    if type(value) is dict:
+        return {k: fresh(v) for k, v in value.items()}
+    if type(value) is list:
+        return [fresh(v) for v in value]
+    return value

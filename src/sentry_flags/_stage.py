@@ -21,7 +21,7 @@ from sentry_flags._filters import Processor
 from sentry_flags._flags import FLAGS_KEY, SENTRY_FLAGS_KEY, FlagLog, flag_contexts
 from sentry_flags._locals import local_repr
 from sentry_flags._privacy import Privacy
-from sentry_flags._shape import Event, is_error_event
+from sentry_flags._shape import Event, fresh, is_error_event
 
 if TYPE_CHECKING:
     from sentry_flags._integration import FlagsIntegration
@@ -85,6 +85,7 @@ class Stage:
         "_last_context",
         "_last_flags",
         "integration",
+        "options",
         "pipeline",
         "privacy",
         "user_before_send",
@@ -104,6 +105,7 @@ class Stage:
         self.privacy = privacy
         self.pipeline = pipeline
         self.value_limit = value_limit  # of one value we attach: _bounds.value_limit
+        self.options: dict[str, Any] = {}  # the client's, set by the bind (see attach)
         # The errors of one request or task (a retry loop, a batch job, a storm) share its
         # LD context and flag log: their redacted, bounded forms are made once, and copied
         # only for an app's before_send (see attach). Each is one tuple, replaced whole, so
@@ -168,9 +170,10 @@ class Stage:
         if not isinstance(contexts, dict):
             contexts = event["contexts"] = {}
         # Nothing after us changes an event but the app's own before_send (sentry-sdk has
-        # serialized it already; the transport and our forwarders only read it): without
-        # one, the events of a request share the forms made once, read-only.
-        copy = self.user_before_send is not None
+        # serialized it already; the transport reads it, our forwarders get a copy): without
+        # one, the events of a request share the forms made once, read-only. A before_send
+        # the app put in front of ours after init may change them too: then each is copied.
+        copy = self.user_before_send is not None or self.options.get("before_send") is not self
         if isinstance(slot, ContextSlot):
             # A context no evaluation saw belongs to no one client: every client's rules (the
             # same object until another client is hooked).
@@ -205,16 +208,6 @@ class Stage:
             contexts[FLAGS_KEY] = fresh(evaluations) if copy else evaluations
             if flags is not None:
                 contexts[SENTRY_FLAGS_KEY] = fresh(flags) if copy else flags
-
-
-def fresh(value: Any) -> Any:
-    """A copy of the dicts and lists in ``value``: each event gets its own, which the app's
-    before_send may change."""
-    if type(value) is dict:
-        return {k: fresh(v) for k, v in value.items()}
-    if type(value) is list:
-        return [fresh(v) for v in value]
-    return value
 
 
 def dropped_by(processor: Processor, event: Event) -> str:
