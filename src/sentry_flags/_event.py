@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sentry_flags._context import CONTEXT_KEY
 from sentry_flags._privacy import KeyValueRule, Privacy
-from sentry_flags._shape import as_text, exceptions, fresh, frames, mapping, messages, text
+from sentry_flags._shape import as_text, exceptions, frames, fresh, mapping, messages, text
 
 if TYPE_CHECKING:
     from ldclient import Context

@@ -204,16 +204,30 @@ def local_repr(value: Any, show: Show, previous: Optional[Callable[[Any], Any]])
     """
     if type(value) in PLAIN or "ldclient" not in sys.modules:
         answer = _previous(previous, value)
-        if isinstance(answer, str) and answer and "ldclient" in sys.modules:
-            return screen(answer, type(value).__name__, show)
+        if answer and "ldclient" in sys.modules:
+            return _screen_answer(answer, type(value).__name__, show)
         return answer
     shown = redacted_repr(value, show)
     if shown is not None:
         return shown
     answer = _previous(previous, value)
     if answer:
-        return screen(answer, type(value).__name__, show) if isinstance(answer, str) else answer
+        return _screen_answer(answer, type(value).__name__, show)
     return screen(_repr(value), type(value).__name__, show)
+
+
+def _screen_answer(answer: Any, type_name: str, show: Show) -> Any:
+    """The app's ``custom_repr`` answer, screened. sentry-sdk sends whatever it returns; an
+    answer that is not a ``str`` (a dict, say) is screened as the JSON it is sent as, and
+    replaced by that screened text only when a context was found in it."""
+    if isinstance(answer, str):
+        return screen(answer, type_name, show)
+    try:
+        text = json.dumps(answer, default=_repr)
+    except Exception:  # circular, or keys JSON cannot hold: judged by its repr
+        text = _repr(answer)
+    screened = screen(text, type_name, show)
+    return answer if screened == text else screened
 
 
 def screen(text: str, type_name: str, show: Show) -> str:

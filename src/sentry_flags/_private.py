@@ -56,15 +56,13 @@ def step_aside(name: PrivateName, exc: Optional[BaseException] = None) -> None:
             _counts[name.path] += 1
             first = name.path not in _warned
             _warned.add(name.path)
-        if first:
+        if first:  # after it, only counted: the hot paths (every evaluation) call this per use
             logger.warning(
                 "%s %s has no %s (%s), which sentry-flags uses for %s; %s. Please report this "
                 "with the release numbers.",
                 name.distribution, _installed(name.distribution), name.path,
                 "changed" if exc is None else type(exc).__name__, name.serves, name.instead,
             )  # fmt: skip
-        else:
-            logger.debug("%s still missing (%s)", name.path, name.serves)
     except Exception:  # a log handler that raises must not reach the caller
         logger.debug("could not report a missing private name", exc_info=True)
 

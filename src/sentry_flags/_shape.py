@@ -225,8 +225,9 @@ def urls_of(parts: UrlParts) -> list[str]:
 
 # What Sentry's event schema calls an error ("error": with an exception, "default": a message);
 # sentry-sdk leaves ``type`` out of both. Everything else that reaches before_send is not an
-# error: sentry-sdk 2.x and 3.x call it for cron check-ins ("check_in"), 3.x for any event
-# handed to capture_event (a "transaction" or "feedback" an integration or the app built).
+# error: sentry-sdk 2.x and 3.0's pre-releases call it for cron check-ins ("check_in"; 3.0.0
+# has before_send_check_in for those), 3.x for any event handed to capture_event (a
+# "transaction" or "feedback" an integration or the app built).
 ERROR_TYPES = ("error", "default")
 
 

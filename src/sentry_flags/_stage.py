@@ -121,7 +121,7 @@ class Stage:
 
     def __call__(self, event: Event, hint: dict[str, Any]) -> Optional[Event]:
         if event.get("type") is not None and not is_error_event(event):  # an error has no type
-            # A check-in (sentry-sdk calls before_send for those too) or another non-error:
+            # A check-in (sentry-sdk 2.x calls before_send for those too) or another non-error:
             # not filtered, changed, forwarded or counted; the app's before_send still sees it.
             user_before_send = self.user_before_send
             return event if user_before_send is None else user_before_send(event, hint)

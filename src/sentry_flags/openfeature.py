@@ -180,7 +180,8 @@ class OpenFeatureSlot(ContextSlot):
     __slots__ = ("conversion",)
 
     def __init__(self, conversion: Conversion) -> None:
-        # No redaction of its own: the stage applies FlagsIntegration's (its LD client's).
+        # No redaction of its own: the stage applies every hooked LD client's
+        # (_context.any_client_redaction), as for any context no LD evaluation saw.
         super().__init__(conversion, None)
         self.conversion = conversion
 

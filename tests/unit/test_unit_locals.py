@@ -127,6 +127,25 @@ def test_a_method_bound_to_a_context_is_screened() -> None:
     assert "078-05-1120" not in shown
 
 
+def test_an_apps_answer_that_is_not_a_str_is_screened_as_sent() -> None:
+    # sentry-sdk sends whatever the app's custom_repr returns: a dict holding a context's
+    # own dict form would carry its private attributes.
+    context = Context.builder("k").set("ssn", "078-05-1120").private("ssn").build()
+
+    def apps(value: Any) -> Any:
+        return {"holder": context.to_dict()} if isinstance(value, Shows) else None
+
+    shown = local_repr(Shows("<Holder>"), show, apps)
+    assert isinstance(shown, str)
+    assert "078-05-1120" not in shown
+    assert '"redactedAttributes": ["ssn"]' in shown
+    for plain in (7, "text"):  # the app's answer for a plain value, screened the same way
+        answer = local_repr(plain, show, lambda value: [context.to_dict()])
+        assert "078-05-1120" not in str(answer)
+    # An answer without a context is sentry-sdk's to send as it is.
+    assert local_repr(Shows("<Holder>"), show, lambda v: {"id": 7}) == {"id": 7}
+
+
 def test_what_cannot_be_redacted_in_a_repr_is_not_shown() -> None:
     context = Context.builder("k").set("ssn", "078-05-1120").build()
     for text in (
