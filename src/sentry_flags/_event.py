@@ -18,14 +18,17 @@ from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sentry_flags._context import CONTEXT_KEY
+from sentry_flags._flags import FLAGS_KEY, SENTRY_FLAGS_KEY
 from sentry_flags._privacy import KeyValueRule, Privacy
-from sentry_flags._shape import as_text, exceptions, frames, fresh, mapping, messages, text
+from sentry_flags._shape import as_text, exceptions, frames, mapping, messages, text
 
 if TYPE_CHECKING:
     from ldclient import Context
 
 FILTERED = "[Filtered]"
 PII_USER_KEYS = frozenset({"email", "ip_address", "username", "name", "geo"})
+OUR_CONTEXTS = (CONTEXT_KEY, FLAGS_KEY, SENTRY_FLAGS_KEY)  # what _stage.attach writes
+MAX_COPY_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -169,10 +172,7 @@ class ErrorView:
             server_name=text(event.get("server_name")),
             user=_user(event.get("user"), privacy),
             tags=_tags(event.get("tags")),
-            # Read-only, and a copy (on the delivery worker): the events of a request share
-            # their launchdarklyContext and flag forms (_stage.attach), which no forwarder
-            # may change for the others.
-            contexts=MappingProxyType(fresh(dict(mapping(event.get("contexts"))))),
+            contexts=_contexts(event.get("contexts")),
             url=clean_url(text(request.get("url")), privacy),
             method=text(request.get("method")),
             query=_query(request.get("query_string"), privacy),
@@ -180,6 +180,38 @@ class ErrorView:
             user_agent=_header(headers, "user-agent", privacy),
             ld_context=ld_context,
         )
+
+
+def _contexts(value: Any) -> Mapping[str, Any]:
+    """The event's contexts, read-only, with our own forms copied (on the delivery worker):
+    the events of a request share them (_stage.attach), and no forwarder may change them for
+    the others. A malformed event may hold cycles or one dict many times: each is copied once,
+    and nothing past ``MAX_COPY_DEPTH``."""
+    contexts = dict(mapping(value))
+    memo: dict[int, Any] = {}
+    for key in OUR_CONTEXTS:
+        if key in contexts:
+            contexts[key] = _copied(contexts[key], memo, MAX_COPY_DEPTH)
+    return MappingProxyType(contexts)
+
+
+def _copied(value: Any, memo: dict[int, Any], depth: int) -> Any:
+    kind = type(value)
+    if (kind is not dict and kind is not list) or depth <= 0:
+        return value
+    found = memo.get(id(value))
+    if found is not None:
+        return found
+    if kind is dict:
+        into: Any = {}
+        memo[id(value)] = into
+        for k, v in value.items():
+            into[k] = _copied(v, memo, depth - 1)
+    else:
+        into = []
+        memo[id(value)] = into
+        into.extend(_copied(v, memo, depth - 1) for v in value)
+    return into
 
 
 def _timestamp(value: Any) -> datetime:

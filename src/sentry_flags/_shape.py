@@ -238,8 +238,8 @@ def is_error_event(event: Mapping[str, Any]) -> bool:
 
 
 def fresh(value: Any) -> Any:
-    """A copy of the dicts and lists in ``value``: a copy of shared forms that its holder may
-    change (an app's before_send, a forwarder) without changing them for other events."""
+    """A copy of the dicts and lists in ``value`` (one of our own forms: no cycle): each event
+    gets its own, which the app's before_send may change."""
     if type(value) is dict:
         return {k: fresh(v) for k, v in value.items()}
     if type(value) is list:

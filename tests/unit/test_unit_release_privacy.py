@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
@@ -188,3 +189,25 @@ def test_error_view_with_headers_off_and_a_query_denylist() -> None:
     # The Referer's query follows the query rule where the header passes.
     view = ErrorView.build(EVENT, Privacy(False, KeyValueRule("denylist"), KeyValueRule("denylist")), None)
     assert view.referer == "https://shop.test/?ref=r&code=%5BFiltered%5D"
+
+
+def test_a_views_own_contexts_are_a_copy_made_once_per_object() -> None:
+    # One dict held twice at every level: copied naively, 2**40 dicts; a cycle besides.
+    shared: dict[str, Any] = {"leaf": 1}
+    for _ in range(40):
+        shared = {"a": shared, "b": shared}
+    cyclic: dict[str, Any] = {"key": "u-1"}
+    cyclic["self"] = cyclic
+    event = {
+        "event_id": "e" * 32,
+        "contexts": {"launchdarklyContext": cyclic, "flagEvaluations": shared, "os": {"name": "Linux"}},
+    }
+    view = ErrorView.build(event, Privacy(), None)
+    own = view.contexts["launchdarklyContext"]
+    assert own is not cyclic
+    assert own["self"] is own
+    assert own["key"] == "u-1"
+    copied = view.contexts["flagEvaluations"]
+    assert copied is not shared
+    assert copied["a"] is copied["b"]
+    assert view.contexts["os"] is event["contexts"]["os"]  # not ours: the event's own, read-only
