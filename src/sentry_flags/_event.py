@@ -59,8 +59,8 @@ class ErrorView:
             ``geo`` only when the app allows user info.
         tags: The event's tags.
         contexts: The event's contexts, as attached (``launchdarklyContext``, ``flags``,
-            ``flagEvaluations``...): a read-only copy, so no forwarder changes what Sentry or
-            another forwarder gets.
+            ``flagEvaluations``...), read-only; the three sentry-flags attaches are a copy, so no
+            forwarder changes what Sentry or another forwarder gets.
         url: The request URL, without credentials and fragment, and without query values
             unless the app allows them (sensitive keys always ``[Filtered]``).
         method: The request method.
