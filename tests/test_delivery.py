@@ -273,6 +273,22 @@ def test_flush_starts_delivery_and_flushes_vendors() -> None:
     assert recorder.flushes == 1
 
 
+def test_an_error_queued_while_close_stops_the_worker_is_still_delivered() -> None:
+    gate = Gate()
+    delivery = Delivery([gate])
+    delivery.submit(event(1), PRIVACY, None)
+    assert gate.entered.wait(5)  # the worker is inside event 1's send
+    delivery.submit(event(2), PRIVACY, None)  # another thread's error, queued meanwhile
+    closing = threading.Thread(target=delivery.close, args=(0.2,), daemon=True)
+    closing.start()  # its flush gives up at its deadline; it stops the worker
+    closing.join(5)
+    assert not closing.is_alive()
+    gate.release.set()
+    wait_for(lambda: gate.event_ids == ids(1, 2), message="event 2 delivered by the stopping worker")
+    assert gate.stats.forwarded == 2
+    assert delivery._thread is None  # no new worker was needed
+
+
 def test_flush_with_no_forwarders_or_nothing_queued() -> None:
     assert Delivery([]).flush(1)
     recorder = RecordingForwarder()

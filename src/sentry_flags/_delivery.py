@@ -200,6 +200,12 @@ class Delivery:
                     self._busy = False
                     self._idle.notify_all()
                 stop.wait(self.interval)  # a bug that repeats must not spin
+        # Stopped by close(): what was queued after its flush (another thread's error, while
+        # this worker was busy) gets its outcome now, not whenever the next submit comes.
+        try:
+            self._drain()
+        except Exception:
+            logger.debug("sentry-flags delivery error", exc_info=True)
 
     def _wait_for_work(self, stop: threading.Event) -> None:
         request = self._vendor_flush
