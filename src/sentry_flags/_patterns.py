@@ -100,14 +100,12 @@ def remember(cache: dict[Any, V], key: Any, value: V, size: int) -> None:
 EMPTY = Matcher(())
 
 
-def compile_patterns(option: str, value: Any, *, slashed_regex: bool = False) -> Matcher:
+def compile_patterns(option: str, value: Any) -> Matcher:
     """Validate and compile ``value`` (an iterable of str / re.Pattern) for ``option``.
 
-    ``slashed_regex`` first reads ``"/body/flags"`` strings as regexes (see
-    `slashed_regexes`).
+    ``"/body/flags"`` strings are read as regexes only from RudderStack's config
+    (`slashed_regexes`, in ``FlagsIntegration.from_config``), before this.
     """
-    if slashed_regex:
-        value = slashed_regexes(option, value)
     if value is None:
         return EMPTY
     if isinstance(value, (str, bytes, re.Pattern, Mapping)) or not isinstance(value, Iterable):
