@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sentry_flags._filters import Filters, IncludePaths
-from sentry_flags._patterns import EMPTY, Matcher, compile_patterns
+from sentry_flags._patterns import EMPTY, Matcher, compile_patterns, slashed_regexes
 
 # -- the reference: the readers and processors before Filters (8431372), unchanged ------------
 
@@ -266,7 +266,7 @@ all_events = st.one_of(plain_events, plain_events, nearly_plain, events)
 
 MATCHERS = {
     "ignore": compile_patterns(
-        "ignore_errors", ["boom", re.compile(r"^Type1\b"), "/^checkout/i"], slashed_regex=True
+        "ignore_errors", slashed_regexes("ignore_errors", ["boom", re.compile(r"^Type1\b"), "/^checkout/i"])
     ),
     "deny": compile_patterns("deny_urls", ["/deny/", re.compile(r"^https?://cdn1\.")]),
     "allow": compile_patterns("allow_urls", ["/srv/", "app.", "lib"]),

@@ -6,9 +6,9 @@ import threading
 from typing import Any, Optional
 
 from sentry_flags._filters import INCLUDE_PATHS_CACHE_SIZE, IncludePaths
-from sentry_flags._patterns import compile_patterns
+from sentry_flags._patterns import compile_patterns, slashed_regexes
 
-MATCHER = compile_patterns("include_paths", ["myapp", "/^lib\\.core/"], slashed_regex=True)
+MATCHER = compile_patterns("include_paths", slashed_regexes("include_paths", ["myapp", "/^lib\\.core/"]))
 
 
 def frame(abs_path: Optional[str], module: Optional[str]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from sentry_flags._patterns import EMPTY, compile_patterns
+from sentry_flags._patterns import EMPTY, compile_patterns, slashed_regexes
 
 
 def test_none_and_empty_match_nothing() -> None:
@@ -59,7 +59,7 @@ def test_search_any() -> None:
     ],
 )
 def test_slashed_strings_in_config_mode(text: str, pattern: str, matches: bool) -> None:
-    assert compile_patterns("x", [text], slashed_regex=True).search(pattern) is matches
+    assert compile_patterns("x", slashed_regexes("x", [text])).search(pattern) is matches
 
 
 def test_slashed_strings_are_substrings_by_default() -> None:
@@ -89,14 +89,14 @@ def test_rejected_values_name_the_option_and_index(value: object, error: type[Ex
 @pytest.mark.parametrize("written", ["/^Timeout/q", "/Time(out)?/I", r"/\d+ errors/y"])
 def test_a_slashed_regex_with_a_flag_that_is_not_one_is_rejected(written: str) -> None:
     with pytest.raises(ValueError, match=r"ignore_errors\[1\] .* is written as a regex, but .* not"):
-        compile_patterns("ignore_errors", ["ok", written], slashed_regex=True)
+        compile_patterns("ignore_errors", slashed_regexes("ignore_errors", ["ok", written]))
     # Outside config mode a slashed string is text, whatever follows its last slash.
     assert compile_patterns("ignore_errors", [written]).search(f"x {written} y")
 
 
 def test_invalid_slashed_regex_names_the_option() -> None:
     with pytest.raises(ValueError, match=r"deny_urls\[1\] is not a valid regex"):
-        compile_patterns("deny_urls", ["ok", "/[/"], slashed_regex=True)
+        compile_patterns("deny_urls", slashed_regexes("deny_urls", ["ok", "/[/"]))
 
 
 def test_a_mapping_is_not_a_list_of_patterns() -> None:
@@ -192,7 +192,7 @@ def test_a_verbose_comment_does_not_swallow_the_next_pattern() -> None:
 
 
 def test_slashed_regexes_with_flags_merge_per_flag_set() -> None:
-    matcher = compile_patterns("x", ["/^a/i", "/^b/i", "/c$/", "/d$/m", "literal"], slashed_regex=True)
+    matcher = compile_patterns("x", slashed_regexes("x", ["/^a/i", "/^b/i", "/c$/", "/d$/m", "literal"]))
     assert len(matcher.scanners) == 4  # literal, (^a|^b)/i, c$, d$/m
     assert matcher.search("A..")
     assert matcher.search("b")
