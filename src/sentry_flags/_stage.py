@@ -19,7 +19,7 @@ from sentry_flags._bounds import MAX_VALUE_BYTES, bound_context
 from sentry_flags._context import CONTEXT_KEY, HINT_KEY, ContextSlot, any_client_redaction, redact
 from sentry_flags._filters import Processor
 from sentry_flags._flags import FLAGS_KEY, SENTRY_FLAGS_KEY, FlagLog, flag_contexts
-from sentry_flags._locals import local_repr
+from sentry_flags._locals import PLAIN, local_repr
 from sentry_flags._privacy import Privacy
 from sentry_flags._shape import Event, fresh, is_error_event
 
@@ -260,6 +260,8 @@ class RedactingRepr:
         return (_same, (self.previous,))  # rebuilt by the next bind, as the stage is
 
     def __call__(self, value: Any) -> Any:
+        if self.previous is None and type(value) in PLAIN:
+            return None  # sentry-sdk's own repr, as local_repr would say: asked for every local
         try:
             return local_repr(value, self._show, self.previous)
         except Exception:
