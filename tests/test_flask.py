@@ -426,3 +426,33 @@ def test_without_our_integration_the_user_is_not_loaded_for_us(
 
     assert ld_context_of(only_event(sentry_receiver)) is None
     assert app.loads == []  # the app's error path costs what it did without sentry-flags
+
+
+@pytest.mark.parametrize("cookie", [False, True])
+def test_the_extension_leaves_the_session_and_the_response_headers_alone(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, cookie: bool
+) -> None:
+    # Reading the session marks it accessed, and Flask then sends `Vary: Cookie`: a page
+    # that never used the session would no longer be cached once per URL.
+    sentry_init(integrations=[FlaskIntegration(), FlagsIntegration()])
+    responses = []
+    for with_extension in (False, True):
+        app = flask.Flask("flags_headers_app")
+        app.secret_key = "test"
+        if with_extension:
+            FlagsExtension(app)
+
+        @app.route("/ok")
+        def ok() -> str:
+            return "ok"
+
+        client = app.test_client()
+        if cookie:
+            with client.session_transaction() as session:
+                session["visits"] = 1
+        responses.append(client.get("/ok"))
+    plain, ours = responses
+    assert ours.status_code == plain.status_code == 200
+    assert ours.headers.get("Vary") == plain.headers.get("Vary")
+    assert ours.headers.getlist("Set-Cookie") == plain.headers.getlist("Set-Cookie")
+    assert sentry_receiver.events == []

@@ -38,6 +38,7 @@ from sentry_flags._web import AnonymousKey, default_context
 
 try:
     import flask
+    import flask.globals
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ImportError("sentry_flags.flask needs Flask: pip install 'sentry-flags[flask]'") from exc
 
@@ -113,16 +114,19 @@ class FlagsExtension:
             return
         # The objects themselves, not Flask's context-bound proxies: the provider may run
         # after the request context is gone (an error sentry-sdk's WSGI middleware captures).
-        app, g, session = _unproxied(flask.current_app), _unproxied(flask.g), _unproxied(flask.session)
+        # The request context, not its session: reading ``session`` marks it accessed, and
+        # Flask then adds ``Vary: Cookie`` to the response (on Flask 3, even unread).
+        app, g = _unproxied(flask.current_app), _unproxied(flask.g)
+        ctx = _unproxied(flask.globals.request_ctx)
         anonymous = AnonymousKey()
-        set_launchdarkly_context(lambda: _default_context(app, request, g, session, anonymous))
+        set_launchdarkly_context(lambda: _default_context(app, request, g, ctx, anonymous))
 
 
 EXTENSION_KEY = "sentry_flags"
 
 
 def _default_context(
-    app: flask.Flask, request: flask.Request, g: Any, session: Any, anonymous: AnonymousKey
+    app: flask.Flask, request: flask.Request, g: Any, ctx: Any, anonymous: AnonymousKey
 ) -> Optional[Context]:
     """The default context: Flask-Login's user if the app uses Flask-Login, else anonymous.
 
@@ -134,7 +138,8 @@ def _default_context(
         return default_context(None, anonymous_key=anonymous())
     user = loaded_user(g)
     if user is NOT_LOADED:
-        return _unloaded_user_context(app, manager, request, session, anonymous)
+        # Only now, while an error is captured, is the session read (``ctx.session``).
+        return _unloaded_user_context(app, manager, request, ctx.session, anonymous)
     if not getattr(user, "is_authenticated", False):
         return default_context(None, anonymous_key=anonymous())
     key = user.get_id() if callable(getattr(user, "get_id", None)) else getattr(user, "id", None)
