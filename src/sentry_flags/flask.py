@@ -107,17 +107,17 @@ class FlagsExtension:
             _load_user_before_capture(app)
 
     def _before_request(self) -> None:
-        request = _unproxied(flask.request)
-        builder = self.context_from_request
-        if builder is not None:
-            set_launchdarkly_context(lambda: builder(request))
-            return
         # The objects themselves, not Flask's context-bound proxies: the provider may run
         # after the request context is gone (an error sentry-sdk's WSGI middleware captures).
         # The request context, not its session: reading ``session`` marks it accessed, and
         # Flask then adds ``Vary: Cookie`` to the response (on Flask 3, even unread).
-        app, g = _unproxied(flask.current_app), _unproxied(flask.g)
         ctx = _unproxied(flask.globals.request_ctx)
+        request = ctx.request
+        builder = self.context_from_request
+        if builder is not None:
+            set_launchdarkly_context(lambda: builder(request))
+            return
+        app, g = ctx.app, _unproxied(flask.g)
         anonymous = AnonymousKey()
         set_launchdarkly_context(lambda: _default_context(app, request, g, ctx, anonymous))
 
