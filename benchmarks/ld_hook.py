@@ -46,7 +46,8 @@ def sentry_hook(client: Any) -> list[Any]:
     from sentry_sdk.integrations.launchdarkly import LaunchDarklyHook, LaunchDarklyIntegration
 
     if "ld_client" in inspect.signature(LaunchDarklyIntegration.__init__).parameters:
-        return [LaunchDarklyIntegration(ld_client=client)]
+        integration: Any = LaunchDarklyIntegration  # typed by whichever major is installed
+        return [integration(ld_client=client)]
     client.add_hook(LaunchDarklyHook())
     return []
 
