@@ -18,6 +18,7 @@ from sentry_flags._shape import (
     all_frames,
     error_texts,
     exceptions,
+    request_url,
     url_parts,
     urls_of,
 )
@@ -81,8 +82,71 @@ class Filters:
 
     def drop(self, event: Event) -> Optional[str]:
         """The name of the option that drops ``event``, or None: then its frames are marked."""
-        values = None
+        # sentry-sdk's own shape, one exception (most errors): read here with few calls, the
+        # raising frame taken as the last one when the memory knows it (it remembers only
+        # frames that can raise, so a hit is the raising frame). Anything else, or a frame
+        # not known yet, is decided by the readers that take any shape (_drop_any, _places).
+        container = event.get("exception")
+        values = container.get("values") if container.__class__ is dict else None
+        if (
+            values.__class__ is not list
+            or len(values) != 1
+            or "message" in event
+            or "logentry" in event
+            or "threads" in event
+        ):
+            return self._drop_any(event)
+        exc = values[0]
+        if exc.__class__ is not dict:
+            return self._drop_any(event)
+        stacktrace = exc.get("stacktrace")
+        frames = stacktrace.get("frames") if stacktrace.__class__ is dict else None
+        if (stacktrace is not None and frames is None and stacktrace.__class__ is not dict) or (
+            frames is not None and frames.__class__ is not list
+        ):
+            return self._drop_any(event)
         ignore, deny, allow = self._ignore, self._deny, self._allow
+        if ignore is not None:
+            try:
+                ignored = self._ignored.get((exc.get("type"), exc.get("value")))
+                if ignored is None:
+                    ignored = self._ignores(event, values, ignore)
+                if ignored:
+                    return "ignore_errors"
+            except Exception:
+                logger.debug("ignore_errors failed; event passed on unchanged", exc_info=True)
+        if deny is not None or allow is not None:
+            verdicts = None
+            last = frames[-1] if frames else None
+            if last.__class__ is dict:
+                key = (last.get("abs_path"), last.get("filename"), last.get("module"))
+                try:
+                    verdicts = self._frames.get(key)
+                except Exception:  # a text that cannot be hashed: the long way
+                    verdicts = None
+            if verdicts is None:
+                return self._places(event, values)
+            url = request_url(event) if "request" in event else None
+            if deny is not None and (verdicts[1] or (url is not None and deny.match_any((url,)))):
+                return "deny_urls"
+            # An event without any URL is kept.
+            if (
+                allow is not None
+                and (url is not None or verdicts[0])
+                and not (verdicts[2] or (url is not None and allow.match_any((url,))))
+            ):
+                return "allow_urls"
+        if self.include is not None and frames:
+            try:
+                self.include.mark(frames)
+            except Exception:
+                logger.debug("include_paths failed; event passed on unchanged", exc_info=True)
+        return None
+
+    def _drop_any(self, event: Event) -> Optional[str]:
+        """``drop`` for an event of any shape."""
+        values = None
+        ignore = self._ignore
         if ignore is not None:
             try:
                 values = exceptions(event)
@@ -90,6 +154,11 @@ class Filters:
                     return "ignore_errors"
             except Exception:
                 logger.debug("ignore_errors failed; event passed on unchanged", exc_info=True)
+        return self._places(event, values)
+
+    def _places(self, event: Event, values: Optional[list[Any]]) -> Optional[str]:
+        """``deny_urls``, ``allow_urls`` and ``include_paths``, for an event of any shape."""
+        deny, allow = self._deny, self._allow
         if deny is not None or allow is not None:
             parts = None
             if deny is not None:
@@ -234,6 +303,8 @@ class IncludePaths:
                     if in_app is None:
                         raise KeyError  # neither a module nor a path: decided by frame
             except (KeyError, TypeError):  # a key missing, another type, or not seen yet
+                if not isinstance(frame, dict):
+                    continue  # not a frame (all_frames leaves these out; a raw list may not)
                 in_app = self.decide(frame.get("abs_path"), frame.get("module"))
             frame["in_app"] = in_app
 
