@@ -228,6 +228,30 @@ def test_a_lazy_context_is_built_when_the_task_is_sent(
     assert worker.seen == [{"kind": "user", "key": "u-4"}]
 
 
+def test_a_task_sent_from_a_flask_request_carries_the_requests_context(
+    sentry_init: Callable[..., Any], worker: Recorder
+) -> None:
+    # The Flask extension stores nothing per request: the task message gets the context an
+    # error of the request would carry, found through the request when the task is sent.
+    flask = pytest.importorskip("flask")
+    from sentry_sdk.integrations.flask import FlaskIntegration
+
+    from sentry_flags.flask import FlagsExtension
+
+    sentry_init(auto_enabling_integrations=False, integrations=[FlaskIntegration(), FlagsIntegration()])
+    web = flask.Flask("celery_sender")
+    FlagsExtension(web, context_from_request=lambda request: member(request.args["user"]))
+
+    @web.route("/send")
+    def send() -> str:
+        run(record)
+        return "sent"
+
+    assert web.test_client().get("/send?user=u-web").text == "sent"
+    run(record)  # outside the request: nothing
+    assert worker.seen == [{"kind": "user", "key": "u-web"}, None]
+
+
 def test_a_task_sent_without_a_context_does_not_see_the_previous_task_s(
     sentry_init: Callable[..., Any], worker: Recorder
 ) -> None:

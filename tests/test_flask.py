@@ -15,9 +15,17 @@ import sentry_sdk  # noqa: E402
 from ldclient import Context  # noqa: E402
 from sentry_sdk.integrations.flask import FlaskIntegration  # noqa: E402
 
-from helpers import SENTRY_SDK_MAJOR, flask_transaction, only_event, pii_options, received  # noqa: E402
+from helpers import (  # noqa: E402
+    SENTRY_SDK_MAJOR,
+    by_summary,
+    flask_transaction,
+    only_event,
+    pii_options,
+    raise_and_capture,
+    received,
+)
 from receivers import SentryReceiver, wait_for  # noqa: E402
-from sentry_flags import FlagsIntegration  # noqa: E402
+from sentry_flags import FlagsIntegration, set_launchdarkly_context  # noqa: E402
 from sentry_flags.flask import FlagsExtension  # noqa: E402
 
 
@@ -456,3 +464,241 @@ def test_the_extension_leaves_the_session_and_the_response_headers_alone(
     assert ours.headers.get("Vary") == plain.headers.get("Vary")
     assert ours.headers.getlist("Set-Cookie") == plain.headers.getlist("Set-Cookie")
     assert sentry_receiver.events == []
+
+
+# -- no per-request hook: the request is found when an error is captured ---------------------------
+
+
+def test_the_extension_adds_nothing_that_runs_per_request(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    sentry_init(integrations=[FlaskIntegration(), FlagsIntegration()])
+    app = make_app(lambda request: Context.create(request.args["user"]))
+
+    for per_request in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs):
+        assert not any(per_request.values()), per_request
+    assert app.test_client().get("/boom/h?user=u-h").status_code == 500
+    assert ld_context_of(only_event(sentry_receiver)) == {"kind": "user", "key": "u-h"}
+
+
+def test_an_app_without_the_extension_gets_no_context(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    sentry_init(integrations=[FlaskIntegration(), FlagsIntegration()])
+    ours = make_app(lambda request: Context.create("ours"))
+    plain = flask.Flask("plain_app")
+    plain.logger.disabled = True
+
+    @plain.route("/boom/<name>")
+    def boom(name: str) -> str:
+        raise RuntimeError(f"boom {name}")
+
+    assert ours.test_client().get("/boom/ours").status_code == 500
+    assert plain.test_client().get("/boom/plain").status_code == 500
+
+    events = by_summary(received(sentry_receiver, 2))
+    assert ld_context_of(events["boom ours"]) == {"kind": "user", "key": "ours"}
+    assert ld_context_of(events["boom plain"]) is None
+
+
+def test_a_context_stored_during_the_request_wins_over_the_requests_own(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any
+) -> None:
+    sentry_init(integrations=[FlaskIntegration(), FlagsIntegration(launchdarkly_client=ld_client)])
+    app = flask.Flask("precedence_app")
+
+    @app.before_request
+    def evaluate_early() -> None:
+        # The app's own hook, registered before the extension: a flag evaluated there is the
+        # request's latest context too.
+        if "early" in flask.request.args:
+            ld_client.variation("some-flag", Context.create("evaluated-early"), False)
+
+    FlagsExtension(app, context_from_request=lambda request: Context.create("from-request"))
+
+    @app.route("/capture/<name>")
+    def capture(name: str) -> str:
+        if name == "manual":
+            set_launchdarkly_context(Context.create("manual"))
+        elif name == "lazy":
+            set_launchdarkly_context(lambda: Context.create("lazy"))
+        elif name.startswith("cleared"):
+            set_launchdarkly_context(None)
+            if name == "cleared-then-evaluated":
+                ld_client.variation("some-flag", Context.create("evaluated-after-clearing"), False)
+        raise_and_capture(f"capture {name}")
+        return "ok"
+
+    client = app.test_client()
+    names = ["nothing-stored", "manual", "lazy", "cleared", "cleared-then-evaluated", "early"]
+    for name in names:
+        assert client.get(f"/capture/{name}?early=1" if name == "early" else f"/capture/{name}").text == "ok"
+
+    events = by_summary(received(sentry_receiver, len(names)))
+    keys = {name: (ld_context_of(events[f"capture {name}"]) or {}).get("key") for name in names}
+    assert keys == {
+        "nothing-stored": "from-request",
+        "manual": "manual",
+        "lazy": "lazy",
+        "cleared": None,  # set_launchdarkly_context(None): no context, not the request's
+        "cleared-then-evaluated": "evaluated-after-clearing",
+        "early": "evaluated-early",
+    }
+
+
+def test_a_context_the_request_inherited_does_not_win_over_its_own(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any
+) -> None:
+    sentry_init(integrations=[FlaskIntegration(), FlagsIntegration(launchdarkly_client=ld_client)])
+    service = Context.create("service")
+    app = flask.Flask("inherited_app")
+    app.logger.disabled = True
+    FlagsExtension(app, context_from_request=lambda request: Context.create("from-request"))
+
+    @app.route("/boom/<name>")
+    def boom(name: str) -> str:
+        if name == "evaluated-again":
+            # The very Context evaluated at start-up, evaluated by this request: now its own.
+            ld_client.variation("some-flag", service, False)
+        raise RuntimeError(f"boom {name}")
+
+    with sentry_sdk.isolation_scope():
+        # At start-up, before any request: each request's isolation scope is forked from this one.
+        ld_client.variation("some-flag", service, False)
+        client = app.test_client()
+        assert client.get("/boom/inherited").status_code == 500
+        assert client.get("/boom/evaluated-again").status_code == 500
+        raise_and_capture("outside any request")
+
+    events = by_summary(received(sentry_receiver, 3))
+    assert ld_context_of(events["boom inherited"]) == {"kind": "user", "key": "from-request"}
+    assert ld_context_of(events["boom evaluated-again"]) == {"kind": "user", "key": "service"}
+    assert ld_context_of(events["outside any request"]) == {"kind": "user", "key": "service"}
+
+
+def test_an_error_outside_any_request_carries_no_request_context(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    sentry_init(integrations=[FlaskIntegration(), FlagsIntegration()])
+    app = make_app(lambda request: Context.create("from-request"))
+    assert app.test_client().get("/ok").status_code == 200
+
+    with app.app_context():  # an app context is no request
+        raise_and_capture("in an app context")
+    raise_and_capture("outside")
+
+    for event in received(sentry_receiver, 2):
+        assert ld_context_of(event) is None
+
+
+def test_get_launchdarkly_context_in_a_request_is_what_its_errors_carry(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    from sentry_flags import get_launchdarkly_context
+
+    sentry_init(integrations=[FlaskIntegration(), FlagsIntegration()])
+    app = make_app(lambda request: Context.create(request.args["user"]))
+
+    @app.route("/context")
+    def context() -> str:
+        if "clear" in flask.request.args:
+            set_launchdarkly_context(None)
+        found = get_launchdarkly_context()
+        return "none" if found is None else found.key
+
+    client = app.test_client()
+    assert client.get("/context?user=u-1").text == "u-1"
+    assert client.get("/context?user=u-1&clear=1").text == "none"
+    assert get_launchdarkly_context() is None  # outside the request
+
+
+def test_all_errors_of_a_request_share_one_anonymous_key(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    sentry_init(integrations=[FlaskIntegration(), FlagsIntegration()])
+    app = make_app()
+
+    @app.route("/twice/<name>")
+    def twice(name: str) -> str:
+        raise_and_capture(f"{name} first")
+        raise_and_capture(f"{name} second")
+        return "ok"
+
+    client = app.test_client()
+    assert client.get("/twice/a").status_code == 200
+    assert client.get("/twice/b").status_code == 200
+
+    events = by_summary(received(sentry_receiver, 4))
+    keys = {name: ld_context_of(event)["key"] for name, event in events.items()}
+    assert all(ld_context_of(event)["anonymous"] is True for event in events.values())
+    assert keys["a first"] == keys["a second"] != keys["b first"] == keys["b second"]
+
+
+def test_an_error_after_flask_popped_the_request_context_carries_only_what_the_request_stored(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any
+) -> None:
+    # A streamed response's generator runs after the view returned; sentry-sdk's WSGI
+    # middleware captures its error once Flask popped the request context, even with
+    # stream_with_context (which pops it as the error leaves the generator).
+    sentry_init(integrations=[FlaskIntegration(), FlagsIntegration(launchdarkly_client=ld_client)])
+    app = make_app(lambda request: Context.create("from-request"))
+
+    @app.route("/stream/<name>")
+    def stream(name: str) -> Any:
+        if name == "evaluated":
+            ld_client.variation("some-flag", Context.create("evaluated-in-the-view"), False)
+
+        def chunks() -> Any:
+            yield "first chunk"
+            raise RuntimeError(f"stream {name}")
+
+        return flask.Response(flask.stream_with_context(chunks()))
+
+    client = app.test_client()
+    for name in ("plain", "evaluated"):
+        with pytest.raises(RuntimeError, match=f"stream {name}"):
+            client.get(f"/stream/{name}").get_data()
+
+    events = by_summary(received(sentry_receiver, 2))
+    assert ld_context_of(events["stream plain"]) is None
+    assert ld_context_of(events["stream evaluated"]) == {"kind": "user", "key": "evaluated-in-the-view"}
+
+
+@pytest.mark.parametrize("failing", ["owner", "slot"])
+def test_a_failing_lookup_of_the_request_never_reaches_the_app(
+    sentry_init: Callable[..., Any],
+    sentry_receiver: SentryReceiver,
+    ld_client: Any,
+    mocker: Any,
+    failing: str,
+) -> None:
+    from sentry_flags import get_launchdarkly_context
+    from sentry_flags.flask import FLASK_REQUESTS
+
+    sentry_init(integrations=[FlaskIntegration(), FlagsIntegration(launchdarkly_client=ld_client)])
+    app = make_app(lambda request: Context.create("from-request"))
+
+    @app.route("/evaluated")
+    def evaluated() -> str:
+        context = Context.create("evaluated")
+        ld_client.variation("some-flag", context, False)
+        ld_client.variation("other-flag", context, False)  # the same Context: its slot is kept
+        raise RuntimeError("boom evaluated")
+
+    @app.route("/context")
+    def context() -> str:
+        return repr(get_launchdarkly_context())
+
+    lookup = mocker.patch.object(type(FLASK_REQUESTS), failing, side_effect=RuntimeError("lookup failed"))
+    client = app.test_client()
+    assert client.get("/boom/plain").status_code == 500  # the view's own error, nothing of ours
+    assert client.get("/evaluated").status_code == 500
+    assert client.get("/context").text == "None"
+    assert lookup.called
+
+    events = by_summary(received(sentry_receiver, 2))
+    assert ld_context_of(events["boom plain"]) is None
+    # What the request stored still rides on its errors, with its flags.
+    assert ld_context_of(events["boom evaluated"]) == {"kind": "user", "key": "evaluated"}
+    flags = events["boom evaluated"]["contexts"]["flags"]["values"]
+    assert flags == [{"flag": "some-flag", "result": False}, {"flag": "other-flag", "result": False}]

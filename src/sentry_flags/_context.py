@@ -4,6 +4,12 @@ sentry-sdk forks the isolation scope per request (Django/Flask/ASGI) and per thr
 copies its ``contexts`` on fork, so storing the context there gives per-request isolation
 for free. The value stored is a `ContextSlot`: a ``dict`` subclass, so that if our
 event processor never runs sentry-sdk serializes it as ``{}`` and never the raw Context.
+
+Some units of work are found rather than stored: an `AmbientSource` (the Flask extension's)
+knows the request running on the capturing thread and gives its context when an error is
+captured, so that requests without errors store nothing. What was stored on the scope during
+that unit of work wins over it; what was stored outside it (inherited by the request's
+isolation scope from the thread or process that started it) does not (`capture_slot`).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import logging
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Union
 
 import sentry_sdk
 
@@ -251,15 +257,38 @@ def _mark_private(single: Context, refs: list[str]) -> Context:
 class ContextSlot(dict[str, Any]):
     """Holds a Context (or a lazy provider of one) on the scope, with its redaction."""
 
-    __slots__ = ("_source", "redaction")
+    __slots__ = ("_owner", "_source", "redaction")
 
     def __init__(self, source: Union[Context, ContextProvider], redaction: Optional[Redaction]) -> None:
         super().__init__()
         self._source = source
         self.redaction = redaction
+        # The ambient unit of work (a Flask request) it was stored in, weakly: the Stage's
+        # cache may keep a slot until the next error, and must not keep a request with it.
+        self._owner = _owner_ref() if AMBIENT else None
 
     def holds(self, source: Any, redaction: Optional[Redaction]) -> bool:
-        return self._source is source and self.redaction is redaction
+        # reusable(), inlined: this runs on every LaunchDarkly evaluation.
+        return (
+            self._source is source
+            and self.redaction is redaction
+            and (self._owner is not None or not AMBIENT or _ambient_owner() is None)
+        )
+
+    def reusable(self) -> bool:
+        """Whether an evaluation running now may keep this slot rather than store a new one.
+
+        Not while an ambient unit of work runs that this slot was stored outside of: the
+        unit's own context wins over such a slot when an error is captured, and the
+        evaluation's context must win over that. One check when no ambient source exists,
+        and for a slot stored in one.
+        """
+        return self._owner is not None or not AMBIENT or _ambient_owner() is None
+
+    def owned_by(self, owner: Any) -> bool:
+        """Whether this slot was stored while ``owner`` (an ambient unit of work) ran."""
+        ref = self._owner
+        return ref is not None and ref() is owner
 
     @property
     def lazy(self) -> bool:
@@ -287,34 +316,130 @@ class ContextSlot(dict[str, Any]):
         return self
 
 
+class AmbientSource(Protocol):
+    """Where a unit of work keeps its LaunchDarkly context without storing it on the scope.
+
+    Asked on the capturing thread, while an error is captured (and by
+    `get_launchdarkly_context`). Its methods must be cheap, do no I/O and never block; an
+    exception is logged at debug and the scope's context is used.
+    """
+
+    def owner(self) -> Any:
+        """The unit of work running on this thread (a Flask request context), or None.
+
+        It must be weakly referenceable, and the same object for the whole unit of work.
+        """
+
+    def slot(self, owner: Any) -> Optional[ContextSlot]:
+        """A slot with ``owner``'s context (a provider, called per error), or None."""
+
+
+# Appended to once per kind of source and never shrunk, so readers need no lock; empty in a
+# process without one, which is all the event path then pays: one truth test.
+AMBIENT: list[AmbientSource] = []
+_ambient_lock = ForkSafeLock()
+
+
+def add_ambient_source(source: AmbientSource) -> None:
+    """Make ``source`` known, once; idempotent."""
+    with _ambient_lock:
+        if all(known is not source for known in AMBIENT):
+            AMBIENT.append(source)
+
+
+def _ambient_owner() -> Any:
+    """The ambient unit of work running on this thread; None also when a source fails."""
+    try:
+        for source in AMBIENT:
+            owner = source.owner()
+            if owner is not None:
+                return owner
+    except Exception:  # runs in the flag hooks: never into the app's evaluation
+        logger.debug("could not tell which request is running", exc_info=True)
+    return None
+
+
+def _owner_ref() -> Optional[weakref.ref[Any]]:
+    owner = _ambient_owner()
+    if owner is None:
+        return None
+    try:
+        return weakref.ref(owner)
+    except TypeError:  # then the slot counts as stored outside: the unit's own context wins
+        logger.debug("cannot refer weakly to %s", type(owner).__name__)
+        return None
+
+
+def capture_slot(slot: Optional[ContextSlot]) -> Optional[ContextSlot]:
+    """The slot of an error captured now, given ``slot``, the scope's (or None).
+
+    The scope's when it was stored in the ambient unit of work running now (an evaluation,
+    `set_launchdarkly_context`), or when none runs or its source has no context for it;
+    otherwise the unit's own: a slot the unit's isolation scope inherited from the thread
+    or process that started it (a flag evaluated at start-up) says nothing of the request.
+    Never raises: a failing source leaves the scope's slot.
+    """
+    try:
+        for source in AMBIENT:
+            owner = source.owner()
+            if owner is None:
+                continue
+            if isinstance(slot, ContextSlot) and slot.owned_by(owner):
+                return slot
+            found = source.slot(owner)
+            if found is not None:
+                return found
+    except Exception:
+        logger.debug("could not find the LaunchDarkly context of the running request", exc_info=True)
+    return slot
+
+
+def current_slot() -> Optional[ContextSlot]:
+    """The slot an error captured now would carry (see `capture_slot`). May raise."""
+    found: Optional[ContextSlot] = None
+    # sentry-sdk has no public getter for a scope's contexts; the current scope wins,
+    # as it does when scopes are merged into an event.
+    for scope in (sentry_sdk.get_current_scope(), sentry_sdk.get_isolation_scope()):
+        slot = scope_contexts(scope).get(CONTEXT_KEY)
+        if isinstance(slot, ContextSlot):
+            found = slot
+            break
+    return capture_slot(found) if AMBIENT else found
+
+
+def _no_context() -> None:
+    return None
+
+
 def set_launchdarkly_context(context: Union[Context, ContextProvider, None]) -> None:
     """Make ``context`` the LaunchDarkly context of the current request or task.
 
     Pass a zero-argument callable to defer building the context until an error is
-    captured. ``None`` clears it. Never raises. Its private attributes are those of the
-    context itself (``Context.builder(...).private(...)``) and those of every LaunchDarkly
-    client sentry-flags hooked (``FlagsIntegration(launchdarkly_client=...)``,
-    ``SentryFlagsPlugin``): no evaluation says which client it belongs to.
+    captured. ``None`` clears it: errors captured next carry no context, not even the one
+    the Flask extension finds for the running request. Never raises. Its private
+    attributes are those of the context itself (``Context.builder(...).private(...)``) and
+    those of every LaunchDarkly client sentry-flags hooked
+    (``FlagsIntegration(launchdarkly_client=...)``, ``SentryFlagsPlugin``): no evaluation
+    says which client it belongs to.
     """
     try:
-        contexts = isolation_contexts()
-        if context is None:
-            contexts.pop(CONTEXT_KEY, None)
-        else:
-            contexts[CONTEXT_KEY] = ContextSlot(context, None)
+        # None is stored as a slot with no context, not as no slot: the Flask extension's
+        # context of the running request applies only where the scope has none of its own.
+        isolation_contexts()[CONTEXT_KEY] = ContextSlot(_no_context if context is None else context, None)
     except Exception:
         logger.debug("could not store the LaunchDarkly context", exc_info=True)
 
 
 def get_launchdarkly_context() -> Optional[Context]:
-    """The LaunchDarkly context known for the current request or task, if any."""
+    """The LaunchDarkly context known for the current request or task, if any.
+
+    What an error captured now would carry: inside a Flask request of an app with
+    ``FlagsExtension``, the request's own unless the request stored another.
+    """
     try:
-        # sentry-sdk has no public getter for a scope's contexts; the current scope wins,
-        # as it does when scopes are merged into an event.
-        for scope in (sentry_sdk.get_current_scope(), sentry_sdk.get_isolation_scope()):
-            slot = scope_contexts(scope).get(CONTEXT_KEY)
-            if isinstance(slot, ContextSlot):
-                return slot.resolve()
+        slot = current_slot()
+        if slot is not None:
+            return slot.resolve()
     except Exception:
         logger.debug("could not read the LaunchDarkly context", exc_info=True)
     return None

@@ -16,7 +16,15 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from sentry_flags._bounds import MAX_VALUE_BYTES, bound_context
-from sentry_flags._context import CONTEXT_KEY, HINT_KEY, ContextSlot, any_client_redaction, redact
+from sentry_flags._context import (
+    AMBIENT,
+    CONTEXT_KEY,
+    HINT_KEY,
+    ContextSlot,
+    any_client_redaction,
+    capture_slot,
+    redact,
+)
 from sentry_flags._filters import Processor
 from sentry_flags._flags import FLAGS_KEY, SENTRY_FLAGS_KEY, FlagLog, flag_contexts
 from sentry_flags._locals import PLAIN, local_repr
@@ -163,6 +171,8 @@ class Stage:
     def attach(self, event: Event, hint: dict[str, Any]) -> None:
         """launchdarklyContext (redacted, bounded) and the flag contexts, on an error event."""
         slot = hint.pop(SLOT_HINT, None)
+        if AMBIENT:  # the Flask extension: the running request's context, unless the scope's wins
+            slot = capture_slot(slot)
         log = hint.pop(FLAGS_HINT, None)
         if slot is None and log is None:
             return

@@ -26,8 +26,8 @@ import sentry_sdk
 from sentry_flags._context import (
     CONTEXT_KEY,
     NO_REDACTION,
-    ContextSlot,
     any_client_redaction,
+    current_slot,
     redact,
     set_launchdarkly_context,
 )
@@ -109,17 +109,10 @@ def _before_task_publish(headers: Optional[dict[str, Any]] = None, **kwargs: Any
         logger.debug("could not add the LaunchDarkly context to a task message", exc_info=True)
 
 
-def _current_slot() -> Optional[ContextSlot]:
-    # The current scope wins, as it does when Sentry merges scopes into an event.
-    for scope in (sentry_sdk.get_current_scope(), sentry_sdk.get_isolation_scope()):
-        slot = scope_contexts(scope).get(CONTEXT_KEY)
-        if isinstance(slot, ContextSlot):
-            return slot
-    return None
-
-
 def _payload(*, attributes: bool) -> Optional[dict[str, Any]]:
-    slot = _current_slot()
+    # What an error captured now would carry: a task sent from a Flask request gets the
+    # request's context, as the request's errors do.
+    slot = current_slot()
     context = slot.resolve() if slot is not None else None  # a lazy provider is built here
     if slot is None or context is None:
         return None

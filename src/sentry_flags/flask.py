@@ -7,6 +7,14 @@
 Use it with sentry-sdk's ``FlaskIntegration``, which gives every request its own
 isolation scope.
 
+No per-request hook: the extension stores nothing while a request runs. When an error is
+captured inside a request of an app with the extension, the request is found through Flask's
+own request context and its context built then. A context stored during the request (a flag
+evaluation, `set_launchdarkly_context`, ``None`` included) wins over it; one the request's
+scope inherited from the thread that started it does not. An error captured after Flask
+popped the request context (a streamed response's generator, even with
+``stream_with_context``; an outer WSGI middleware) carries only what the request stored.
+
 By default a user Flask-Login loaded is a ``user`` context keyed by ``get_id()`` (name and
 email only when the Sentry client allows PII), anyone else an anonymous ``user`` context.
 The context is built when an error is captured, from what the request already holds: the
@@ -20,11 +28,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import uuid
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import sentry_sdk
 
-from sentry_flags._context import set_launchdarkly_context
+from sentry_flags._context import ContextProvider, ContextSlot, add_ambient_source
 from sentry_flags._flask_login import (
     NOT_LOADED,
     UNKNOWN,
@@ -34,7 +43,7 @@ from sentry_flags._flask_login import (
     session_user_id,
 )
 from sentry_flags._integration import FlagsIntegration
-from sentry_flags._web import AnonymousKey, default_context
+from sentry_flags._web import default_context
 
 try:
     import flask
@@ -56,11 +65,14 @@ class FlagsExtension:
     """Makes each request's LaunchDarkly context known to Sentry's error pipeline.
 
     Use it with sentry-sdk's ``FlaskIntegration``, which gives every request its own
-    isolation scope. Per request a ``before_request`` hook stores a closure; the context is
-    built only when an error is captured, still inside the request, from what the request
-    already holds (capturing never runs the app's Flask-Login ``user_loader``), so requests
-    without errors pay almost nothing. A flag evaluation later in the request replaces it
-    (latest wins). Guide: docs/frameworks.md, "Flask".
+    isolation scope. Nothing runs per request: when an error is captured inside a request
+    of an app with the extension, the request is found through Flask's request context and
+    its context built then, from what the request already holds (capturing never runs the
+    app's Flask-Login ``user_loader``), so requests without errors pay nothing. A context
+    stored during the request wins: a flag evaluation, or `set_launchdarkly_context`
+    (``None``: no context at all). An error captured after Flask popped the request context
+    (a streamed response's generator, even with ``stream_with_context``) gets only such a
+    stored context. Guide: docs/frameworks.md, "Flask".
 
     Args:
         app: The Flask app to set up now. Default `None`: call `init_app` later (the
@@ -71,8 +83,8 @@ class FlagsExtension:
             the app allows PII); a user Flask-Login did not load yet, keyed by the user id
             its session holds, without name or email; no context where only the
             ``user_loader`` could tell who it is; anyone else an anonymous context with a
-            random key. A builder that raises, or returns `None`, means no context on that
-            error; it never reaches the app.
+            random key, one per request. A builder that raises, or returns `None`, means no
+            context on that error; it never reaches the app.
 
     Raises:
         TypeError: ``context_from_request`` is not callable, or ``app`` is not a Flask app.
@@ -91,42 +103,76 @@ class FlagsExtension:
             self.init_app(app)
 
     def init_app(self, app: flask.Flask) -> None:
-        """Set up ``app``: register the per-request hook (the application factory pattern).
+        """Set up ``app`` (the application factory pattern): no per-request hook is added.
 
         Raises:
             TypeError: ``app`` is not a Flask application.
         """
         if not isinstance(getattr(app, "extensions", None), dict) or not callable(
-            getattr(app, "before_request", None)
+            getattr(app, "handle_exception", None)
         ):
             raise TypeError(f"app must be a Flask application, got {type(app).__name__}")
         first = EXTENSION_KEY not in app.extensions
         app.extensions[EXTENSION_KEY] = self
-        app.before_request(self._before_request)
+        add_ambient_source(FLASK_REQUESTS)
         if first:
             _load_user_before_capture(app)
 
-    def _before_request(self) -> None:
-        # The objects themselves, not Flask's context-bound proxies: the provider may run
-        # after the request context is gone (an error sentry-sdk's WSGI middleware captures).
-        # The request context, not its session: reading ``session`` marks it accessed, and
-        # Flask then adds ``Vary: Cookie`` to the response (on Flask 3, even unread).
-        ctx = _unproxied(flask.globals.request_ctx)
+    def _provider(self, ctx: Any) -> ContextProvider:
+        """The context of the request of ``ctx``, built when called (per error)."""
+        # The objects of this request, not Flask's context-bound proxies: the provider is
+        # called later in the capture, and must build this request's context whatever is
+        # pushed then. The request context, not its session: reading ``session`` marks it
+        # accessed, and Flask then adds ``Vary: Cookie`` to the response (on Flask 3, even
+        # unread); only ``_default_context`` reads it, and only while an error is captured.
         request = ctx.request
         builder = self.context_from_request
         if builder is not None:
-            set_launchdarkly_context(lambda: builder(request))
-            return
+            return lambda: builder(request)
         app, g = ctx.app, _unproxied(flask.g)
-        anonymous = AnonymousKey()
-        set_launchdarkly_context(lambda: _default_context(app, request, g, ctx, anonymous))
+        return lambda: _default_context(app, request, g, ctx, lambda: _anonymous_key(request))
 
 
+class _FlaskRequests:
+    """The ambient source (`sentry_flags._context.AmbientSource`) of Flask requests.
+
+    Asked while an error is captured, on the capturing thread: the running request, if its
+    app has a `FlagsExtension`.
+    """
+
+    __slots__ = ()
+
+    def owner(self) -> Any:
+        if not flask.has_request_context():
+            return None
+        return _unproxied(flask.globals.request_ctx)
+
+    def slot(self, owner: Any) -> Optional[ContextSlot]:
+        extension = owner.app.extensions.get(EXTENSION_KEY)
+        if not isinstance(extension, FlagsExtension):
+            return None  # an app without the extension: nothing of ours in its requests
+        return ContextSlot(extension._provider(owner), None)
+
+
+FLASK_REQUESTS = _FlaskRequests()
 EXTENSION_KEY = "sentry_flags"
+# Where a request keeps its anonymous key, so that all its errors share one LaunchDarkly
+# context: made by its first error, in the WSGI environ (per request, dead with it; a
+# namespaced key, as WSGI middleware add theirs). Not ``flask.g``: an app context pushed
+# around several requests (in tests, say) would share it.
+ANONYMOUS_KEY = "sentry_flags.anonymous_key"
+
+
+def _anonymous_key(request: flask.Request) -> str:
+    environ = request.environ
+    key = environ.get(ANONYMOUS_KEY)
+    if not isinstance(key, str):
+        key = environ[ANONYMOUS_KEY] = uuid.uuid4().hex
+    return key
 
 
 def _default_context(
-    app: flask.Flask, request: flask.Request, g: Any, ctx: Any, anonymous: AnonymousKey
+    app: flask.Flask, request: flask.Request, g: Any, ctx: Any, anonymous: Callable[[], str]
 ) -> Optional[Context]:
     """The default context: Flask-Login's user if the app uses Flask-Login, else anonymous.
 
@@ -150,7 +196,7 @@ def _default_context(
 
 
 def _unloaded_user_context(
-    app: flask.Flask, manager: Any, request: flask.Request, session: Any, anonymous: AnonymousKey
+    app: flask.Flask, manager: Any, request: flask.Request, session: Any, anonymous: Callable[[], str]
 ) -> Optional[Context]:
     """Who the request's user is, as far as can be told without loading it.
 

@@ -137,7 +137,11 @@ class SentryFlagsHook(Hook):
         slot = contexts.get(CONTEXT_KEY)
         # Most evaluations of a request share one context: OpenFeature merges it anew each
         # time, so compare it (equal numbers of another type, 1 and 1.0, count as the same).
-        if slot.__class__ is OpenFeatureSlot and slot.conversion.matches(targeting_key, attributes):
+        if (
+            slot.__class__ is OpenFeatureSlot
+            and slot.conversion.matches(targeting_key, attributes)
+            and slot.reusable()
+        ):
             return
         if not self._ldclient:
             self.skip("no_ldclient")
