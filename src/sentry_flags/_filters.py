@@ -84,8 +84,9 @@ class Filters:
         """The name of the option that drops ``event``, or None: then its frames are marked."""
         # sentry-sdk's own shape, one exception (most errors): read here with few calls, the
         # raising frame taken as the last one when the memory knows it (it remembers only
-        # frames that can raise, so a hit is the raising frame). Anything else, or a frame
-        # not known yet, is decided by the readers that take any shape (_drop_any, _places).
+        # frames that can raise, and NO_FRAME, so a hit on any other key is the raising
+        # frame). Anything else, or a frame not known yet, is decided by the readers that
+        # take any shape (_drop_any, _places).
         container = event.get("exception")
         values = container.get("values") if container.__class__ is dict else None
         if (
@@ -109,6 +110,9 @@ class Filters:
         if ignore is not None:
             try:
                 ignored = self._ignored.get((exc.get("type"), exc.get("value")))
+            except Exception:  # a value that cannot be hashed: the long way, which reads it
+                ignored = None
+            try:
                 if ignored is None:
                     ignored = self._ignores(event, values, ignore)
                 if ignored:
@@ -121,7 +125,9 @@ class Filters:
             if last.__class__ is dict:
                 key = (last.get("abs_path"), last.get("filename"), last.get("module"))
                 try:
-                    verdicts = self._frames.get(key)
+                    # (None, None, None) is remembered for events without a raising frame:
+                    # a last frame without texts may still have one before it.
+                    verdicts = self._frames.get(key) if key != NO_FRAME else None
                 except Exception:  # a text that cannot be hashed: the long way
                     verdicts = None
             if verdicts is None:
@@ -248,6 +254,7 @@ class Filters:
 
 
 DECISIONS = 1024  # entries in each of Filters' memories
+NO_FRAME = (None, None, None)  # url_parts' frame texts when no frame can have raised
 INCLUDE_PATHS_CACHE_SIZE = 1024
 
 _FrameKey = tuple[Optional[str], Optional[str]]

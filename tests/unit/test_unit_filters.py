@@ -424,3 +424,27 @@ def test_decisions_stay_right_and_bounded_under_threads() -> None:
     # Racing inserts may overshoot by one entry per thread at most.
     assert len(filters._ignored) <= DECISIONS + 4
     assert len(filters._frames) <= DECISIONS + 4
+
+
+def test_texts_that_cannot_be_hashed_are_decided_the_long_way() -> None:
+    # One exception of sentry-sdk's shape but for a list where a text goes: its memories
+    # cannot be asked, and the option still decides (found by the property test above).
+    ignored = {"exception": {"values": [{"type": "Type1", "value": ["a"], "stacktrace": {"frames": []}}]}}
+    assert reference(copy.deepcopy(ignored), MATCHERS["ignore"], EMPTY, EMPTY, EMPTY) == "ignore_errors"
+    assert Filters(ignore=MATCHERS["ignore"]).drop(ignored) == "ignore_errors"
+    frame = {"abs_path": "/deny/thing.py", "filename": ["x"], "module": "app.x"}
+    denied = {"exception": {"values": [{"type": "E", "value": "v", "stacktrace": {"frames": [frame]}}]}}
+    assert reference(copy.deepcopy(denied), EMPTY, MATCHERS["deny"], EMPTY, EMPTY) == "deny_urls"
+    assert Filters(deny=MATCHERS["deny"]).drop(denied) == "deny_urls"
+
+
+def test_a_last_frame_without_texts_is_not_taken_for_the_raising_one() -> None:
+    # The memory's answer for "no frame can have raised" is keyed (None, None, None), as such
+    # a last frame reads; the frame before it raised (found by the property test above).
+    filters = Filters(allow=MATCHERS["allow"])
+    nothing = {"exception": {"values": [{"type": "E", "value": "v", "stacktrace": {"frames": [{}]}}]}}
+    assert filters.drop(nothing) is None  # no URL at all: kept, and remembered
+    frames = [{"abs_path": None, "module": None}, {"abs_path": "", "module": "/deny/thing.py"}, {}]
+    event = {"exception": {"values": [{"type": None, "value": None, "stacktrace": {"frames": frames}}]}}
+    assert reference(copy.deepcopy(event), EMPTY, EMPTY, MATCHERS["allow"], EMPTY) == "allow_urls"
+    assert filters.drop(event) == "allow_urls"
