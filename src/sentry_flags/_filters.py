@@ -18,7 +18,6 @@ from sentry_flags._shape import (
     all_frames,
     error_texts,
     exceptions,
-    request_url,
     url_parts,
     urls_of,
 )
@@ -108,10 +107,12 @@ class Filters:
             return self._drop_any(event)
         ignore, deny, allow = self._ignore, self._deny, self._allow
         if ignore is not None:
-            try:
-                ignored = self._ignored.get((exc.get("type"), exc.get("value")))
-            except Exception:  # a value that cannot be hashed: the long way, which reads it
-                ignored = None
+            etype, value = exc.get("type"), exc.get("value")
+            ignored = None
+            # Asked only with plain texts, as _ignores remembers them: a str subclass may
+            # print as another text (its __str__), and a list cannot be hashed.
+            if (etype is None or etype.__class__ is str) and (value is None or value.__class__ is str):
+                ignored = self._ignored.get((etype, value))
             try:
                 if ignored is None:
                     ignored = self._ignores(event, values, ignore)
@@ -123,16 +124,27 @@ class Filters:
             verdicts = None
             last = frames[-1] if frames else None
             if last.__class__ is dict:
-                key = (last.get("abs_path"), last.get("filename"), last.get("module"))
-                try:
-                    # (None, None, None) is remembered for events without a raising frame:
-                    # a last frame without texts may still have one before it.
-                    verdicts = self._frames.get(key) if key != NO_FRAME else None
-                except Exception:  # a text that cannot be hashed: the long way
-                    verdicts = None
+                path, name, module = last.get("abs_path"), last.get("filename"), last.get("module")
+                # Plain texts only, as _frame_verdicts remembers them; and not NO_FRAME, which
+                # it remembers for events without a raising frame: a last frame without texts
+                # may still have one before it.
+                if (
+                    (path is None or path.__class__ is str)
+                    and (name is None or name.__class__ is str)
+                    and (module is None or module.__class__ is str)
+                    and (path is not None or name is not None or module is not None)
+                ):
+                    verdicts = self._frames.get((path, name, module))
+            request = event.get("request")
+            if request is None:
+                url = None
+            elif request.__class__ is dict:
+                url = request.get("url")
+                url = url if isinstance(url, str) and url else None  # as request_url reads it
+            else:
+                verdicts = None  # another Mapping, whose reading may fail: the long way
             if verdicts is None:
                 return self._places(event, values)
-            url = request_url(event) if "request" in event else None
             if deny is not None and (verdicts[1] or (url is not None and deny.match_any((url,)))):
                 return "deny_urls"
             # An event without any URL is kept.

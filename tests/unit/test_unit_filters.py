@@ -448,3 +448,83 @@ def test_a_last_frame_without_texts_is_not_taken_for_the_raising_one() -> None:
     event = {"exception": {"values": [{"type": None, "value": None, "stacktrace": {"frames": frames}}]}}
     assert reference(copy.deepcopy(event), EMPTY, EMPTY, MATCHERS["allow"], EMPTY) == "allow_urls"
     assert filters.drop(event) == "allow_urls"
+
+
+# -- the short cut against the long way, on events one step from sentry-sdk's shape ---------
+
+
+class Shouting(str):
+    """A str subclass that prints as another text (``f"{x}"`` calls its ``__str__``)."""
+
+    def __str__(self) -> str:
+        return "boom"
+
+
+class RaisingRequest(Mapping[str, Any]):
+    """A request Mapping whose reading fails."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise RuntimeError("no")
+
+    def __iter__(self) -> Any:
+        raise RuntimeError("no")
+
+    def __len__(self) -> int:
+        return 1
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RaisingRequest:
+        return self  # read by neither copy
+
+
+odd_texts = st.one_of(texts, texts, st.none(), texts.map(Shouting), st.just(["a"]))
+odd_paths = st.one_of(paths, paths, st.none(), paths.map(Shouting), st.just(["a"]))
+odd_frames = st.fixed_dictionaries(
+    {}, optional={"abs_path": odd_paths, "filename": odd_paths, "module": odd_paths, "function": texts}
+)
+odd_frame_lists = st.lists(odd_frames, max_size=4)
+single_events = st.fixed_dictionaries(
+    {
+        "exception": st.fixed_dictionaries(
+            {
+                "values": st.lists(
+                    st.fixed_dictionaries(
+                        {"type": odd_texts, "value": odd_texts},
+                        optional={"stacktrace": st.fixed_dictionaries({"frames": odd_frame_lists})},
+                    ),
+                    min_size=1,
+                    max_size=1,
+                )
+            }
+        )
+    },
+    optional={
+        "request": st.one_of(
+            st.none(), st.fixed_dictionaries({}, optional={"url": odd_texts}), st.builds(RaisingRequest)
+        )
+    },
+)
+
+
+def _filters_for(options: set[str]) -> Filters:
+    chosen = {name: MATCHERS[name] if name in options else EMPTY for name in MATCHERS}
+    return Filters(
+        ignore=chosen["ignore"],
+        deny=chosen["deny"],
+        allow=chosen["allow"],
+        include=IncludePaths(chosen["include"]) if chosen["include"] else None,
+    )
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    events=st.lists(single_events, min_size=1, max_size=4),
+    options=st.sets(st.sampled_from(sorted(MATCHERS)), min_size=1),
+)
+def test_the_short_cut_decides_as_the_long_way(events: list[dict[str, Any]], options: set[str]) -> None:
+    # One Filters through a sequence of events (what one remembers must not mislead the next),
+    # each decided again the long way by a fresh one: the same option, the same frames marked.
+    filters = _filters_for(options)
+    for event in events:
+        long_event, short_event = copy.deepcopy(event), copy.deepcopy(event)
+        assert filters.drop(short_event) == _filters_for(options)._drop_any(long_event)
+        assert short_event == long_event
