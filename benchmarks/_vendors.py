@@ -347,14 +347,23 @@ class OurClock:
 
 def set_request_scope(ld: Any = None) -> None:
     """What a request handler would have set: the user, a tag, and (with ``ld``) one
-    flag evaluation, which our hook turns into the LaunchDarkly context."""
+    flag evaluation, which our hook turns into the LaunchDarkly context. Without ``ld`` (a
+    bare client's rounds) nothing of ours stays on the scopes: our event processor is
+    unhooked then, so sentry-sdk would serialize what is left (``set_launchdarkly_context(None)``
+    stores an empty context, and a flag log stays from earlier evaluations)."""
     from sentry_flags import set_launchdarkly_context
+    from sentry_flags._context import CONTEXT_KEY
+    from sentry_flags._flags import FLAGS_KEY
 
     sentry_sdk.set_user(dict(USER))
     sentry_sdk.set_tag("org", USER["orgId"])
+    if ld is None:
+        for scope in (sentry_sdk.get_isolation_scope(), sentry_sdk.get_current_scope()):
+            scope.remove_context(CONTEXT_KEY)
+            scope.remove_context(FLAGS_KEY)
+        return
     set_launchdarkly_context(None)
-    if ld is not None:
-        ld.variation("bench-flag", ld_context(), False)
+    ld.variation("bench-flag", ld_context(), False)
 
 
 def fail(depth: int = 3) -> None:

@@ -4,7 +4,7 @@
 (needs valgrind; not one of the timed scenarios: it takes ~10 minutes and no wall clock). Runs
 each scenario's bare, control, FlagsIntegration-alone and FlagsIntegration (+3 forwarders)
 clients under ``valgrind --tool=callgrind --separate-threads=yes``, all in one process: the
-variants take turns, R rounds of N/R errors each (the order rotated every round), so each
+variants take turns, R rounds of N/R errors each (a fresh seeded order every round), so each
 variant's N errors are spread over the whole run. The process marks each block by calling
 ``os.getppid()`` before and after it, and callgrind dumps the capturing thread's counts at
 each mark (``--dump-before=getppid``), so a variant's figure is its blocks and nothing else:
@@ -34,7 +34,8 @@ The other threads' figure (our delivery worker with the vendor calls it
 makes, and the vendor SDKs' own threads) is per *forwarded* error: under valgrind the
 threads run one at a time and ~50x slower, so the bound lets every error through. callgrind
 dumps only the marking thread at a mark, so the other threads' figure is their whole
-lifetime's count less that of the same process capturing no errors between the marks.
+lifetime's count less that of a run of the same program capturing no errors between the
+marks.
 
 Instruction counts do not vary with the machine's load the way CPU time does; they do not
 show what a thread loses to the others (caches, GIL hand-offs), which is what the timed
@@ -48,6 +49,7 @@ import gc
 import glob
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -72,6 +74,7 @@ COUNTS = "BENCH-COUNTS "
 SWITCH_INTERVAL = 1000.0  # s: longer than the marked errors take under valgrind
 # Blocks a variant: the variants take turns in one process (see the module's docstring).
 ROUNDS = 10
+ORDER_SEED = 21
 
 
 def child(scenario: str, n: int, rounds: int) -> None:
@@ -125,19 +128,26 @@ def child(scenario: str, n: int, rounds: int) -> None:
         # made before record as breadcrumbs: a process of one client has none.
         sentry_sdk.get_isolation_scope().clear_breadcrumbs()
         sentry_sdk.get_current_scope().clear_breadcrumbs()
-        scopes = {}
+        scopes: dict[str, Any] = {}
         for variant in VARIANTS:
             activate(clients[variant], processors, hooked.get(variant, (process_event,)))
+            delivery._bucket = refusing if variant == "refused" else ours
+            if variant == "refused":  # the forwarding client's request: only its bound differs
+                with sentry_sdk.scope.use_isolation_scope(scopes["flags"]):
+                    capture(20)
+                continue
             with sentry_sdk.isolation_scope() as scope:
                 set_request_scope(None if variant in ("bare", "hooks") else vendors.ld)
-                delivery._bucket = refusing if variant == "refused" else ours
                 capture(20)  # warm-up: imports, caches, the vendor clients' first calls
             scopes[variant] = scope
+        scopes["refused"] = scopes["flags"]
         for client in clients.values():
             client.flush(timeout=30)
         block = n // rounds
-        order = list(VARIANTS)
-        refused_before = delivery.rate_limited
+        # A fresh order every round (seeded: the same in every run), so that no variant
+        # always follows the same one.
+        shuffled = random.Random(ORDER_SEED)
+        refused_before, dropped_before = delivery.rate_limited, delivery.dropped
         gc.collect()
         gc.disable()
         # No forced hand-off of the GIL between the marks: how often the other threads
@@ -146,15 +156,16 @@ def child(scenario: str, n: int, rounds: int) -> None:
         switch = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
         marks: list[str] = []
-        for turn in range(rounds if block else 0):
-            for variant in order[turn % len(order) :] + order[: turn % len(order)]:
+        for _ in range(rounds if block else 0):
+            order = list(VARIANTS)
+            shuffled.shuffle(order)
+            for variant in order:
                 activate(clients[variant], processors, hooked.get(variant, (process_event,)))
                 delivery._bucket = refusing if variant == "refused" else ours
                 with sentry_sdk.scope.use_isolation_scope(scopes[variant]):
-                    marks.append("-")
+                    marks += ("-", variant)  # the labels of the next two marks
                     os.getppid()  # a block starts
                     capture(block)
-                    marks.append(variant)
                     os.getppid()  # ...and ends: its dump is this variant's
         sys.setswitchinterval(switch)
         gc.enable()
@@ -163,8 +174,10 @@ def child(scenario: str, n: int, rounds: int) -> None:
             client.flush(timeout=30)
         marks.append("-")
         os.getppid()  # their background work is done (the other threads' figure)
-        # Every error of the forwarding blocks is queued unless the bound refused some too.
-        forwarded = block * rounds if delivery.rate_limited - refused_before == block * rounds else 0
+        # Every error of the forwarding blocks is queued unless the bound (or a full queue)
+        # refused some of them too.
+        refused = delivery.rate_limited - refused_before + delivery.dropped - dropped_before
+        forwarded = block * rounds if refused == block * rounds else 0
         print(COUNTS + json.dumps({"forwarded": forwarded, "marks": marks}), flush=True)
     finally:
         vendors.close()
