@@ -673,7 +673,7 @@ def test_a_failing_lookup_of_the_request_never_reaches_the_app(
     failing: str,
 ) -> None:
     from sentry_flags import get_launchdarkly_context
-    from sentry_flags.flask import FLASK_REQUESTS
+    from sentry_flags.flask import _FLASK_REQUESTS
 
     sentry_init(integrations=[FlaskIntegration(), FlagsIntegration(launchdarkly_client=ld_client)])
     app = make_app(lambda request: Context.create("from-request"))
@@ -689,7 +689,7 @@ def test_a_failing_lookup_of_the_request_never_reaches_the_app(
     def context() -> str:
         return repr(get_launchdarkly_context())
 
-    lookup = mocker.patch.object(type(FLASK_REQUESTS), failing, side_effect=RuntimeError("lookup failed"))
+    lookup = mocker.patch.object(type(_FLASK_REQUESTS), failing, side_effect=RuntimeError("lookup failed"))
     client = app.test_client()
     assert client.get("/boom/plain").status_code == 500  # the view's own error, nothing of ours
     assert client.get("/evaluated").status_code == 500

@@ -114,7 +114,7 @@ class FlagsExtension:
             raise TypeError(f"app must be a Flask application, got {type(app).__name__}")
         first = EXTENSION_KEY not in app.extensions
         app.extensions[EXTENSION_KEY] = self
-        add_ambient_source(FLASK_REQUESTS)
+        add_ambient_source(_FLASK_REQUESTS)
         if first:
             _load_user_before_capture(app)
 
@@ -154,20 +154,21 @@ class _FlaskRequests:
         return ContextSlot(extension._provider(owner), None)
 
 
-FLASK_REQUESTS = _FlaskRequests()
+_FLASK_REQUESTS = _FlaskRequests()
 EXTENSION_KEY = "sentry_flags"
+"""The key of ``app.extensions`` an app's `FlagsExtension` is kept under."""
 # Where a request keeps its anonymous key, so that all its errors share one LaunchDarkly
 # context: made by its first error, in the WSGI environ (per request, dead with it; a
 # namespaced key, as WSGI middleware add theirs). Not ``flask.g``: an app context pushed
 # around several requests (in tests, say) would share it.
-ANONYMOUS_KEY = "sentry_flags.anonymous_key"
+_ANONYMOUS_KEY = "sentry_flags.anonymous_key"
 
 
 def _anonymous_key(request: flask.Request) -> str:
     environ = request.environ
-    key = environ.get(ANONYMOUS_KEY)
+    key = environ.get(_ANONYMOUS_KEY)
     if not isinstance(key, str):
-        key = environ[ANONYMOUS_KEY] = uuid.uuid4().hex
+        key = environ[_ANONYMOUS_KEY] = uuid.uuid4().hex
     return key
 
 
