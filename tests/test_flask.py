@@ -702,3 +702,40 @@ def test_a_failing_lookup_of_the_request_never_reaches_the_app(
     assert ld_context_of(events["boom evaluated"]) == {"kind": "user", "key": "evaluated"}
     flags = events["boom evaluated"]["contexts"]["flags"]["values"]
     assert flags == [{"flag": "some-flag", "result": False}, {"flag": "other-flag", "result": False}]
+
+
+@pytest.mark.parametrize("stored", ["nothing", "set-by-hand", "evaluated"])
+def test_a_copied_request_context_keeps_what_the_request_stored(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any, stored: str
+) -> None:
+    # flask.copy_current_request_context: another request context around the same request,
+    # pushed in a thread. What the view stored is the request's, there too.
+    from sentry_flags import get_launchdarkly_context
+
+    sentry_init(integrations=[FlaskIntegration(), FlagsIntegration(launchdarkly_client=ld_client)])
+    app = make_app(lambda request: Context.create("from-request"))
+    seen: list[Optional[str]] = []
+
+    @app.route("/background")
+    def background() -> str:
+        if stored == "set-by-hand":
+            set_launchdarkly_context(Context.create("stored"))
+        elif stored == "evaluated":
+            ld_client.variation("some-flag", Context.create("evaluated"), False)
+
+        @flask.copy_current_request_context
+        def work() -> None:
+            found = get_launchdarkly_context()
+            seen.append(None if found is None else found.key)
+            raise_and_capture("in the thread")
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join(timeout=10)
+        return "ok"
+
+    assert app.test_client().get("/background").text == "ok"
+
+    expected = {"nothing": "from-request", "set-by-hand": "stored", "evaluated": "evaluated"}[stored]
+    assert seen == [expected]
+    assert ld_context_of(only_event(sentry_receiver)) == {"kind": "user", "key": expected}

@@ -325,9 +325,10 @@ class AmbientSource(Protocol):
     """
 
     def owner(self) -> Any:
-        """The unit of work running on this thread (a Flask request context), or None.
+        """The unit of work running on this thread (a Flask request), or None.
 
-        It must be weakly referenceable, and the same object for the whole unit of work.
+        It must be weakly referenceable, and the same object for the whole unit of work,
+        wherever it runs: a Flask request is, in every copy of its request context.
         """
 
     def slot(self, owner: Any) -> Optional[ContextSlot]:

@@ -138,6 +138,10 @@ class _FlaskRequests:
 
     Asked while an error is captured, on the capturing thread: the running request, if its
     app has a `FlagsExtension`.
+
+    The unit of work is the request object, not its request context: a copy of the context
+    (``flask.copy_current_request_context``, pushed in a thread or a greenlet) is another
+    object around the same request, and what the view stored must count there too.
     """
 
     __slots__ = ()
@@ -145,13 +149,18 @@ class _FlaskRequests:
     def owner(self) -> Any:
         if not flask.has_request_context():
             return None
-        return _unproxied(flask.globals.request_ctx)
+        return _unproxied(flask.request)
 
     def slot(self, owner: Any) -> Optional[ContextSlot]:
-        extension = owner.app.extensions.get(EXTENSION_KEY)
+        # The request context pushed now (on the capturing thread, just after ``owner()``):
+        # its app, ``g`` and session, for the request ``owner``.
+        ctx = _unproxied(flask.globals.request_ctx)
+        if ctx.request is not owner:
+            return None
+        extension = ctx.app.extensions.get(EXTENSION_KEY)
         if not isinstance(extension, FlagsExtension):
             return None  # an app without the extension: nothing of ours in its requests
-        return ContextSlot(extension._provider(owner), None)
+        return ContextSlot(extension._provider(ctx), None)
 
 
 _FLASK_REQUESTS = _FlaskRequests()
