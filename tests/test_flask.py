@@ -739,3 +739,30 @@ def test_a_copied_request_context_keeps_what_the_request_stored(
     expected = {"nothing": "from-request", "set-by-hand": "stored", "evaluated": "evaluated"}[stored]
     assert seen == [expected]
     assert ld_context_of(only_event(sentry_receiver)) == {"kind": "user", "key": expected}
+
+
+def test_without_per_request_scopes_each_request_keeps_the_context_it_evaluated(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any
+) -> None:
+    # No FlaskIntegration: every request on this thread shares one isolation scope, and the
+    # slot the first request stored for a Context is still there when the second evaluates it.
+    sentry_init(
+        auto_enabling_integrations=False, integrations=[FlagsIntegration(launchdarkly_client=ld_client)]
+    )
+    app = flask.Flask("shared_scope_app")
+    FlagsExtension(app, context_from_request=lambda request: Context.create("from-request"))
+    shared = Context.create("evaluated")
+
+    @app.route("/capture/<name>")
+    def capture(name: str) -> str:
+        ld_client.variation("some-flag", shared, False)
+        raise_and_capture(f"capture {name}")
+        return "ok"
+
+    client = app.test_client()
+    for name in ("first", "second", "third"):
+        assert client.get(f"/capture/{name}").text == "ok"
+
+    events = by_summary(received(sentry_receiver, 3))
+    for name in ("first", "second", "third"):
+        assert ld_context_of(events[f"capture {name}"]) == {"kind": "user", "key": "evaluated"}, name
