@@ -766,3 +766,54 @@ def test_without_per_request_scopes_each_request_keeps_the_context_it_evaluated(
     events = by_summary(received(sentry_receiver, 3))
     for name in ("first", "second", "third"):
         assert ld_context_of(events[f"capture {name}"]) == {"kind": "user", "key": "evaluated"}, name
+
+
+def test_threads_of_one_request_share_its_anonymous_key(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    # Two threads of one request (copy_current_request_context) capture at once: both find
+    # the request without a key and make one; the request keeps one key for both.
+    from sentry_flags.flask import _ANONYMOUS_KEY
+
+    sentry_init(integrations=[FlaskIntegration(), FlagsIntegration()])
+    app = make_app()
+    both_looked = threading.Barrier(2)
+    looking = threading.Lock()
+    looked: list[str] = []
+
+    class Environ(dict):  # type: ignore[type-arg]
+        """The WSGI environ, as an outer middleware may hand it on: the first two look-ups of
+        the anonymous key wait for each other, as two threads may interleave."""
+
+        def get(self, key: Any, default: Any = None) -> Any:
+            found = super().get(key, default)
+            if key == _ANONYMOUS_KEY:
+                with looking:
+                    looked.append(key)
+                    wait = len(looked) <= 2
+                if wait:
+                    both_looked.wait(timeout=10)
+            return found
+
+    wsgi_app = app.wsgi_app
+    app.wsgi_app = lambda environ, start_response: wsgi_app(Environ(environ), start_response)  # type: ignore[method-assign]
+
+    @app.route("/threads")
+    def threads() -> str:
+        @flask.copy_current_request_context
+        def work(i: int) -> None:
+            raise_and_capture(f"thread {i}")
+
+        started = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+        for thread in started:
+            thread.start()
+        for thread in started:
+            thread.join(timeout=20)
+        return "ok"
+
+    assert app.test_client().get("/threads").text == "ok"
+
+    events = by_summary(received(sentry_receiver, 2))
+    first, second = (ld_context_of(events[f"thread {i}"]) for i in range(2))
+    assert first["anonymous"] is True
+    assert first["key"] == second["key"]

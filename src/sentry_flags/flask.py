@@ -176,8 +176,14 @@ _ANONYMOUS_KEY = "sentry_flags.anonymous_key"
 def _anonymous_key(request: flask.Request) -> str:
     environ = request.environ
     key = environ.get(_ANONYMOUS_KEY)
-    if not isinstance(key, str):
-        key = environ[_ANONYMOUS_KEY] = uuid.uuid4().hex
+    if isinstance(key, str):
+        return key
+    # Two threads of one request (copy_current_request_context) may both get here: the
+    # first setdefault wins, and both use its key.
+    fresh = uuid.uuid4().hex
+    key = environ.setdefault(_ANONYMOUS_KEY, fresh)
+    if not isinstance(key, str):  # something else under our key: ours replaces it
+        key = environ[_ANONYMOUS_KEY] = fresh
     return key
 
 
