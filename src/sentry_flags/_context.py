@@ -14,6 +14,7 @@ isolation scope from the thread or process that started it) does not (`capture_s
 
 from __future__ import annotations
 
+import enum
 import logging
 import weakref
 from collections.abc import Iterable, Mapping
@@ -360,9 +361,13 @@ def _ambient_owner() -> Any:
     return None
 
 
+class _Every(enum.Enum):
+    UNIT = "every unit"  # the owner of a Celery task's context: see set_task_context
+
+
 # A slot's ``_owner``: None (stored outside any unit of work), a weak reference to the unit,
-# or the id of a unit that cannot be referred to weakly.
-OwnerRef = Union[None, "weakref.ref[Any]", int]
+# the id of a unit that cannot be referred to weakly, or every unit.
+OwnerRef = Union[None, "weakref.ref[Any]", int, _Every]
 
 
 def _owner_ref() -> OwnerRef:
@@ -388,6 +393,8 @@ def _same_owner(ref: OwnerRef, owner: Any) -> bool:
     """
     if ref is None:
         return owner is None
+    if ref is _Every.UNIT:
+        return True
     if isinstance(ref, int):
         return owner is not None and id(owner) == ref
     return ref() is owner
@@ -451,6 +458,21 @@ def set_launchdarkly_context(context: Union[Context, ContextProvider, None]) -> 
         isolation_contexts()[CONTEXT_KEY] = ContextSlot(_no_context if context is None else context, None)
     except Exception:
         logger.debug("could not store the LaunchDarkly context", exc_info=True)
+
+
+def set_task_context(context: Optional[Context]) -> None:
+    """`set_launchdarkly_context`, for the context a Celery task was sent with (``None``:
+    none), restored before the task runs: it is the task's own in every unit of work the
+    task runs, so a Flask request context the task pushes keeps it rather than getting the
+    extension's (a context stored after the push still wins). The Celery glue takes it off
+    the scope when the task ends. Never raises.
+    """
+    try:
+        slot = ContextSlot(_no_context if context is None else context, None)
+        slot._owner = _Every.UNIT
+        isolation_contexts()[CONTEXT_KEY] = slot
+    except Exception:
+        logger.debug("could not store the LaunchDarkly context of a task", exc_info=True)
 
 
 def get_launchdarkly_context() -> Optional[Context]:
