@@ -67,6 +67,24 @@ def report(name: str) -> None:
     sentry_sdk.capture_message(f"task report {name}")
 
 
+@app.task(name="sentry_flags_tests.in_a_request_context")
+def in_a_request_context(name: str) -> None:
+    # A task that pushes a Flask request context (for url_for, say) of an app with the
+    # extension, which builds "from-request" for it.
+    import flask
+
+    from sentry_flags.flask import FlagsExtension
+
+    web = flask.Flask("task_web")
+    FlagsExtension(web, context_from_request=lambda request: member("from-request"))
+    with web.test_request_context("/"):
+        if name == "stored-in-the-request":
+            set_launchdarkly_context(member("stored-in-the-request"))
+        context = get_launchdarkly_context()
+        recorder.seen.append(None if context is None else context.to_dict())
+        sentry_sdk.capture_message(f"task report {name}")
+
+
 @pytest.fixture
 def connected() -> Iterator[None]:
     flags_celery.connect()
@@ -250,6 +268,28 @@ def test_a_task_sent_from_a_flask_request_carries_the_requests_context(
     assert web.test_client().get("/send?user=u-web").text == "sent"
     run(record)  # outside the request: nothing
     assert worker.seen == [{"kind": "user", "key": "u-web"}, None]
+
+
+@pytest.mark.parametrize("sent", ["sent-with-a-context", "sent-without", "stored-in-the-request"])
+def test_a_request_context_the_task_pushes_keeps_the_task_s_context(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, worker: Recorder, sent: str
+) -> None:
+    pytest.importorskip("flask")
+    from sentry_sdk.integrations.celery import CeleryIntegration
+
+    sentry_init(integrations=[CeleryIntegration(), FlagsIntegration()])
+    if sent != "sent-without":
+        set_launchdarkly_context(member("u-sender"))
+    run(in_a_request_context, sent)
+
+    expected = {
+        "sent-with-a-context": {"kind": "user", "key": "u-sender"},
+        "sent-without": None,  # none, as in the task itself: not the one the extension builds
+        "stored-in-the-request": {"kind": "user", "key": "stored-in-the-request"},
+    }[sent]
+    assert worker.seen == [expected]
+    (event,) = wait_for(lambda: sentry_receiver.events, timeout=TIMEOUT)
+    assert event["contexts"].get(CONTEXT) == expected
 
 
 def test_a_task_sent_without_a_context_does_not_see_the_previous_task_s(

@@ -6,8 +6,11 @@ every assertion is on what arrived over the wire.
 
 from __future__ import annotations
 
+import contextvars
 import json
-from typing import Any, Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -33,7 +36,8 @@ from helpers import (
     wait_for_transactions,
 )
 from receivers import SentryReceiver
-from sentry_flags import FlagsIntegration, get_launchdarkly_context, set_launchdarkly_context
+from sentry_flags import FlagsIntegration, _context, get_launchdarkly_context, set_launchdarkly_context
+from sentry_flags._context import ContextSlot
 from sentry_flags.launchdarkly import SentryFlagsPlugin
 
 FLAG = "checkout-v2"
@@ -663,3 +667,101 @@ def test_failing_provider_attaches_no_launchdarkly_context_key(
     raise_and_capture("boom")
 
     assert LD_KEY not in only_event(sentry_receiver).get("contexts", {})
+
+
+# -- ambient units of work (the Flask extension's requests): whose a stored context is -------------
+
+
+class Unit:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class UnreferencedUnit:
+    """A unit of work that cannot be referred to weakly (no ``__weakref__``)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class Units:
+    """An ambient source, as the Flask extension's: the unit of work running in this context."""
+
+    def __init__(self) -> None:
+        self.running: contextvars.ContextVar[Any] = contextvars.ContextVar("unit", default=None)
+
+    def owner(self) -> Any:
+        return self.running.get()
+
+    def slot(self, owner: Any) -> Optional[ContextSlot]:
+        return ContextSlot(Context.create(f"own-{owner.name}"), None)
+
+    @contextmanager
+    def run(self, unit: Any) -> Iterator[None]:
+        token = self.running.set(unit)
+        try:
+            yield
+        finally:
+            self.running.reset(token)
+
+
+@pytest.fixture
+def units() -> Iterator[Units]:
+    source = Units()
+    _context.add_ambient_source(source)
+    yield source
+    with _context._ambient_lock:
+        _context.AMBIENT.remove(source)
+
+
+def test_a_slot_is_kept_only_by_the_unit_of_work_it_was_stored_in(units: Units) -> None:
+    # Without per-request isolation scopes, units of work on a thread share one scope: a
+    # slot stored in one must not be taken for the next one's.
+    a, b = Unit("a"), Unit("b")
+    context = Context.create("evaluated")
+
+    def kept(slot: ContextSlot) -> tuple[bool, bool]:
+        return slot.reusable(), slot.holds(context, None)
+
+    with units.run(a):
+        in_a = ContextSlot(context, None)
+        seen = {"in a, in a": kept(in_a)}
+    with units.run(b):
+        seen["in a, in b"] = kept(in_a)
+    seen["in a, outside"] = kept(in_a)
+    outside = ContextSlot(context, None)
+    seen["outside, outside"] = kept(outside)
+    with units.run(a):
+        seen["outside, in a"] = kept(outside)
+        seen["in a, in a again"] = kept(in_a)
+        assert not in_a.holds(context, _context.ALL_PRIVATE)  # another client's evaluation
+
+    assert seen == {
+        "in a, in a": (True, True),
+        "in a, in b": (False, False),
+        "in a, outside": (False, False),
+        "outside, outside": (True, True),
+        "outside, in a": (False, False),
+        "in a, in a again": (True, True),
+    }
+
+
+def test_a_context_stored_in_a_unit_that_cannot_be_referred_to_weakly_is_still_its_own(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, units: Units
+) -> None:
+    sentry_init(integrations=[FlagsIntegration()])
+    a, b = UnreferencedUnit("a"), UnreferencedUnit("b")
+    with units.run(a):
+        set_launchdarkly_context(Context.create("stored"))
+        assert get_launchdarkly_context().key == "stored"  # type: ignore[union-attr]
+        raise_and_capture("in a")
+        stored = _context.current_slot()
+        assert stored is not None
+        assert stored.reusable()
+    with units.run(b):  # another unit sharing the scope: its own context
+        assert get_launchdarkly_context().key == "own-b"  # type: ignore[union-attr]
+        assert not stored.reusable()
+
+    assert ld_context_of(only_event(sentry_receiver)) == {"kind": "user", "key": "stored"}

@@ -673,7 +673,7 @@ def test_a_failing_lookup_of_the_request_never_reaches_the_app(
     failing: str,
 ) -> None:
     from sentry_flags import get_launchdarkly_context
-    from sentry_flags.flask import FLASK_REQUESTS
+    from sentry_flags.flask import _FLASK_REQUESTS
 
     sentry_init(integrations=[FlaskIntegration(), FlagsIntegration(launchdarkly_client=ld_client)])
     app = make_app(lambda request: Context.create("from-request"))
@@ -689,7 +689,7 @@ def test_a_failing_lookup_of_the_request_never_reaches_the_app(
     def context() -> str:
         return repr(get_launchdarkly_context())
 
-    lookup = mocker.patch.object(type(FLASK_REQUESTS), failing, side_effect=RuntimeError("lookup failed"))
+    lookup = mocker.patch.object(type(_FLASK_REQUESTS), failing, side_effect=RuntimeError("lookup failed"))
     client = app.test_client()
     assert client.get("/boom/plain").status_code == 500  # the view's own error, nothing of ours
     assert client.get("/evaluated").status_code == 500
@@ -702,3 +702,118 @@ def test_a_failing_lookup_of_the_request_never_reaches_the_app(
     assert ld_context_of(events["boom evaluated"]) == {"kind": "user", "key": "evaluated"}
     flags = events["boom evaluated"]["contexts"]["flags"]["values"]
     assert flags == [{"flag": "some-flag", "result": False}, {"flag": "other-flag", "result": False}]
+
+
+@pytest.mark.parametrize("stored", ["nothing", "set-by-hand", "evaluated"])
+def test_a_copied_request_context_keeps_what_the_request_stored(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any, stored: str
+) -> None:
+    # flask.copy_current_request_context: another request context around the same request,
+    # pushed in a thread. What the view stored is the request's, there too.
+    from sentry_flags import get_launchdarkly_context
+
+    sentry_init(integrations=[FlaskIntegration(), FlagsIntegration(launchdarkly_client=ld_client)])
+    app = make_app(lambda request: Context.create("from-request"))
+    seen: list[Optional[str]] = []
+
+    @app.route("/background")
+    def background() -> str:
+        if stored == "set-by-hand":
+            set_launchdarkly_context(Context.create("stored"))
+        elif stored == "evaluated":
+            ld_client.variation("some-flag", Context.create("evaluated"), False)
+
+        @flask.copy_current_request_context
+        def work() -> None:
+            found = get_launchdarkly_context()
+            seen.append(None if found is None else found.key)
+            raise_and_capture("in the thread")
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join(timeout=10)
+        return "ok"
+
+    assert app.test_client().get("/background").text == "ok"
+
+    expected = {"nothing": "from-request", "set-by-hand": "stored", "evaluated": "evaluated"}[stored]
+    assert seen == [expected]
+    assert ld_context_of(only_event(sentry_receiver)) == {"kind": "user", "key": expected}
+
+
+def test_without_per_request_scopes_each_request_keeps_the_context_it_evaluated(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver, ld_client: Any
+) -> None:
+    # No FlaskIntegration: every request on this thread shares one isolation scope, and the
+    # slot the first request stored for a Context is still there when the second evaluates it.
+    sentry_init(
+        auto_enabling_integrations=False, integrations=[FlagsIntegration(launchdarkly_client=ld_client)]
+    )
+    app = flask.Flask("shared_scope_app")
+    FlagsExtension(app, context_from_request=lambda request: Context.create("from-request"))
+    shared = Context.create("evaluated")
+
+    @app.route("/capture/<name>")
+    def capture(name: str) -> str:
+        ld_client.variation("some-flag", shared, False)
+        raise_and_capture(f"capture {name}")
+        return "ok"
+
+    client = app.test_client()
+    for name in ("first", "second", "third"):
+        assert client.get(f"/capture/{name}").text == "ok"
+
+    events = by_summary(received(sentry_receiver, 3))
+    for name in ("first", "second", "third"):
+        assert ld_context_of(events[f"capture {name}"]) == {"kind": "user", "key": "evaluated"}, name
+
+
+def test_threads_of_one_request_share_its_anonymous_key(
+    sentry_init: Callable[..., Any], sentry_receiver: SentryReceiver
+) -> None:
+    # Two threads of one request (copy_current_request_context) capture at once: both find
+    # the request without a key and make one; the request keeps one key for both.
+    from sentry_flags.flask import _ANONYMOUS_KEY
+
+    sentry_init(integrations=[FlaskIntegration(), FlagsIntegration()])
+    app = make_app()
+    both_looked = threading.Barrier(2)
+    looking = threading.Lock()
+    looked: list[str] = []
+
+    class Environ(dict):  # type: ignore[type-arg]
+        """The WSGI environ, as an outer middleware may hand it on: the first two look-ups of
+        the anonymous key wait for each other, as two threads may interleave."""
+
+        def get(self, key: Any, default: Any = None) -> Any:
+            found = super().get(key, default)
+            if key == _ANONYMOUS_KEY:
+                with looking:
+                    looked.append(key)
+                    wait = len(looked) <= 2
+                if wait:
+                    both_looked.wait(timeout=10)
+            return found
+
+    wsgi_app = app.wsgi_app
+    app.wsgi_app = lambda environ, start_response: wsgi_app(Environ(environ), start_response)  # type: ignore[method-assign]
+
+    @app.route("/threads")
+    def threads() -> str:
+        @flask.copy_current_request_context
+        def work(i: int) -> None:
+            raise_and_capture(f"thread {i}")
+
+        started = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+        for thread in started:
+            thread.start()
+        for thread in started:
+            thread.join(timeout=20)
+        return "ok"
+
+    assert app.test_client().get("/threads").text == "ok"
+
+    events = by_summary(received(sentry_receiver, 2))
+    first, second = (ld_context_of(events[f"thread {i}"]) for i in range(2))
+    assert first["anonymous"] is True
+    assert first["key"] == second["key"]

@@ -14,6 +14,7 @@ isolation scope from the thread or process that started it) does not (`capture_s
 
 from __future__ import annotations
 
+import enum
 import logging
 import weakref
 from collections.abc import Iterable, Mapping
@@ -272,23 +273,23 @@ class ContextSlot(dict[str, Any]):
         return (
             self._source is source
             and self.redaction is redaction
-            and (self._owner is not None or not AMBIENT or _ambient_owner() is None)
+            and (not AMBIENT or _same_owner(self._owner, _ambient_owner()))
         )
 
     def reusable(self) -> bool:
         """Whether an evaluation running now may keep this slot rather than store a new one.
 
-        Not while an ambient unit of work runs that this slot was stored outside of: the
-        unit's own context wins over such a slot when an error is captured, and the
-        evaluation's context must win over that. One check when no ambient source exists,
-        and for a slot stored in one.
+        Only in the ambient unit of work it was stored in, or outside any if it was stored
+        outside any: a slot of another unit (one that shared this scope, without per-request
+        isolation scopes) or stored outside the running one loses to the unit's own context
+        when an error is captured, and the evaluation's context must win over that. One
+        truth test when no ambient source exists.
         """
-        return self._owner is not None or not AMBIENT or _ambient_owner() is None
+        return not AMBIENT or _same_owner(self._owner, _ambient_owner())
 
     def owned_by(self, owner: Any) -> bool:
         """Whether this slot was stored while ``owner`` (an ambient unit of work) ran."""
-        ref = self._owner
-        return ref is not None and ref() is owner
+        return owner is not None and _same_owner(self._owner, owner)
 
     @property
     def lazy(self) -> bool:
@@ -325,9 +326,10 @@ class AmbientSource(Protocol):
     """
 
     def owner(self) -> Any:
-        """The unit of work running on this thread (a Flask request context), or None.
+        """The unit of work running on this thread (a Flask request), or None.
 
-        It must be weakly referenceable, and the same object for the whole unit of work.
+        It must be weakly referenceable, and the same object for the whole unit of work,
+        wherever it runs: a Flask request is, in every copy of its request context.
         """
 
     def slot(self, owner: Any) -> Optional[ContextSlot]:
@@ -359,15 +361,43 @@ def _ambient_owner() -> Any:
     return None
 
 
-def _owner_ref() -> Optional[weakref.ref[Any]]:
+class _Every(enum.Enum):
+    UNIT = "every unit"  # the owner of a Celery task's context: see set_task_context
+
+
+# A slot's ``_owner``: None (stored outside any unit of work), a weak reference to the unit,
+# the id of a unit that cannot be referred to weakly, or every unit.
+OwnerRef = Union[None, "weakref.ref[Any]", int, _Every]
+
+
+def _owner_ref() -> OwnerRef:
     owner = _ambient_owner()
     if owner is None:
         return None
     try:
         return weakref.ref(owner)
-    except TypeError:  # then the slot counts as stored outside: the unit's own context wins
+    except TypeError:
+        # A source whose units cannot be referred to weakly (AmbientSource.owner says they
+        # must): its id, which keeps nothing alive, so that what the unit stored is still its
+        # own (rather than counting as stored outside it, and losing to its own context).
+        # Once that unit is gone, another given the same id would take the slot for its own
+        # too: only where both share this isolation scope (no per-request scopes).
         logger.debug("cannot refer weakly to %s", type(owner).__name__)
-        return None
+        return id(owner)
+
+
+def _same_owner(ref: OwnerRef, owner: Any) -> bool:
+    """Whether ``ref`` (a slot's ``_owner``) stands for ``owner`` (None: no unit of work).
+
+    A unit that is gone stands for none: it cannot run again.
+    """
+    if ref is None:
+        return owner is None
+    if ref is _Every.UNIT:
+        return True
+    if isinstance(ref, int):
+        return owner is not None and id(owner) == ref
+    return ref() is owner
 
 
 def capture_slot(slot: Optional[ContextSlot]) -> Optional[ContextSlot]:
@@ -428,6 +458,21 @@ def set_launchdarkly_context(context: Union[Context, ContextProvider, None]) -> 
         isolation_contexts()[CONTEXT_KEY] = ContextSlot(_no_context if context is None else context, None)
     except Exception:
         logger.debug("could not store the LaunchDarkly context", exc_info=True)
+
+
+def set_task_context(context: Optional[Context]) -> None:
+    """`set_launchdarkly_context`, for the context a Celery task was sent with (``None``:
+    none), restored before the task runs: it is the task's own in every unit of work the
+    task runs, so a Flask request context the task pushes keeps it rather than getting the
+    extension's (a context stored after the push still wins). The Celery glue takes it off
+    the scope when the task ends. Never raises.
+    """
+    try:
+        slot = ContextSlot(_no_context if context is None else context, None)
+        slot._owner = _Every.UNIT
+        isolation_contexts()[CONTEXT_KEY] = slot
+    except Exception:
+        logger.debug("could not store the LaunchDarkly context of a task", exc_info=True)
 
 
 def get_launchdarkly_context() -> Optional[Context]:

@@ -4,8 +4,9 @@
     sentry_flags.celery.connect()        # in the code that both producer and worker import
 
 ``before_task_publish`` puts the context into the task message's headers; ``task_prerun``
-restores it for the task, ``task_postrun`` puts back what was there before (a worker
-thread, or the caller of an eager task, keeps its own).
+restores it for the task (a Flask request context the task pushes keeps it),
+``task_postrun`` puts back what was there before (a worker thread, or the caller of an
+eager task, keeps its own).
 
 What travels through the broker is the context as Sentry shows it (``launchdarklyContext``):
 private attributes are left out, and so are names and emails when the app does not allow
@@ -29,7 +30,7 @@ from sentry_flags._context import (
     any_client_redaction,
     current_slot,
     redact,
-    set_launchdarkly_context,
+    set_task_context,
 )
 from sentry_flags._fork import ForkSafeLock
 from sentry_flags._integration import FlagsIntegration
@@ -167,8 +168,9 @@ def _task_prerun(task_id: Optional[str] = None, task: Any = None, **kwargs: Any)
         scope = sentry_sdk.get_isolation_scope()
         with _state_lock:
             _previous[task_id] = (scope, scope_contexts(scope).get(CONTEXT_KEY, _MISSING))
-        # A task sent without a context gets none, not the last task's.
-        set_launchdarkly_context(context)
+        # A task sent without a context gets none, not the last task's; a Flask request
+        # context the task pushes keeps it too.
+        set_task_context(context)
     except Exception:
         logger.debug("could not restore the LaunchDarkly context of a task", exc_info=True)
 

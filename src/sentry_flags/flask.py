@@ -114,7 +114,7 @@ class FlagsExtension:
             raise TypeError(f"app must be a Flask application, got {type(app).__name__}")
         first = EXTENSION_KEY not in app.extensions
         app.extensions[EXTENSION_KEY] = self
-        add_ambient_source(FLASK_REQUESTS)
+        add_ambient_source(_FLASK_REQUESTS)
         if first:
             _load_user_before_capture(app)
 
@@ -138,6 +138,10 @@ class _FlaskRequests:
 
     Asked while an error is captured, on the capturing thread: the running request, if its
     app has a `FlagsExtension`.
+
+    The unit of work is the request object, not its request context: a copy of the context
+    (``flask.copy_current_request_context``, pushed in a thread or a greenlet) is another
+    object around the same request, and what the view stored must count there too.
     """
 
     __slots__ = ()
@@ -145,29 +149,41 @@ class _FlaskRequests:
     def owner(self) -> Any:
         if not flask.has_request_context():
             return None
-        return _unproxied(flask.globals.request_ctx)
+        return _unproxied(flask.request)
 
     def slot(self, owner: Any) -> Optional[ContextSlot]:
-        extension = owner.app.extensions.get(EXTENSION_KEY)
+        # The request context pushed now (on the capturing thread, just after ``owner()``):
+        # its app, ``g`` and session, for the request ``owner``.
+        ctx = _unproxied(flask.globals.request_ctx)
+        if ctx.request is not owner:
+            return None
+        extension = ctx.app.extensions.get(EXTENSION_KEY)
         if not isinstance(extension, FlagsExtension):
             return None  # an app without the extension: nothing of ours in its requests
-        return ContextSlot(extension._provider(owner), None)
+        return ContextSlot(extension._provider(ctx), None)
 
 
-FLASK_REQUESTS = _FlaskRequests()
+_FLASK_REQUESTS = _FlaskRequests()
 EXTENSION_KEY = "sentry_flags"
+"""The key of ``app.extensions`` an app's `FlagsExtension` is kept under."""
 # Where a request keeps its anonymous key, so that all its errors share one LaunchDarkly
 # context: made by its first error, in the WSGI environ (per request, dead with it; a
 # namespaced key, as WSGI middleware add theirs). Not ``flask.g``: an app context pushed
 # around several requests (in tests, say) would share it.
-ANONYMOUS_KEY = "sentry_flags.anonymous_key"
+_ANONYMOUS_KEY = "sentry_flags.anonymous_key"
 
 
 def _anonymous_key(request: flask.Request) -> str:
     environ = request.environ
-    key = environ.get(ANONYMOUS_KEY)
-    if not isinstance(key, str):
-        key = environ[ANONYMOUS_KEY] = uuid.uuid4().hex
+    key = environ.get(_ANONYMOUS_KEY)
+    if isinstance(key, str):
+        return key
+    # Two threads of one request (copy_current_request_context) may both get here: the
+    # first setdefault wins, and both use its key.
+    fresh = uuid.uuid4().hex
+    key = environ.setdefault(_ANONYMOUS_KEY, fresh)
+    if not isinstance(key, str):  # something else under our key: ours replaces it
+        key = environ[_ANONYMOUS_KEY] = fresh
     return key
 
 
