@@ -140,7 +140,10 @@ class Filters:
                 url = None
             elif request.__class__ is dict:
                 url = request.get("url")
-                url = url if isinstance(url, str) and url else None  # as request_url reads it
+                if url.__class__ is str or url is None:
+                    url = url or None  # as request_url reads it
+                else:
+                    verdicts = None  # a str subclass, whose reading may fail: the long way
             else:
                 verdicts = None  # another Mapping, whose reading may fail: the long way
             if verdicts is None:

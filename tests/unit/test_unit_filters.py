@@ -450,6 +450,30 @@ def test_a_last_frame_without_texts_is_not_taken_for_the_raising_one() -> None:
     assert filters.drop(event) == "allow_urls"
 
 
+def test_a_url_whose_truth_fails_is_read_the_long_way() -> None:
+    # The long way reads the URL under its guard, logs, and still marks in_app frames; the
+    # short cut, with the raising frame remembered, must not raise instead (found in review).
+    frame = {"abs_path": "/srv/app/v.py", "filename": "app/v.py", "module": "app.v"}
+
+    def event(request: Any = None) -> dict[str, Any]:
+        single = {"type": "E", "value": "v", "stacktrace": {"frames": [dict(frame)]}}
+        out: dict[str, Any] = {"exception": {"values": [single]}}
+        if request is not None:
+            out["request"] = request
+        return out
+
+    def filters() -> Filters:
+        return Filters(deny=MATCHERS["deny"], include=IncludePaths(MATCHERS["include"]))
+
+    warm = filters()
+    assert warm.drop(event()) is None  # the frame's verdicts are remembered
+    faulty = event({"url": Faulty("https://ok.example/")})
+    long_way = copy.deepcopy(faulty)
+    assert warm.drop(faulty) == filters()._drop_any(long_way)
+    assert faulty == long_way
+    assert faulty["exception"]["values"][0]["stacktrace"]["frames"][0]["in_app"] is True
+
+
 # -- the short cut against the long way, on events one step from sentry-sdk's shape ---------
 
 
@@ -476,6 +500,13 @@ class RaisingRequest(Mapping[str, Any]):
         return self  # read by neither copy
 
 
+class Faulty(str):
+    """A str subclass whose truth cannot be told."""
+
+    def __len__(self) -> int:
+        raise RuntimeError("no")
+
+
 odd_texts = st.one_of(texts, texts, st.none(), texts.map(Shouting), st.just(["a"]))
 odd_paths = st.one_of(paths, paths, st.none(), paths.map(Shouting), st.just(["a"]))
 odd_frames = st.fixed_dictionaries(
@@ -499,7 +530,9 @@ single_events = st.fixed_dictionaries(
     },
     optional={
         "request": st.one_of(
-            st.none(), st.fixed_dictionaries({}, optional={"url": odd_texts}), st.builds(RaisingRequest)
+            st.none(),
+            st.fixed_dictionaries({}, optional={"url": st.one_of(odd_texts, texts.map(Faulty))}),
+            st.builds(RaisingRequest),
         )
     },
 )
