@@ -8,6 +8,7 @@ tests skip.
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Iterator
 from typing import Any, Callable, Optional
@@ -83,6 +84,35 @@ def in_a_request_context(name: str) -> None:
         context = get_launchdarkly_context()
         recorder.seen.append(None if context is None else context.to_dict())
         sentry_sdk.capture_message(f"task report {name}")
+
+
+# A helper thread a task starts and leaves running: it serves requests of a Flask app with
+# the extension (which builds "from-request"), one per job, and answers with their context.
+helper_jobs: queue.Queue[Optional[str]] = queue.Queue()
+helper_answers: queue.Queue[Optional[str]] = queue.Queue()
+helper_threads: list[threading.Thread] = []
+
+
+def _serve_requests() -> None:
+    import flask
+
+    from sentry_flags.flask import FlagsExtension
+
+    web = flask.Flask("helper_web")
+    FlagsExtension(web, context_from_request=lambda request: member("from-request"))
+    while helper_jobs.get() is not None:
+        with web.test_request_context("/"):
+            context = get_launchdarkly_context()
+            helper_answers.put(None if context is None else context.key)
+
+
+@app.task(name="sentry_flags_tests.start_a_helper_thread")
+def start_a_helper_thread() -> None:
+    thread = threading.Thread(target=_serve_requests, daemon=True)
+    helper_threads.append(thread)
+    thread.start()
+    helper_jobs.put("during the task")
+    recorder.seen.append({"during the task": helper_answers.get(timeout=TIMEOUT)})
 
 
 @pytest.fixture
@@ -290,6 +320,32 @@ def test_a_request_context_the_task_pushes_keeps_the_task_s_context(
     assert worker.seen == [expected]
     (event,) = wait_for(lambda: sentry_receiver.events, timeout=TIMEOUT)
     assert event["contexts"].get(CONTEXT) == expected
+
+
+def test_a_thread_the_task_started_serves_later_requests_with_their_own_context(
+    sentry_init: Callable[..., Any], worker: Recorder
+) -> None:
+    # sentry-sdk's ThreadingIntegration gives the thread a copy of the task's scope, which
+    # it keeps after the task ends: while the task runs, a request context the thread pushes
+    # is the task's work; once it has ended, a request is the request's own.
+    pytest.importorskip("flask")
+    from sentry_sdk.integrations.celery import CeleryIntegration
+    from sentry_sdk.integrations.threading import ThreadingIntegration
+
+    sentry_init(
+        auto_enabling_integrations=False,
+        integrations=[CeleryIntegration(), ThreadingIntegration(propagate_scope=True), FlagsIntegration()],
+    )
+    set_launchdarkly_context(member("u-sender"))
+    run(start_a_helper_thread)
+    try:
+        helper_jobs.put("after the task")
+        after = helper_answers.get(timeout=TIMEOUT)
+    finally:
+        helper_jobs.put(None)
+        helper_threads.pop().join(TIMEOUT)
+    assert worker.seen == [{"during the task": "u-sender"}]
+    assert after == "from-request"
 
 
 def test_a_task_sent_without_a_context_does_not_see_the_previous_task_s(

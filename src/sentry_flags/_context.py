@@ -14,7 +14,6 @@ isolation scope from the thread or process that started it) does not (`capture_s
 
 from __future__ import annotations
 
-import enum
 import logging
 import weakref
 from collections.abc import Iterable, Mapping
@@ -361,13 +360,22 @@ def _ambient_owner() -> Any:
     return None
 
 
-class _Every(enum.Enum):
-    UNIT = "every unit"  # the owner of a Celery task's context: see set_task_context
+class TaskRun:
+    """The owner of a Celery task's restored context: every unit of work, while the task runs.
+
+    Ended when the task ends, from then on it owns none: a thread the task started keeps a
+    copy of the task's scope, and a request it serves later is not the task's.
+    """
+
+    __slots__ = ("running",)
+
+    def __init__(self) -> None:
+        self.running = True
 
 
 # A slot's ``_owner``: None (stored outside any unit of work), a weak reference to the unit,
-# the id of a unit that cannot be referred to weakly, or every unit.
-OwnerRef = Union[None, "weakref.ref[Any]", int, _Every]
+# the id of a unit that cannot be referred to weakly, or a task's run.
+OwnerRef = Union[None, "weakref.ref[Any]", int, TaskRun]
 
 
 def _owner_ref() -> OwnerRef:
@@ -393,8 +401,8 @@ def _same_owner(ref: OwnerRef, owner: Any) -> bool:
     """
     if ref is None:
         return owner is None
-    if ref is _Every.UNIT:
-        return True
+    if isinstance(ref, TaskRun):
+        return owner is None or ref.running
     if isinstance(ref, int):
         return owner is not None and id(owner) == ref
     return ref() is owner
@@ -460,19 +468,21 @@ def set_launchdarkly_context(context: Union[Context, ContextProvider, None]) -> 
         logger.debug("could not store the LaunchDarkly context", exc_info=True)
 
 
-def set_task_context(context: Optional[Context]) -> None:
+def set_task_context(context: Optional[Context]) -> Optional[TaskRun]:
     """`set_launchdarkly_context`, for the context a Celery task was sent with (``None``:
     none), restored before the task runs: it is the task's own in every unit of work the
     task runs, so a Flask request context the task pushes keeps it rather than getting the
     extension's (a context stored after the push still wins). The Celery glue takes it off
-    the scope when the task ends. Never raises.
+    the scope and ends the returned run when the task ends. Never raises (None instead).
     """
     try:
         slot = ContextSlot(_no_context if context is None else context, None)
-        slot._owner = _Every.UNIT
+        run = slot._owner = TaskRun()
         isolation_contexts()[CONTEXT_KEY] = slot
+        return run
     except Exception:
         logger.debug("could not store the LaunchDarkly context of a task", exc_info=True)
+        return None
 
 
 def get_launchdarkly_context() -> Optional[Context]:

@@ -27,6 +27,7 @@ import sentry_sdk
 from sentry_flags._context import (
     CONTEXT_KEY,
     NO_REDACTION,
+    TaskRun,
     any_client_redaction,
     current_slot,
     redact,
@@ -56,7 +57,8 @@ _MISSING = object()
 
 _state_lock = ForkSafeLock()
 _connected: Optional[bool] = None  # None: not connected; else the ``attributes`` option
-_previous: dict[str, tuple[Any, Any]] = {}  # task id -> (isolation scope, slot before the task)
+# task id -> (isolation scope, slot before the task, the task's run)
+_previous: dict[str, tuple[Any, Any, Optional[TaskRun]]] = {}
 
 
 def connect(*, attributes: bool = True) -> None:
@@ -166,11 +168,12 @@ def _task_prerun(task_id: Optional[str] = None, task: Any = None, **kwargs: Any)
             return  # an eager task runs in its caller's scope, context included
         context = _restore(_header(request))
         scope = sentry_sdk.get_isolation_scope()
-        with _state_lock:
-            _previous[task_id] = (scope, scope_contexts(scope).get(CONTEXT_KEY, _MISSING))
+        previous = scope_contexts(scope).get(CONTEXT_KEY, _MISSING)
         # A task sent without a context gets none, not the last task's; a Flask request
         # context the task pushes keeps it too.
-        set_task_context(context)
+        run = set_task_context(context)
+        with _state_lock:
+            _previous[task_id] = (scope, previous, run)
     except Exception:
         logger.debug("could not restore the LaunchDarkly context of a task", exc_info=True)
 
@@ -181,7 +184,9 @@ def _task_postrun(task_id: Optional[str] = None, **kwargs: Any) -> None:
             saved = _previous.pop(task_id, None) if task_id is not None else None
         if saved is None:
             return
-        scope, slot = saved
+        scope, slot, run = saved
+        if run is not None:  # the task's context is no longer its threads' requests'
+            run.running = False
         if slot is _MISSING:
             scope.remove_context(CONTEXT_KEY)
         else:

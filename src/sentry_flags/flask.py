@@ -140,7 +140,7 @@ class _FlaskRequests:
     app has a `FlagsExtension`.
 
     The unit of work is the request object, not its request context: a copy of the context
-    (``flask.copy_current_request_context``, pushed in a thread or a greenlet) is another
+    (``flask.copy_current_request_context``, pushed in another thread) is another
     object around the same request, and what the view stored must count there too.
     """
 
