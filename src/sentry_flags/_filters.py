@@ -143,7 +143,7 @@ class Filters:
                 if url.__class__ is str or url is None:
                     url = url or None  # as request_url reads it
                 else:
-                    verdicts = None  # a str subclass, whose reading may fail: the long way
+                    verdicts = None  # not a plain str (a subclass's reading may fail): the long way
             else:
                 verdicts = None  # another Mapping, whose reading may fail: the long way
             if verdicts is None:
